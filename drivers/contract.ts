@@ -1,0 +1,336 @@
+/**
+ * The driver contract: what every execution backend (native, docker, k8s, cloud
+ * machines, Fly Machines, QEMU and Apple VMs) implements so the runner can drive
+ * it without knowing which one it is.
+ *
+ * Design notes:
+ * - A driver instance belongs to exactly one run (`DriverContext.runId`) inside one
+ *   namespace. `close()` removes everything that run created except caches.
+ * - Starting is non-blocking: `startTask` resolves once the work has started and
+ *   output flows to the sink as it is produced (or at exit, for drivers without
+ *   live streaming). `wait()` resolves with the exit status.
+ * - Exit codes follow the shell convention: a process killed by signal N reports
+ *   `code = 128 + N` and `signal = N`, never 0.
+ * - "Could not run" (image missing, command not found, backend failure) is a
+ *   rejected promise carrying a {@link DriverError}; a non-zero exit is not an error.
+ *
+ * @module
+ */
+
+import type { DriverName } from "../dsn/types.ts";
+
+/** What a driver can honour. Using an unclaimed capability is a clear {@link UnsupportedError}. */
+export interface DriverCapabilities {
+  /** Output reaches the sink while the task runs (not only at exit). */
+  readonly liveStreaming: boolean;
+  /** stdout and stderr arrive as separate streams. */
+  readonly separateStderr: boolean;
+  /** A task or exec can be fed standard input. */
+  readonly stdin: boolean;
+  /** Long-lived sandboxes with exec. */
+  readonly sandboxes: boolean;
+  /** Tasks can run as another user. */
+  readonly user: boolean;
+  /** Tasks can run privileged. */
+  readonly privileged: boolean;
+  /** CPU and memory limits are enforced. */
+  readonly limits: boolean;
+  /** Caches survive across runs of the same namespace. */
+  readonly caches: boolean;
+  /** The task's `image` is honoured (false: commands run on the host or VM OS). */
+  readonly images: boolean;
+}
+
+/** The names of the capabilities, for messages and for iterating in the conformance suite. */
+export type CapabilityName = keyof DriverCapabilities;
+
+/** A request to create a run-scoped volume or a namespace-scoped cache. */
+export interface VolumeSpec {
+  /** The logical name the pipeline gave (`volume("src")`, `cache("npm")`). */
+  readonly name: string;
+  /** `volume` lives for the run; `cache` survives runs of the same namespace. */
+  readonly kind: "volume" | "cache";
+}
+
+/** A volume or cache the driver created. */
+export interface VolumeHandle {
+  /** The logical name the pipeline gave. */
+  readonly name: string;
+  /** Whether this is a run-scoped volume or a namespace-scoped cache. */
+  readonly kind: "volume" | "cache";
+  /** The driver's own identifier (a host path, a Docker volume name, ...). */
+  readonly id: string;
+}
+
+/** A volume mounted into a task at `path` (relative paths are relative to the working directory). */
+export interface Mount {
+  /** The volume to mount. */
+  readonly volume: VolumeHandle;
+  /** Where it appears in the task: relative to the working directory, or absolute. */
+  readonly path: string;
+}
+
+/** CPU and memory limits for a task. */
+export interface ResourceLimits {
+  /** CPU in cores; fractional values allowed. */
+  readonly cpu?: number;
+  /** Memory in bytes. */
+  readonly memoryBytes?: number;
+}
+
+/** Image pull policy for drivers that run images. */
+export type PullPolicy = "missing" | "always" | "never";
+
+/** Everything a driver needs to start one task. */
+export interface TaskSpec {
+  /** Run-scoped unique ID (distinct even for tasks with the same name). */
+  readonly id: string;
+  /** The task's name as the pipeline gave it. */
+  readonly name: string;
+  /** Container image; ignored by drivers whose `images` capability is false. */
+  readonly image?: string;
+  /** argv; index 0 is the executable. Never run through a shell by the driver. */
+  readonly command: readonly string[];
+  /** The task's own environment (the runner already added CI, POCKETCI, ...). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Working directory; absent means a fresh per-task directory (`/workspace` in containers). */
+  readonly workDir?: string;
+  /** Volumes to mount. */
+  readonly mounts: readonly Mount[];
+  /** Bytes written to standard input, which is then closed. */
+  readonly stdin?: Uint8Array;
+  /** User to run as. */
+  readonly user?: string;
+  /** Run privileged. */
+  readonly privileged?: boolean;
+  /** CPU and memory limits. */
+  readonly limits?: ResourceLimits;
+  /** Image pull policy (container drivers). */
+  readonly pull?: PullPolicy;
+  /** Image platform such as `linux/amd64` (container drivers). */
+  readonly platform?: string;
+  /** Explicit entrypoint; absent means the image's entrypoint is cleared. */
+  readonly entrypoint?: readonly string[];
+}
+
+/** Which output stream a chunk came from. */
+export type OutputStream = "stdout" | "stderr";
+
+/** Receives output chunks in order, per stream. */
+export type OutputSink = (stream: OutputStream, chunk: Uint8Array) => void;
+
+/** How a task or exec ended. */
+export interface ExitStatus {
+  /** Exit code; 128+N when killed by signal N. */
+  readonly code: number;
+  /** The signal number that killed the process, when one did. */
+  readonly signal?: number;
+  /** True when the kernel's OOM killer ended the process. */
+  readonly oomKilled?: boolean;
+}
+
+/** A started task. */
+export interface TaskHandle {
+  /** The task's run-scoped ID. */
+  readonly id: string;
+  /** Resolves with the exit status once the task has exited and all its output was delivered. */
+  wait(): Promise<ExitStatus>;
+  /**
+   * Stops the task: SIGTERM to the whole process group or container, then SIGKILL
+   * after `graceMs`. Resolves once it is gone. Safe to call more than once.
+   */
+  stop(graceMs: number): Promise<void>;
+  /** Removes the task's container or directory (not its volumes). Safe after exit. */
+  remove(): Promise<void>;
+}
+
+/** One command run inside a started sandbox; settings apply to this call only. */
+export interface ExecSpec {
+  /** argv; index 0 is the executable. */
+  readonly command: readonly string[];
+  /** Extra environment for this call, on top of the sandbox's. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Working directory for this call. */
+  readonly workDir?: string;
+  /** Bytes written to standard input, which is then closed. */
+  readonly stdin?: Uint8Array;
+  /** User for this call. */
+  readonly user?: string;
+}
+
+/** A long-lived environment that commands can be executed in, keeping state between calls. */
+export interface SandboxHandle {
+  /** The sandbox's run-scoped ID. */
+  readonly id: string;
+  /**
+   * Runs one command. Resolves with its exit status; a non-zero exit is not an error.
+   * When `signal` aborts, the command is killed (grace period `graceMs`) and the
+   * promise resolves with the status it ended with.
+   */
+  exec(
+    spec: ExecSpec,
+    output: OutputSink,
+    options?: { readonly signal?: AbortSignal; readonly graceMs?: number },
+  ): Promise<ExitStatus>;
+  /** Ends the sandbox and removes it. Safe to call more than once. */
+  close(): Promise<void>;
+}
+
+/** Kinds of resources a run records so `gc` can find what a killed run left behind. */
+export type ResourceKind =
+  | "process"
+  | "dir"
+  | "container"
+  | "volume"
+  | "cache"
+  | "network"
+  | "vm"
+  | "machine"
+  | "app"
+  | "key";
+
+/** One resource a driver created or owns. */
+export interface ResourceRecord {
+  /** What it is. */
+  readonly kind: ResourceKind;
+  /** The driver's identifier for it (a pid, a path, a container ID, a machine ID ...). */
+  readonly id: string;
+  /** The driver that owns it. */
+  readonly driver: DriverName;
+  /** The run that created it (caches: the last run that used it). */
+  readonly runId?: string;
+  /** The namespace it belongs to. */
+  readonly namespace?: string;
+  /** When it was created or last used, as an ISO date. */
+  readonly createdAt?: string;
+  /** Driver-specific details (a process group, a host, a label). */
+  readonly detail?: Readonly<Record<string, string>>;
+}
+
+/** What `close()` could not remove, for the runner to print and leave to `gc`. */
+export interface CleanupReport {
+  /** Resources that were removed. */
+  readonly removed: readonly ResourceRecord[];
+  /** Resources that could not be removed, with the reason. */
+  readonly failed: readonly { readonly resource: ResourceRecord; readonly reason: string }[];
+}
+
+/** Services the runner gives a driver. */
+export interface DriverContext {
+  /** The namespace (stable per pipeline, or from the DSN). */
+  readonly namespace: string;
+  /** This run's unique ID. */
+  readonly runId: string;
+  /** A directory the driver may use for the run's scratch files; removed by the runner. */
+  readonly runDir: string;
+  /** A directory for namespace-scoped state that outlives runs (native caches live under it). */
+  readonly stateDir: string;
+  /** Records a resource as soon as it exists, so `gc` can find it after `kill -9`. */
+  record(resource: ResourceRecord): Promise<void>;
+  /** Forgets a resource after it was removed. */
+  forget(resource: ResourceRecord): Promise<void>;
+  /** Prints a warning once (deduplicated by the runner). */
+  warn(message: string): void;
+}
+
+/** An execution backend bound to one run. */
+export interface Driver {
+  /** The driver's name. */
+  readonly name: DriverName;
+  /** What it can honour. */
+  readonly capabilities: DriverCapabilities;
+  /** Starts a task. Rejects with {@link DriverError} when it could not start. */
+  startTask(spec: TaskSpec, output: OutputSink): Promise<TaskHandle>;
+  /**
+   * Re-attaches to a task of this run by its run-scoped ID: replays its output from
+   * the start and follows it. Resolves `undefined` when no such task exists.
+   */
+  attachTask(id: string, output: OutputSink): Promise<TaskHandle | undefined>;
+  /** Creates (or, for an existing cache, opens) a volume. Idempotent by name and kind. */
+  createVolume(spec: VolumeSpec): Promise<VolumeHandle>;
+  /** Removes a volume (caches are removed only by `gc`). */
+  removeVolume(volume: VolumeHandle): Promise<void>;
+  /** Extracts a tar stream into the volume, under `path` (default: its root). */
+  putArchive(volume: VolumeHandle, tar: ReadableStream<Uint8Array>, path?: string): Promise<void>;
+  /**
+   * A tar stream of the volume's contents, or of only `paths` (relative to its root;
+   * directories recursively). A missing path is a {@link DriverError} with code `not_found`.
+   */
+  getArchive(volume: VolumeHandle, paths?: readonly string[]): Promise<ReadableStream<Uint8Array>>;
+  /** Starts a sandbox (requires the `sandboxes` capability). */
+  startSandbox(spec: TaskSpec): Promise<SandboxHandle>;
+  /** Removes everything this run created, except caches. Never throws: failures are reported. */
+  close(): Promise<CleanupReport>;
+}
+
+/** Maintenance operations that work without a live run (for `pocketci gc`). */
+export interface DriverMaintenance {
+  /** Everything the namespace owns on this backend (containers, volumes, caches, machines ...). */
+  listResources(): Promise<ResourceRecord[]>;
+  /** Removes one resource. */
+  removeResource(resource: ResourceRecord): Promise<void>;
+}
+
+/** Machine-readable reasons a driver operation failed. */
+export type DriverErrorCode =
+  | "unsupported"
+  | "not_found"
+  | "image_not_found"
+  | "command_not_found"
+  | "unavailable"
+  | "invalid"
+  | "failed";
+
+/** A driver operation failed; `message` is one line saying what and how to fix it. */
+export class DriverError extends Error {
+  /** Machine-readable reason. */
+  readonly code: DriverErrorCode;
+  /** Creates a driver error. */
+  constructor(code: DriverErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DriverError";
+    this.code = code;
+  }
+}
+
+/** The pipeline used a capability the driver does not claim. */
+export class UnsupportedError extends DriverError {
+  /** The capability that was needed. */
+  readonly capability: CapabilityName;
+  /** Creates an error naming the driver and the capability. */
+  constructor(driver: DriverName, capability: CapabilityName, hint?: string) {
+    super(
+      "unsupported",
+      `the ${driver} driver does not support ${capability}${hint ? `: ${hint}` : ""}`,
+    );
+    this.name = "UnsupportedError";
+    this.capability = capability;
+  }
+}
+
+/** One Deno permission a driver needs, with the reason. */
+export interface PermissionNeed {
+  /** The Deno permission name. */
+  readonly permission: "read" | "write" | "net" | "env" | "run" | "sys" | "ffi";
+  /** Allowed values; `true` means unrestricted. */
+  readonly values: readonly string[] | true;
+  /** Why the driver needs it. */
+  readonly reason: string;
+}
+
+/** A driver's entry in the registry: metadata plus a lazily loaded implementation. */
+export interface DriverFactory {
+  /** The driver's name. */
+  readonly name: DriverName;
+  /** Capabilities for a given resolved configuration. */
+  capabilities(config: Readonly<Record<string, unknown>>): DriverCapabilities;
+  /** The narrowest Deno permissions that work for this configuration. */
+  permissions(config: Readonly<Record<string, unknown>>): PermissionNeed[];
+  /** Creates a driver bound to one run. */
+  create(config: Readonly<Record<string, unknown>>, context: DriverContext): Promise<Driver>;
+  /** Maintenance access for `gc`; absent when the driver has nothing to collect. */
+  maintenance?(
+    config: Readonly<Record<string, unknown>>,
+    context: DriverContext,
+  ): Promise<DriverMaintenance>;
+}
