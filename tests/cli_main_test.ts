@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { VERSION } from "../version.ts";
+
+const ENTRY = new URL("../pocketci.ts", import.meta.url).pathname;
+
+async function pocketci(
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--unstable-worker-options", ENTRY, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+Deno.test("version.ts matches deno.json", async () => {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  assert.equal(VERSION, config.version);
+});
+
+Deno.test("pocketci --version prints the version", async () => {
+  const result = await pocketci("--version");
+  assert.equal(result.code, 0);
+  assert.equal(result.stdout.trim(), `pocketci ${VERSION}`);
+});
+
+Deno.test("pocketci --help lists every command", async () => {
+  const result = await pocketci("--help");
+  assert.equal(result.code, 0);
+  for (const command of ["run", "check", "dsn", "drivers", "permissions", "gc"]) {
+    assert.match(result.stdout, new RegExp(`^  ${command} `, "m"));
+  }
+});
+
+Deno.test("pocketci with no arguments prints help and exits 2", async () => {
+  const result = await pocketci();
+  assert.equal(result.code, 2);
+  assert.match(result.stdout, /Usage:/);
+});
+
+Deno.test("an unknown command is one line naming the known commands, exit 2", async () => {
+  const result = await pocketci("frobnicate");
+  assert.equal(result.code, 2);
+  assert.equal(result.stdout, "");
+  assert.equal(result.stderr.trim().split("\n").length, 1);
+  assert.match(result.stderr, /unknown command "frobnicate".*run, check, dsn/);
+});
