@@ -1,0 +1,201 @@
+/**
+ * Extracts a tar stream into a host directory without ever writing outside it:
+ * absolute paths and `..` are refused, nothing is written through a symlink that
+ * leads outside, and symlinks pointing outside are refused unless allowed.
+ *
+ * @module
+ */
+
+import { ArchivePathError, isInside, joinPath, normalizeRelative } from "./paths.ts";
+import { readTar, type TarReadEntry } from "./tar_reader.ts";
+import { TarError } from "./tar_format.ts";
+
+/** Options for {@link extractTar}. */
+export interface ExtractOptions {
+  /** Create symlinks whose target lies outside the destination (default false: refused). */
+  readonly allowEscapingSymlinks?: boolean;
+}
+
+/** What an extraction created. */
+export interface ExtractSummary {
+  /** Regular files (and hard links) written. */
+  readonly files: number;
+  /** Directories created or updated. */
+  readonly directories: number;
+  /** Symlinks created. */
+  readonly symlinks: number;
+}
+
+/**
+ * Extracts `stream` into `destination` (created when missing). Existing files are
+ * replaced. Rejects with an {@link ArchivePathError} (reason `escape`) for an entry
+ * that would land outside the destination, or a {@link TarError} for a malformed stream.
+ */
+export async function extractTar(
+  stream: ReadableStream<Uint8Array>,
+  destination: string,
+  options: ExtractOptions = {},
+): Promise<ExtractSummary> {
+  await Deno.mkdir(destination, { recursive: true });
+  const extractor = new Extractor(await Deno.realPath(destination), options);
+  for await (const entry of readTar(stream)) await extractor.add(entry);
+  await extractor.finish();
+  return extractor.summary();
+}
+
+class Extractor {
+  readonly #root: string;
+  readonly #options: ExtractOptions;
+  readonly #safeDirs = new Set<string>([""]);
+  readonly #directoryMeta: { path: string; mode: number; mtime: number }[] = [];
+  #files = 0;
+  #directories = 0;
+  #symlinks = 0;
+
+  constructor(root: string, options: ExtractOptions) {
+    this.#root = root;
+    this.#options = options;
+  }
+
+  async add(entry: TarReadEntry): Promise<void> {
+    const path = normalizeRelative(entry.path);
+    if (path === "") return;
+    const full = joinPath(this.#root, path);
+    switch (entry.type) {
+      case "directory":
+        await this.#ensureDir(path);
+        this.#directoryMeta.push({ path: full, mode: entry.mode, mtime: entry.mtime });
+        this.#directories++;
+        return;
+      case "file":
+        await this.#ensureDir(parentOf(path));
+        await this.#clear(full, path);
+        await writeBody(full, entry);
+        await Deno.chmod(full, entry.mode & 0o7777);
+        await Deno.utime(full, entry.mtime, entry.mtime);
+        this.#files++;
+        return;
+      case "symlink": {
+        const target = entry.linkTarget ?? "";
+        if (!this.#options.allowEscapingSymlinks && !this.#containedLink(path, target)) {
+          throw new ArchivePathError(
+            "escape",
+            entry.path,
+            `symlink "${entry.path}" -> "${target}" points outside the destination`,
+          );
+        }
+        await this.#ensureDir(parentOf(path));
+        await this.#clear(full, path);
+        await Deno.symlink(target, full);
+        this.#forgetSafeDirs(path);
+        this.#symlinks++;
+        return;
+      }
+      case "hardlink": {
+        const target = normalizeRelative(entry.linkTarget ?? "");
+        const targetFull = joinPath(this.#root, target);
+        const info = await Deno.lstat(targetFull).catch(() => undefined);
+        if (!info?.isFile || !isInside(this.#root, await Deno.realPath(parentOf(targetFull)))) {
+          throw new TarError(
+            `hard link "${entry.path}" -> "${entry.linkTarget}" has no file to link to`,
+          );
+        }
+        await this.#ensureDir(parentOf(path));
+        await this.#clear(full, path);
+        await Deno.link(targetFull, full);
+        this.#files++;
+        return;
+      }
+    }
+  }
+
+  async finish(): Promise<void> {
+    for (const meta of this.#directoryMeta.reverse()) {
+      await Deno.chmod(meta.path, meta.mode & 0o7777);
+      await Deno.utime(meta.path, meta.mtime, meta.mtime);
+    }
+  }
+
+  summary(): ExtractSummary {
+    return { files: this.#files, directories: this.#directories, symlinks: this.#symlinks };
+  }
+
+  /** Makes sure `path` (relative) is a directory inside the root, creating it when missing. */
+  async #ensureDir(path: string): Promise<void> {
+    if (this.#safeDirs.has(path)) return;
+    await this.#ensureDir(parentOf(path));
+    const full = joinPath(this.#root, path);
+    const info = await Deno.lstat(full).catch(() => undefined);
+    if (info === undefined) {
+      await Deno.mkdir(full, { mode: 0o755 });
+    } else if (info.isSymlink) {
+      const real = await Deno.realPath(full).catch(() => "");
+      const realInfo = real ? await Deno.stat(real) : undefined;
+      if (!isInside(this.#root, real) || !realInfo?.isDirectory) {
+        throw new ArchivePathError(
+          "escape",
+          path,
+          `"${path}" is a symlink that does not lead to a directory inside the destination`,
+        );
+      }
+    } else if (!info.isDirectory) {
+      throw new TarError(`cannot extract below "${path}": it is not a directory`);
+    }
+    this.#safeDirs.add(path);
+  }
+
+  /** Removes a file or symlink at `full` so it is replaced rather than written through. */
+  async #clear(full: string, path: string): Promise<void> {
+    const info = await Deno.lstat(full).catch(() => undefined);
+    if (info === undefined) return;
+    if (info.isDirectory) {
+      throw new TarError(`cannot replace directory "${path}" with a non-directory entry`);
+    }
+    await Deno.remove(full);
+  }
+
+  #forgetSafeDirs(path: string): void {
+    for (const dir of this.#safeDirs) {
+      if (dir === path || dir.startsWith(`${path}/`)) this.#safeDirs.delete(dir);
+    }
+  }
+
+  #containedLink(path: string, target: string): boolean {
+    if (target === "" || target.includes("\0")) return false;
+    if (target.startsWith("/")) return isInside(this.#root, normalizeAbsolute(target));
+    const parts = parentOf(path).split("/").filter((part) => part !== "");
+    for (const part of target.split("/")) {
+      if (part === "" || part === ".") continue;
+      if (part === "..") {
+        if (parts.length === 0) return false;
+        parts.pop();
+      } else {
+        parts.push(part);
+      }
+    }
+    return true;
+  }
+}
+
+async function writeBody(path: string, entry: TarReadEntry): Promise<void> {
+  using file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+  for await (const chunk of entry.body()) {
+    let offset = 0;
+    while (offset < chunk.length) offset += await file.write(chunk.subarray(offset));
+  }
+}
+
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash === -1 ? "" : path.slice(0, slash);
+}
+
+function normalizeAbsolute(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join("/")}`;
+}
