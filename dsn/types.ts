@@ -51,6 +51,8 @@ export interface ResolvedDsn {
   readonly config: Readonly<Record<string, unknown>>;
   /** Warnings, such as unknown parameters (never echoing values). */
   readonly warnings: readonly string[];
+  /** Where each `config` value came from: the DSN, its environment variable, or the default. */
+  readonly sources?: Readonly<Record<string, ConfigSource>>;
 }
 
 /** A bad driver string or configuration; the message is one line naming the problem and the fix. */
@@ -60,4 +62,66 @@ export class DsnError extends Error {
     super(message);
     this.name = "DsnError";
   }
+}
+
+/** The kind of value a driver parameter takes. */
+export type ParameterType =
+  | "string"
+  | "integer"
+  | "boolean"
+  | "duration"
+  | "enum"
+  | "path"
+  | "url"
+  | "list"
+  | "map"
+  | "dns-label";
+
+/** One driver parameter, as its schema describes it (for `pocketci drivers` and the README). */
+export interface ParameterDescription {
+  /** The parameter name, as written in the DSN and as the key in `config`. */
+  readonly name: string;
+  /** The kind of value. */
+  readonly type: ParameterType;
+  /** A short human rendering of the type and its constraints, e.g. `integer ≥ 1`. */
+  readonly typeText: string;
+  /** The default as a human string, or null when there is none (required or absent). */
+  readonly default: string | null;
+  /** The environment variable used when the DSN does not give the parameter, or null. */
+  readonly env: string | null;
+  /** What the parameter does. */
+  readonly description: string;
+  /** Whether the value is a secret: never printed, redacted as `***`. */
+  readonly secret: boolean;
+  /** Whether the parameter must be given (in the DSN or its environment variable). */
+  readonly required: boolean;
+  /** The accepted values of an enum parameter. */
+  readonly values?: readonly string[];
+  /** The smallest accepted integer. */
+  readonly min?: number;
+  /** The largest accepted integer. */
+  readonly max?: number;
+}
+
+/** A driver and its parameters, as the schemas describe them. */
+export interface DriverDescription {
+  /** The driver name. */
+  readonly name: DriverName;
+  /** One sentence on what the driver runs tasks on. */
+  readonly summary: string;
+  /** Every parameter the driver understands, in the spec's order. */
+  readonly parameters: readonly ParameterDescription[];
+}
+
+/** Where a resolved configuration value came from. */
+export type ConfigSource = "dsn" | "env" | "default";
+
+/** Facts about the host that decide host-dependent defaults (qemu `accel`, `qemu_binary`). */
+export interface HostFacts {
+  /** The operating system, as `Deno.build.os` names it. */
+  readonly os: string;
+  /** The CPU architecture, as `Deno.build.arch` names it. */
+  readonly arch: string;
+  /** Whether `/dev/kvm` exists. */
+  readonly kvm: boolean;
 }

@@ -1,0 +1,52 @@
+/**
+ * Host facts behind host-dependent defaults, read without failing when a permission is missing.
+ *
+ * @module
+ */
+
+import type { HostFacts } from "./types.ts";
+
+/** The facts of the machine this process runs on; `/dev/kvm` counts as absent when unreadable. */
+export function currentHost(): HostFacts {
+  return { os: Deno.build.os, arch: Deno.build.arch, kvm: pathExists("/dev/kvm") };
+}
+
+/** The process environment, or an empty one when `--allow-env` was not granted. */
+export function processEnv(): Record<string, string> {
+  try {
+    return Deno.env.toObject();
+  } catch {
+    return {};
+  }
+}
+
+/** The current directory, or `PWD`, or `/` when neither can be read. */
+export function currentDirectory(env: Readonly<Record<string, string | undefined>>): string {
+  try {
+    return Deno.cwd();
+  } catch {
+    return env.PWD || "/";
+  }
+}
+
+/** The user's home directory from `env`, then from the process, or undefined. */
+export function homeDirectory(
+  env: Readonly<Record<string, string | undefined>>,
+): string | undefined {
+  const fromEnv = env.HOME || env.USERPROFILE;
+  if (fromEnv) return fromEnv;
+  try {
+    return Deno.env.get("HOME") || Deno.env.get("USERPROFILE") || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function pathExists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
