@@ -1,0 +1,129 @@
+/**
+ * The immutable builder methods tasks and sandboxes share. Every method returns a
+ * new builder, so a partial builder is a reusable template.
+ *
+ * @module
+ */
+
+import {
+  type BuilderConfig,
+  checkMountPath,
+  encodeStdin,
+  mergeEnv,
+  parseLimits,
+  parseTimeout,
+  withChanges,
+} from "./config.ts";
+import type { EnvValue, Limits, OutputCallback, PullPolicy } from "./types.ts";
+import { Volume } from "./volume.ts";
+
+/** Methods shared by `task(name)` and `sandbox(name)`. */
+export abstract class Builder {
+  /** The settings collected so far. */
+  protected readonly config: BuilderConfig;
+
+  /** Wraps a configuration. */
+  protected constructor(config: BuilderConfig) {
+    this.config = config;
+  }
+
+  /** A builder of the same kind with `config`. */
+  protected abstract derive(config: BuilderConfig): this;
+
+  private with(changes: Partial<BuilderConfig>): this {
+    return this.derive(withChanges(this.config, changes));
+  }
+
+  /** The name given to `task()` or `sandbox()`. */
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** Sets the container image (ignored, with a warning, by drivers that run on the host). */
+  image(image: string): this {
+    if (typeof image !== "string" || image.trim() === "") {
+      throw new Error('image() needs an image reference, such as image("busybox")');
+    }
+    return this.with({ image });
+  }
+
+  /** Adds environment variables; values may be `secret("NAME")`. */
+  env(vars: Readonly<Record<string, EnvValue>>): this {
+    return this.with({ env: mergeEnv(this.config.env, vars) });
+  }
+
+  /** Sets the working directory (default: a fresh per-task directory, `/workspace` in containers). */
+  workDir(path: string): this {
+    if (typeof path !== "string" || path === "") {
+      throw new Error("workDir() needs a path");
+    }
+    return this.with({ workDir: path });
+  }
+
+  /** Mounts a volume or cache at `path` (relative to the working directory, or absolute). */
+  mount(volume: Volume, path: string): this {
+    if (!(volume instanceof Volume)) {
+      throw new Error("mount() needs a volume from volume() or cache()");
+    }
+    const mounts = [...this.config.mounts, { volume, path: checkMountPath(path) }];
+    return this.with({ mounts: Object.freeze(mounts) });
+  }
+
+  /** Feeds standard input (then closes it). */
+  stdin(input: string | Uint8Array): this {
+    return this.with({ stdin: encodeStdin(input) });
+  }
+
+  /** Runs as another user. */
+  user(user: string): this {
+    return this.with({ user });
+  }
+
+  /** Runs privileged (or not). */
+  privileged(enabled = true): this {
+    return this.with({ privileged: enabled });
+  }
+
+  /** Sets CPU (cores) and memory (bytes or a quantity such as `"512Mi"`) limits. */
+  limits(limits: Limits): this {
+    const parsed = parseLimits(limits);
+    return this.with({
+      cpu: parsed.cpu ?? this.config.cpu,
+      memoryBytes: parsed.memoryBytes ?? this.config.memoryBytes,
+    });
+  }
+
+  /** Stops the task after this long from its start (`"2s"`, `"1m30s"`, or milliseconds). */
+  timeout(duration: number | string): this {
+    return this.with({ timeoutMs: parseTimeout(duration) });
+  }
+
+  /** Receives output chunks as they arrive (secrets masked). */
+  onOutput(callback: OutputCallback): this {
+    if (typeof callback !== "function") throw new Error("onOutput() needs a function");
+    return this.with({ onOutput: callback });
+  }
+
+  /** Resolves instead of rejecting on a non-zero exit or a timeout. */
+  allowFailure(allow = true): this {
+    return this.with({ allowFailure: allow });
+  }
+
+  /** Sets the image pull policy (container drivers). */
+  pull(policy: PullPolicy): this {
+    if (policy !== "missing" && policy !== "always" && policy !== "never") {
+      throw new Error(`invalid pull policy "${policy}": use "missing", "always" or "never"`);
+    }
+    return this.with({ pull: policy });
+  }
+
+  /** Sets the image platform, such as `linux/amd64` (container drivers). */
+  platform(platform: string): this {
+    return this.with({ platform });
+  }
+
+  /** Sets an explicit entrypoint (container drivers clear the image's entrypoint otherwise). */
+  entrypoint(...entrypoint: string[]): this {
+    return this.with({ entrypoint: Object.freeze([...entrypoint]) });
+  }
+}

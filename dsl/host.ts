@@ -1,0 +1,148 @@
+/**
+ * The seam between the DSL and the runner. Pipeline code calls the DSL; the DSL
+ * calls the installed {@link PipelineHost}: inside a run that is a message-passing
+ * client talking to the runner on the main thread, in unit tests a fake.
+ *
+ * Everything crossing this seam is structured-cloneable (plain data), so the same
+ * types describe the worker messages.
+ *
+ * @module
+ */
+
+import type { EnvValue, OutputCallback, PullPolicy, TaskResult } from "./types.ts";
+
+/** A volume mounted into a task, by the runner's volume ID. */
+export interface MountRequest {
+  /** The runner's ID of the volume. */
+  readonly volumeId: string;
+  /** Where it appears: relative to the working directory, or absolute. */
+  readonly path: string;
+}
+
+/** Everything the runner needs to run a task or start a sandbox. */
+export interface TaskRequest {
+  /** The task's name. */
+  readonly name: string;
+  /** Container image. */
+  readonly image?: string;
+  /** argv; index 0 is the executable (empty for a sandbox start). */
+  readonly command: readonly string[];
+  /** The task's own environment (secrets by reference). */
+  readonly env: Readonly<Record<string, EnvValue>>;
+  /** Working directory. */
+  readonly workDir?: string;
+  /** Volumes to mount. */
+  readonly mounts: readonly MountRequest[];
+  /** Standard input. */
+  readonly stdin?: Uint8Array;
+  /** User to run as. */
+  readonly user?: string;
+  /** Run privileged. */
+  readonly privileged?: boolean;
+  /** CPU in cores. */
+  readonly cpu?: number;
+  /** Memory limit in bytes. */
+  readonly memoryBytes?: number;
+  /** Timeout in milliseconds, counted from the start of the task. */
+  readonly timeoutMs?: number;
+  /** Whether a failure or timeout is accepted (shown as such in the summary). */
+  readonly allowFailure?: boolean;
+  /** Image pull policy. */
+  readonly pull?: PullPolicy;
+  /** Image platform such as `linux/amd64`. */
+  readonly platform?: string;
+  /** Explicit entrypoint. */
+  readonly entrypoint?: readonly string[];
+}
+
+/** One call in a started sandbox. */
+export interface ExecRequest {
+  /** argv; index 0 is the executable. */
+  readonly command: readonly string[];
+  /** Extra environment for this call. */
+  readonly env?: Readonly<Record<string, EnvValue>>;
+  /** Working directory for this call. */
+  readonly workDir?: string;
+  /** Standard input for this call. */
+  readonly stdin?: Uint8Array;
+  /** User for this call. */
+  readonly user?: string;
+  /** Timeout for this call in milliseconds. */
+  readonly timeoutMs?: number;
+  /** Whether a failure or timeout is accepted. */
+  readonly allowFailure?: boolean;
+}
+
+/** A volume the runner created. */
+export interface VolumeInfo {
+  /** The runner's ID for it. */
+  readonly id: string;
+  /** The logical name. */
+  readonly name: string;
+  /** Run-scoped volume or namespace-scoped cache. */
+  readonly kind: "volume" | "cache";
+}
+
+/** A request to create a volume or open a cache. */
+export interface VolumeRequest {
+  /** The logical name. */
+  readonly name: string;
+  /** Run-scoped volume or namespace-scoped cache. */
+  readonly kind: "volume" | "cache";
+  /** Host directory to seed it from. */
+  readonly from?: string;
+  /** Patterns excluded from the seed copy. */
+  readonly exclude?: readonly string[];
+}
+
+/** A started sandbox. */
+export interface SandboxInfo {
+  /** The runner's ID for it. */
+  readonly id: string;
+  /** The sandbox's name. */
+  readonly name: string;
+}
+
+/** What the DSL needs from the runner. */
+export interface PipelineHost {
+  /** Runs a task to completion (the result carries the status; the DSL decides whether to reject). */
+  runTask(request: TaskRequest, onOutput?: OutputCallback): Promise<TaskResult>;
+  /** Creates a volume or opens a cache, seeding it when asked. */
+  createVolume(request: VolumeRequest): Promise<VolumeInfo>;
+  /** Reads regular files (text) from a volume; directories are read recursively. */
+  readFiles(volumeId: string, paths: readonly string[]): Promise<Record<string, string>>;
+  /** Reads one file's bytes from a volume. */
+  readFile(volumeId: string, path: string): Promise<Uint8Array>;
+  /** Writes files into a volume. */
+  writeFiles(volumeId: string, files: Readonly<Record<string, string | Uint8Array>>): Promise<void>;
+  /** Copies a volume's contents (or those of `path` inside it) to a host directory. */
+  exportTo(volumeId: string, hostDir: string, path?: string): Promise<void>;
+  /** Starts a sandbox. */
+  startSandbox(request: TaskRequest): Promise<SandboxInfo>;
+  /** Runs one call in a sandbox. */
+  execSandbox(
+    sandboxId: string,
+    request: ExecRequest,
+    onOutput?: OutputCallback,
+  ): Promise<TaskResult>;
+  /** Ends a sandbox. Safe to call more than once. */
+  closeSandbox(sandboxId: string): Promise<void>;
+}
+
+const HOST_KEY = Symbol.for("pocketci.host");
+
+/** Installs the host the DSL talks to (the runner does this before loading a pipeline). */
+export function installHost(host: PipelineHost | undefined): void {
+  (globalThis as Record<symbol, unknown>)[HOST_KEY] = host;
+}
+
+/** The installed host; throws a one-line error outside a run. */
+export function currentHost(): PipelineHost {
+  const host = (globalThis as Record<symbol, unknown>)[HOST_KEY] as PipelineHost | undefined;
+  if (host === undefined) {
+    throw new Error(
+      "pocketci: no runner is active; run this pipeline with `pocketci run FILE.ts`",
+    );
+  }
+  return host;
+}

@@ -1,0 +1,26 @@
+/**
+ * The pipeline author's API.
+ *
+ * @module
+ */
+
+export { type Pipeline, pipeline } from "./pipeline.ts";
+export { task, TaskBuilder } from "./task.ts";
+export { Sandbox, sandbox, SandboxBuilder, SandboxCall } from "./sandbox.ts";
+export { cache, Volume, volume } from "./volume.ts";
+export { secret } from "./secret.ts";
+export { TaskError } from "./errors.ts";
+export { Builder } from "./builder.ts";
+export type {
+  EnvValue,
+  ExportOptions,
+  Limits,
+  OutputCallback,
+  PipelineContext,
+  PipelineFunction,
+  PullPolicy,
+  SecretRef,
+  TaskResult,
+  TaskStatus,
+  VolumeOptions,
+} from "./types.ts";

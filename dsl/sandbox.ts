@@ -1,0 +1,156 @@
+/**
+ * `sandbox(name)`: a long-lived environment whose state persists between calls.
+ *
+ * @module
+ */
+
+import { Builder } from "./builder.ts";
+import {
+  type BuilderConfig,
+  checkCommand,
+  encodeStdin,
+  initialConfig,
+  mergeEnv,
+  parseTimeout,
+  toRequest,
+} from "./config.ts";
+import { settle } from "./errors.ts";
+import { currentHost, type ExecRequest } from "./host.ts";
+import type { EnvValue, OutputCallback, TaskResult } from "./types.ts";
+
+interface CallConfig {
+  readonly env: Readonly<Record<string, EnvValue>>;
+  readonly workDir?: string;
+  readonly stdin?: Uint8Array;
+  readonly user?: string;
+  readonly timeoutMs?: number;
+  readonly allowFailure: boolean;
+  readonly onOutput?: OutputCallback;
+}
+
+/**
+ * Builds one call in a started sandbox. Settings apply to that call only; a call
+ * builder does not own the sandbox (closing is the sandbox's job).
+ */
+export class SandboxCall {
+  /** The sandbox's runner ID. */
+  readonly id: string;
+  /** The sandbox's name. */
+  readonly name: string;
+  readonly #call: CallConfig;
+
+  /** Wraps a started sandbox; use `sandbox(name)...start()` instead. */
+  constructor(id: string, name: string, call: CallConfig) {
+    this.id = id;
+    this.name = name;
+    this.#call = Object.freeze(call);
+  }
+
+  #with(changes: Partial<CallConfig>): SandboxCall {
+    return new SandboxCall(this.id, this.name, { ...this.#call, ...changes });
+  }
+
+  /** Adds environment variables for this call. */
+  env(vars: Readonly<Record<string, EnvValue>>): SandboxCall {
+    return this.#with({ env: mergeEnv(this.#call.env, vars) });
+  }
+
+  /** Sets the working directory for this call. */
+  workDir(path: string): SandboxCall {
+    return this.#with({ workDir: path });
+  }
+
+  /** Feeds standard input to this call. */
+  stdin(input: string | Uint8Array): SandboxCall {
+    return this.#with({ stdin: encodeStdin(input) });
+  }
+
+  /** Runs this call as another user. */
+  user(user: string): SandboxCall {
+    return this.#with({ user });
+  }
+
+  /** Stops this call after this long from its start. */
+  timeout(duration: number | string): SandboxCall {
+    return this.#with({ timeoutMs: parseTimeout(duration) });
+  }
+
+  /** Resolves instead of rejecting on a non-zero exit or a timeout. */
+  allowFailure(allow = true): SandboxCall {
+    return this.#with({ allowFailure: allow });
+  }
+
+  /** Receives this call's output chunks as they arrive. */
+  onOutput(callback: OutputCallback): SandboxCall {
+    if (typeof callback !== "function") throw new Error("onOutput() needs a function");
+    return this.#with({ onOutput: callback });
+  }
+
+  /** Runs `command` with `args` in the sandbox. Rejects with `TaskError` unless it succeeds. */
+  async run(command: string, ...args: string[]): Promise<TaskResult> {
+    const call = this.#call;
+    const request: ExecRequest = {
+      command: checkCommand(command, args),
+      env: { ...call.env },
+      workDir: call.workDir,
+      stdin: call.stdin,
+      user: call.user,
+      timeoutMs: call.timeoutMs,
+      allowFailure: call.allowFailure,
+    };
+    const result = await currentHost().execSandbox(this.id, request, call.onOutput);
+    return settle(result, call.allowFailure);
+  }
+
+  /** Runs `sh -c script` in the sandbox. */
+  sh(script: string): Promise<TaskResult> {
+    return this.run("sh", "-c", script);
+  }
+}
+
+/** A started sandbox: a call builder that also owns the sandbox's lifetime. */
+export class Sandbox extends SandboxCall {
+  /** Ends the sandbox and removes it. Safe to call more than once. */
+  close(): Promise<void> {
+    return currentHost().closeSandbox(this.id);
+  }
+
+  /** Closes the sandbox at the end of an `await using` block. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** An immutable sandbox builder: the task methods, then `start()`. */
+export class SandboxBuilder extends Builder {
+  /** Creates a builder from a configuration; use {@link sandbox} instead. */
+  constructor(config: BuilderConfig) {
+    super(config);
+    Object.freeze(this);
+  }
+
+  /** A sandbox builder with `config`. */
+  protected derive(config: BuilderConfig): this {
+    return new SandboxBuilder(config) as this;
+  }
+
+  /**
+   * Starts the sandbox. Timeout, `allowFailure` and `onOutput` set here become the
+   * defaults of its calls.
+   */
+  async start(): Promise<Sandbox> {
+    const config = this.config;
+    const info = await currentHost().startSandbox(toRequest(config, []));
+    return new Sandbox(info.id, info.name, {
+      env: {},
+      timeoutMs: config.timeoutMs,
+      allowFailure: config.allowFailure,
+      onOutput: config.onOutput,
+    });
+  }
+}
+
+/** Starts building a sandbox named `name`. */
+export function sandbox(name: string): SandboxBuilder {
+  return new SandboxBuilder(initialConfig("sandbox", name));
+}

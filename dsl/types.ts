@@ -1,0 +1,83 @@
+/**
+ * Types the pipeline author sees: task results, statuses, the pipeline context
+ * and the shapes builders accept.
+ *
+ * @module
+ */
+
+/** How a task or sandbox call ended. */
+export type TaskStatus = "success" | "failure" | "timeout" | "cancelled" | "error";
+
+/** The outcome of a task or sandbox call. */
+export interface TaskResult {
+  /** The name the pipeline gave. */
+  readonly name: string;
+  /** The run-scoped unique ID (distinct for tasks with the same name). */
+  readonly id: string;
+  /** Exit code; 128+N when killed by signal N; `null` when the process never ran. */
+  readonly code: number | null;
+  /** Standard output (secrets masked, bounded: head and tail kept, truncation marked). */
+  readonly stdout: string;
+  /** Standard error (secrets masked, bounded like stdout). */
+  readonly stderr: string;
+  /** How it ended. */
+  readonly status: TaskStatus;
+  /** Wall-clock duration from start to exit, in milliseconds. */
+  readonly durationMs: number;
+  /** Why it could not run (status `"error"`) or why it was stopped. */
+  readonly error?: string;
+}
+
+/** What the pipeline function receives. */
+export interface PipelineContext {
+  /** This run's unique ID. */
+  readonly runId: string;
+  /** The driver's name (`native`, `docker`, ...). */
+  readonly driver: string;
+  /** The namespace resources are grouped under. */
+  readonly namespace: string;
+  /** Arguments given after `--` on the command line. */
+  readonly args: readonly string[];
+  /** Aborts when the run is cancelled (Ctrl-C, SIGTERM, `--timeout`). */
+  readonly signal: AbortSignal;
+}
+
+/** A pipeline body. */
+export type PipelineFunction = (ctx: PipelineContext) => Promise<void> | void;
+
+/** Receives output chunks as they arrive (secrets already masked). */
+export type OutputCallback = (stream: "stdout" | "stderr", chunk: string) => void;
+
+/** CPU and memory limits as the author writes them. */
+export interface Limits {
+  /** CPU in cores; fractional values allowed. */
+  readonly cpu?: number;
+  /** Memory in bytes, or a quantity: `"512Mi"`, `"1Gi"` (binary), `"512M"`, `"512MB"` (decimal). */
+  readonly memory?: number | string;
+}
+
+/** Image pull policy for container drivers. */
+export type PullPolicy = "missing" | "always" | "never";
+
+/** A reference to a secret by name, resolved by the runner (never by pipeline code). */
+export interface SecretRef {
+  /** The secret's name (`--secret NAME` or a key of `--secret-file`). */
+  readonly pocketciSecret: string;
+}
+
+/** An environment variable value: text, or a secret the runner resolves. */
+export type EnvValue = string | SecretRef;
+
+/** Options for `volume(name, opts)`. */
+export interface VolumeOptions {
+  /** Seed the volume with a copy of this host directory (relative to the pipeline file's directory). */
+  readonly from?: string;
+  /** Glob-like patterns (relative to `from`) left out of the copy, such as `node_modules`. */
+  readonly exclude?: readonly string[];
+}
+
+/** Options for `exportTo(hostDir, opts)`. */
+export interface ExportOptions {
+  /** A path inside the volume whose contents are exported (default: the whole volume). */
+  readonly path?: string;
+}

@@ -1,0 +1,93 @@
+/**
+ * The run's event stream. `--json` prints these as NDJSON (one object per line,
+ * each with `"v": 1` and a `"time"`); the text reporter renders them for people;
+ * the log directory keeps all of them in `events.jsonl`.
+ *
+ * @module
+ */
+
+import type { TaskStatus } from "../dsl/types.ts";
+
+/** The version of the NDJSON event format. */
+export const EVENT_VERSION = 1;
+
+/** How a run ended. */
+export type RunStatus = "success" | "failure" | "timeout" | "cancelled" | "error";
+
+/** Something left behind that `pocketci gc` can remove. */
+export interface Leftover {
+  /** Resource kind. */
+  readonly kind: string;
+  /** The driver's ID for it. */
+  readonly id: string;
+  /** Why it could not be removed. */
+  readonly reason: string;
+}
+
+/** One event of a run. */
+export type RunEvent =
+  | {
+    readonly type: "run.start";
+    readonly runId: string;
+    readonly pipeline: string;
+    readonly driver: string;
+    readonly namespace: string;
+    readonly logDir: string;
+  }
+  | {
+    readonly type: "task.start";
+    readonly id: string;
+    readonly name: string;
+    readonly kind: "task" | "exec";
+    readonly command: readonly string[];
+    readonly image?: string;
+  }
+  | {
+    readonly type: "task.output";
+    readonly id: string;
+    readonly name: string;
+    readonly stream: "stdout" | "stderr";
+    readonly data: string;
+  }
+  | {
+    readonly type: "task.end";
+    readonly id: string;
+    readonly name: string;
+    readonly kind: "task" | "exec";
+    readonly status: TaskStatus;
+    readonly code: number | null;
+    readonly durationMs: number;
+    readonly allowFailure: boolean;
+    readonly error?: string;
+  }
+  | { readonly type: "sandbox.start"; readonly id: string; readonly name: string }
+  | { readonly type: "sandbox.end"; readonly id: string; readonly name: string }
+  | { readonly type: "log"; readonly level: "info" | "warn" | "error"; readonly message: string }
+  | { readonly type: "warning"; readonly message: string }
+  | {
+    readonly type: "run.end";
+    readonly status: RunStatus;
+    readonly exitCode: number;
+    readonly durationMs: number;
+    readonly logDir: string;
+    readonly error?: string;
+    readonly failedTask?: {
+      readonly id: string;
+      readonly name: string;
+      readonly lastLines: readonly string[];
+    };
+    readonly leftovers: readonly Leftover[];
+  };
+
+/** Receives events; must not throw. */
+export interface Reporter {
+  /** Handles one event (already masked). */
+  event(event: RunEvent): void;
+  /** Called once after `run.end`; flushes files. */
+  close?(): Promise<void>;
+}
+
+/** The NDJSON form of an event. */
+export function eventLine(event: RunEvent, time: Date = new Date()): string {
+  return JSON.stringify({ v: EVENT_VERSION, time: time.toISOString(), ...event }) + "\n";
+}

@@ -1,0 +1,77 @@
+/**
+ * Confines the host paths pipeline code names (`volume({ from })`, `exportTo`) to
+ * the pipeline's directory or to directories the user granted: the runner acts for
+ * untrusted code and must not widen its reach.
+ *
+ * @module
+ */
+
+/** Which host directories pipeline code may read from and write to. */
+export interface HostPathPolicy {
+  /** The pipeline file's directory (relative paths resolve against it; always allowed). */
+  readonly baseDir: string;
+  /** Extra directories granted with `--allow-read` (`["/"]` for all). */
+  readonly readRoots: readonly string[];
+  /** Extra directories granted with `--allow-write` (`["/"]` for all). */
+  readonly writeRoots: readonly string[];
+}
+
+/** Normalizes an absolute path lexically (`.`, `..`, repeated slashes). */
+export function normalizeAbsolute(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return "/" + parts.join("/");
+}
+
+/** Resolves `path` against `baseDir`. */
+export function resolveAgainst(baseDir: string, path: string): string {
+  return normalizeAbsolute(path.startsWith("/") ? path : `${baseDir}/${path}`);
+}
+
+function inside(root: string, path: string): boolean {
+  const normalizedRoot = normalizeAbsolute(root);
+  return normalizedRoot === "/" || path === normalizedRoot || path.startsWith(normalizedRoot + "/");
+}
+
+/** The real path of `path`, following symlinks in the part that exists. */
+async function realPathOfExisting(path: string): Promise<string> {
+  let existing = path;
+  const rest: string[] = [];
+  while (true) {
+    try {
+      const real = await Deno.realPath(existing);
+      return normalizeAbsolute([real, ...rest.reverse()].join("/"));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound) || existing === "/") throw error;
+      rest.push(existing.slice(existing.lastIndexOf("/") + 1));
+      existing = existing.slice(0, existing.lastIndexOf("/")) || "/";
+    }
+  }
+}
+
+/**
+ * Resolves a host path for reading (`"read"`) or writing (`"write"`) and checks that
+ * it lies, symlinks followed, inside the pipeline's directory or a granted one.
+ */
+export async function confineHostPath(
+  policy: HostPathPolicy,
+  path: string,
+  access: "read" | "write",
+): Promise<string> {
+  if (typeof path !== "string" || path === "") throw new Error("a host path must not be empty");
+  const resolved = resolveAgainst(policy.baseDir, path);
+  const real = await realPathOfExisting(resolved);
+  const roots = [policy.baseDir, ...(access === "read" ? policy.readRoots : policy.writeRoots)];
+  const realRoots = await Promise.all(
+    roots.map((root) => realPathOfExisting(normalizeAbsolute(root)).catch(() => root)),
+  );
+  if (realRoots.some((root) => inside(root, real))) return resolved;
+  const flag = access === "read" ? "--allow-read" : "--allow-write";
+  throw new Error(
+    `host path "${path}" is outside the pipeline's directory ${policy.baseDir}; grant it with \`pocketci run ${flag}=${resolved}\``,
+  );
+}

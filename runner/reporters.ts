@@ -1,0 +1,262 @@
+/**
+ * Reporters: NDJSON for machines, prefixed live lines plus a summary table for
+ * people, and the per-run log directory.
+ *
+ * @module
+ */
+
+import type { TaskStatus } from "../dsl/types.ts";
+import { eventLine, type Reporter, type RunEvent } from "./events.ts";
+
+/** Where a reporter writes. */
+export interface Output {
+  /** Writes text to standard output. */
+  stdout(text: string): void;
+  /** Writes text to standard error. */
+  stderr(text: string): void;
+}
+
+/** Writes NDJSON events to stdout. */
+export class JsonReporter implements Reporter {
+  readonly #out: Output;
+  /** Creates a reporter writing to `out`. */
+  constructor(out: Output) {
+    this.#out = out;
+  }
+  /** Writes one line. */
+  event(event: RunEvent): void {
+    this.#out.stdout(eventLine(event));
+  }
+}
+
+const COLOURS = [36, 35, 33, 32, 34, 91, 96, 95, 93, 92];
+const STATUS_COLOURS: Record<TaskStatus, number> = {
+  success: 32,
+  failure: 31,
+  timeout: 33,
+  cancelled: 33,
+  error: 31,
+};
+
+interface SummaryRow {
+  readonly label: string;
+  readonly status: TaskStatus;
+  readonly code: number | null;
+  readonly durationMs: number;
+  readonly allowFailure: boolean;
+}
+
+/** Formats milliseconds as `850ms`, `2.3s` or `1m05s`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const minutes = Math.floor(ms / 60_000);
+  const seconds = Math.round((ms % 60_000) / 1000);
+  return `${minutes}m${String(seconds).padStart(2, "0")}s`;
+}
+
+/** Live output prefixed by task name (coloured on a TTY) and a summary table at the end. */
+export class TextReporter implements Reporter {
+  readonly #out: Output;
+  readonly #colour: boolean;
+  readonly #driver: string;
+  readonly #labels = new Map<string, string>();
+  readonly #colourOf = new Map<string, number>();
+  readonly #nameCounts = new Map<string, number>();
+  readonly #partial = new Map<string, string>();
+  readonly #rows: SummaryRow[] = [];
+
+  /** Creates a reporter writing to `out`, with ANSI colour when `colour`. */
+  constructor(out: Output, options: { colour: boolean; driver: string }) {
+    this.#out = out;
+    this.#colour = options.colour;
+    this.#driver = options.driver;
+  }
+
+  #paint(code: number, text: string): string {
+    return this.#colour ? `\x1b[${code}m${text}\x1b[0m` : text;
+  }
+
+  #label(id: string, name: string): string {
+    let label = this.#labels.get(id);
+    if (label === undefined) {
+      const count = (this.#nameCounts.get(name) ?? 0) + 1;
+      this.#nameCounts.set(name, count);
+      label = count === 1 ? name : `${name}#${count}`;
+      this.#labels.set(id, label);
+      this.#colourOf.set(id, COLOURS[(this.#labels.size - 1) % COLOURS.length]);
+    }
+    return label;
+  }
+
+  #line(id: string, stream: "stdout" | "stderr", text: string): void {
+    const prefix = this.#paint(this.#colourOf.get(id) ?? 0, `${this.#labels.get(id)} |`);
+    const line = `${prefix} ${text}\n`;
+    if (stream === "stdout") this.#out.stdout(line);
+    else this.#out.stderr(line);
+  }
+
+  #flush(id: string): void {
+    for (const stream of ["stdout", "stderr"] as const) {
+      const key = `${id}\u0000${stream}`;
+      const rest = this.#partial.get(key);
+      if (rest) this.#line(id, stream, rest);
+      this.#partial.delete(key);
+    }
+  }
+
+  /** Renders one event. */
+  event(event: RunEvent): void {
+    switch (event.type) {
+      case "task.start": {
+        const label = this.#label(event.id, event.name);
+        if (event.kind === "task") {
+          this.#out.stderr(this.#paint(2, `▶ ${label}: ${event.command.join(" ")}`) + "\n");
+        }
+        break;
+      }
+      case "task.output": {
+        const key = `${event.id}\u0000${event.stream}`;
+        const lines = ((this.#partial.get(key) ?? "") + event.data).split("\n");
+        this.#partial.set(key, lines.pop() ?? "");
+        for (const line of lines) this.#line(event.id, event.stream, line);
+        break;
+      }
+      case "task.end": {
+        this.#flush(event.id);
+        const label = this.#label(event.id, event.name);
+        this.#rows.push({
+          label,
+          status: event.status,
+          code: event.code,
+          durationMs: event.durationMs,
+          allowFailure: event.allowFailure,
+        });
+        if (event.status === "error" && event.error) {
+          this.#out.stderr(this.#paint(31, `✗ ${label}: ${event.error}`) + "\n");
+        }
+        break;
+      }
+      case "log":
+        if (event.level === "info") this.#out.stdout(event.message + "\n");
+        else this.#out.stderr(event.message + "\n");
+        break;
+      case "warning":
+        this.#out.stderr(this.#paint(33, `warning: ${event.message}`) + "\n");
+        break;
+      case "run.end":
+        this.#out.stderr(this.#summary(event));
+        break;
+      default:
+        break;
+    }
+  }
+
+  #summary(event: Extract<RunEvent, { type: "run.end" }>): string {
+    const lines: string[] = [];
+    if (this.#rows.length > 0) {
+      const header = ["TASK", "DRIVER", "STATUS", "CODE", "DURATION"];
+      const cells = this.#rows.map((row) => [
+        row.label,
+        this.#driver,
+        row.allowFailure && (row.status === "failure" || row.status === "timeout")
+          ? `${row.status} (allowed)`
+          : row.status,
+        row.code === null ? "-" : String(row.code),
+        formatDuration(row.durationMs),
+      ]);
+      const widths = header.map((title, i) =>
+        Math.max(title.length, ...cells.map((row) => row[i].length))
+      );
+      const format = (row: string[]) =>
+        row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd();
+      lines.push("", format(header));
+      cells.forEach((row, index) => {
+        const status = this.#rows[index].status;
+        const text = format(row);
+        lines.push(status === "success" ? text : this.#paint(STATUS_COLOURS[status], text));
+      });
+    }
+    lines.push("");
+    if (event.error) {
+      lines.push(this.#paint(31, `error: ${event.error}`));
+      if (event.failedTask && event.failedTask.lastLines.length > 0) {
+        lines.push(
+          `last output of ${this.#labels.get(event.failedTask.id) ?? event.failedTask.name}:`,
+        );
+        for (const line of event.failedTask.lastLines) lines.push(`  ${line}`);
+      }
+    }
+    for (const leftover of event.leftovers) {
+      lines.push(
+        this.#paint(
+          33,
+          `not removed: ${leftover.kind} ${leftover.id} (${leftover.reason}); run \`pocketci gc\``,
+        ),
+      );
+    }
+    const verdict = event.status === "success"
+      ? this.#paint(32, "pipeline succeeded")
+      : this.#paint(31, `pipeline ${event.status === "failure" ? "failed" : event.status}`);
+    lines.push(
+      `${verdict} in ${
+        formatDuration(event.durationMs)
+      } (exit ${event.exitCode}); logs: ${event.logDir}`,
+    );
+    return lines.join("\n") + "\n";
+  }
+}
+
+/** Keeps every event in `events.jsonl` and each task's output in `<task id>.log`. */
+export class LogDirReporter implements Reporter {
+  readonly #dir: string;
+  readonly #events: Deno.FsFile;
+  readonly #tasks = new Map<string, Deno.FsFile>();
+  readonly #encoder = new TextEncoder();
+
+  private constructor(dir: string, events: Deno.FsFile) {
+    this.#dir = dir;
+    this.#events = events;
+  }
+
+  /** Creates the log directory. */
+  static async create(dir: string): Promise<LogDirReporter> {
+    await Deno.mkdir(dir, { recursive: true });
+    const events = await Deno.open(`${dir}/events.jsonl`, { create: true, append: true });
+    return new LogDirReporter(dir, events);
+  }
+
+  #write(file: Deno.FsFile, text: string): void {
+    const bytes = this.#encoder.encode(text);
+    let offset = 0;
+    while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
+  }
+
+  /** Appends the event, and task output to the task's log. */
+  event(event: RunEvent): void {
+    try {
+      this.#write(this.#events, eventLine(event));
+      if (event.type === "task.output") {
+        let file = this.#tasks.get(event.id);
+        if (file === undefined) {
+          file = Deno.openSync(`${this.#dir}/${event.id}.log`, { create: true, append: true });
+          this.#tasks.set(event.id, file);
+        }
+        this.#write(file, event.data);
+      } else if (event.type === "task.end") {
+        this.#tasks.get(event.id)?.close();
+        this.#tasks.delete(event.id);
+      }
+    } catch {
+      // Logging must never break a run; the live output still has everything.
+    }
+  }
+
+  /** Closes the files. */
+  close(): Promise<void> {
+    for (const file of this.#tasks.values()) file.close();
+    this.#tasks.clear();
+    this.#events.close();
+    return Promise.resolve();
+  }
+}

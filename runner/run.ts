@@ -1,0 +1,470 @@
+/**
+ * One pipeline run, start to finish: state journal, driver, session, pipeline
+ * Worker, cancellation (pipeline end, `--timeout`, SIGINT, SIGTERM), cleanup of
+ * everything the run created, and the outcome with its exit code.
+ *
+ * @module
+ */
+
+import type {
+  DriverContext,
+  DriverFactory,
+  ResourceRecord,
+  VolumeHandle,
+} from "../drivers/contract.ts";
+import type { ResolvedDsn } from "../dsn/types.ts";
+import type { Leftover, Reporter, RunEvent, RunStatus } from "./events.ts";
+import { Masker } from "./mask.ts";
+import { LogDirReporter } from "./reporters.ts";
+import {
+  PipelineLoadError,
+  PipelineWorker,
+  type WorkerPermissions,
+  workerPermissions,
+} from "./pipeline_worker.ts";
+import type { WireError } from "./rpc.ts";
+import { DEFAULT_GRACE_MS, RunSession, type TaskRecord } from "./session.ts";
+import { type ProcessIdentity, recordCacheUse, RunJournal, runPaths } from "./state.ts";
+
+/** Exit codes of `pocketci run`. */
+export const EXIT = {
+  success: 0,
+  failure: 1,
+  usage: 2,
+  timeout: 124,
+  sigint: 130,
+  sigterm: 143,
+} as const;
+
+/** Everything a run needs. */
+export interface RunOptions {
+  /** Absolute path of the pipeline file. */
+  readonly pipelinePath: string;
+  /** The resolved driver configuration. */
+  readonly dsn: ResolvedDsn;
+  /** The driver factory (default: from the registry). */
+  readonly factory?: DriverFactory;
+  /** This run's ID. */
+  readonly runId: string;
+  /** Arguments after `--`. */
+  readonly args: readonly string[];
+  /** Secret values the pipeline may reference, by name. */
+  readonly secrets: ReadonlyMap<string, string>;
+  /** `--parallelism`. */
+  readonly parallelism?: number;
+  /** `--timeout` in milliseconds. */
+  readonly timeoutMs?: number;
+  /** The state directory. */
+  readonly stateDir: string;
+  /** What the user granted pipeline code (forwarded `--allow-*`). */
+  readonly permissions: WorkerPermissions;
+  /** Where events go (already masked). */
+  readonly reporters: readonly Reporter[];
+  /** The runner process, for `gc` (default: this process, start time unknown). */
+  readonly process?: ProcessIdentity;
+  /** Grace period between SIGTERM and SIGKILL (default 10 s). */
+  readonly graceMs?: number;
+  /** Result buffer size per stream. */
+  readonly outputKeep?: number;
+}
+
+/** How a run ended. */
+export interface RunOutcome {
+  /** The process exit code. */
+  readonly exitCode: number;
+  /** The run's status. */
+  readonly status: RunStatus;
+  /** The run's ID. */
+  readonly runId: string;
+  /** Where its logs are. */
+  readonly logDir: string;
+  /** Every task and sandbox call. */
+  readonly tasks: readonly TaskRecord[];
+  /** What could not be removed. */
+  readonly leftovers: readonly Leftover[];
+  /** The pipeline's error, when it failed. */
+  readonly error?: string;
+}
+
+function oneLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}
+
+/** A pipeline run; `start()` runs it, `interrupt()` handles SIGINT/SIGTERM. */
+export class PipelineRun {
+  readonly #options: RunOptions;
+  readonly #masker: Masker;
+  #session: RunSession | undefined;
+  #worker: PipelineWorker | undefined;
+  #stop: ((reason: "SIGINT" | "SIGTERM" | "timeout") => void) | undefined;
+  #stopReason: "SIGINT" | "SIGTERM" | "timeout" | undefined;
+  readonly #warned = new Set<string>();
+  readonly #reporters: Reporter[];
+
+  /** Prepares a run. */
+  constructor(options: RunOptions, dsnSecrets: readonly string[] = []) {
+    this.#options = options;
+    this.#masker = new Masker([...options.secrets.values(), ...dsnSecrets]);
+    this.#reporters = [...options.reporters];
+  }
+
+  #emit(event: RunEvent): void {
+    const masked = this.#masker.maskDeep(event);
+    for (const reporter of this.#reporters) {
+      try {
+        reporter.event(masked);
+      } catch {
+        // A reporter must not break the run.
+      }
+    }
+  }
+
+  /**
+   * Handles a signal: the first cancels everything with the grace period; a second
+   * SIGINT kills what is still running at once (resources are still removed).
+   */
+  interrupt(signal: "SIGINT" | "SIGTERM"): void {
+    if (this.#stopReason === undefined) {
+      this.#stopReason = signal;
+      this.#emit({
+        type: "warning",
+        message: `${signal} received: stopping tasks (press Ctrl-C again to kill them now)`,
+      });
+      this.#cancel(`interrupted by ${signal}`, this.#options.graceMs ?? DEFAULT_GRACE_MS);
+      this.#stop?.(signal);
+    } else if (signal === "SIGINT") {
+      this.#emit({ type: "warning", message: "second SIGINT: killing tasks now" });
+      this.#session?.cancel(`interrupted by ${signal}`, 0);
+    }
+  }
+
+  #cancel(reason: string, graceMs: number): void {
+    this.#session?.cancel(reason, graceMs);
+    this.#worker?.abort(reason);
+  }
+
+  /** Runs the pipeline and cleans up; never throws. */
+  async start(): Promise<RunOutcome> {
+    const options = this.#options;
+    const started = performance.now();
+    const paths = runPaths(options.stateDir, options.runId, options.dsn.namespace);
+    const driverName = options.dsn.driver;
+    const leftovers: Leftover[] = [];
+    const finish = async (
+      status: RunStatus,
+      exitCode: number,
+      error?: string,
+      failedTask?: { id: string; name: string; lastLines: readonly string[] },
+    ): Promise<RunOutcome> => {
+      this.#emit({
+        type: "run.end",
+        status,
+        exitCode,
+        durationMs: Math.round(performance.now() - started),
+        logDir: paths.logDir,
+        ...(error === undefined ? {} : { error }),
+        ...(failedTask ? { failedTask } : {}),
+        leftovers,
+      });
+      for (const reporter of this.#reporters) await reporter.close?.().catch(() => {});
+      return {
+        exitCode,
+        status,
+        runId: options.runId,
+        logDir: paths.logDir,
+        tasks: this.#session?.records ?? [],
+        leftovers,
+        ...(error === undefined ? {} : { error: this.#masker.mask(error) }),
+      };
+    };
+
+    try {
+      this.#reporters.push(await LogDirReporter.create(paths.logDir));
+    } catch (error) {
+      return finish(
+        "error",
+        EXIT.usage,
+        `cannot write the log directory ${paths.logDir}: ${oneLine(error)}`,
+      );
+    }
+    this.#emit({
+      type: "run.start",
+      runId: options.runId,
+      pipeline: options.pipelinePath,
+      driver: driverName,
+      namespace: options.dsn.namespace,
+      logDir: paths.logDir,
+    });
+
+    try {
+      const info = await Deno.stat(options.pipelinePath);
+      if (!info.isFile) throw new Error("not a file");
+    } catch {
+      return finish(
+        "error",
+        EXIT.usage,
+        `pipeline file ${options.pipelinePath} does not exist; pass the path of a .ts file`,
+      );
+    }
+
+    let journal: RunJournal;
+    try {
+      journal = await RunJournal.create(paths.journal, {
+        runId: options.runId,
+        namespace: options.dsn.namespace,
+        driver: driverName,
+        pipeline: options.pipelinePath,
+        process: options.process ?? { pid: Deno.pid },
+        startedAt: new Date().toISOString(),
+      });
+      await Deno.mkdir(paths.workDir, { recursive: true });
+    } catch (error) {
+      return finish(
+        "error",
+        EXIT.usage,
+        `cannot write the state directory ${options.stateDir}: ${oneLine(error)}`,
+      );
+    }
+    const workDirRecord: ResourceRecord = {
+      kind: "dir",
+      id: paths.workDir,
+      driver: driverName,
+      runId: options.runId,
+      namespace: options.dsn.namespace,
+      createdAt: new Date().toISOString(),
+    };
+    await journal.record(workDirRecord);
+
+    const context: DriverContext = {
+      namespace: options.dsn.namespace,
+      runId: options.runId,
+      runDir: paths.workDir,
+      stateDir: options.stateDir,
+      record: (resource) => journal.record(resource),
+      forget: (resource) => journal.forget(resource),
+      warn: (message) => {
+        if (this.#warned.has(message)) return;
+        this.#warned.add(message);
+        this.#emit({ type: "warning", message });
+      },
+    };
+
+    const cleanupRunDir = async () => {
+      try {
+        await Deno.remove(paths.workDir, { recursive: true });
+        await journal.forget(workDirRecord);
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) await journal.forget(workDirRecord);
+        else leftovers.push({ kind: "dir", id: paths.workDir, reason: oneLine(error) });
+      }
+      await journal.finish().catch(() => {});
+    };
+
+    let factory: DriverFactory;
+    let driver;
+    try {
+      factory = options.factory ??
+        await (await import("../drivers/registry.ts")).getDriverFactory(driverName);
+      driver = await factory.create(options.dsn.config, context);
+    } catch (error) {
+      await cleanupRunDir();
+      return finish(
+        "error",
+        EXIT.usage,
+        `cannot start the ${driverName} driver: ${oneLine(error)}`,
+      );
+    }
+
+    const session = new RunSession({
+      driver,
+      driverName,
+      runId: options.runId,
+      masker: this.#masker,
+      secrets: options.secrets,
+      emit: (event) => this.#emit(event),
+      paths: {
+        baseDir: options.pipelinePath.slice(0, options.pipelinePath.lastIndexOf("/")) || "/",
+        readRoots: rootsOf(options.permissions.read),
+        writeRoots: rootsOf(options.permissions.write),
+      },
+      parallelism: options.parallelism,
+      outputKeep: options.outputKeep,
+      stateDir: options.stateDir,
+      onCacheUse: async (volume: VolumeHandle) => {
+        const usedAt = new Date().toISOString();
+        await journal.record({
+          kind: "cache",
+          id: volume.id,
+          driver: driverName,
+          runId: options.runId,
+          namespace: options.dsn.namespace,
+          createdAt: usedAt,
+          detail: { name: volume.name },
+        });
+        await recordCacheUse(options.stateDir, {
+          driver: driverName,
+          namespace: options.dsn.namespace,
+          name: volume.name,
+          id: volume.id,
+          usedAt,
+        });
+      },
+    });
+    this.#session = session;
+
+    let status: RunStatus = "success";
+    let exitCode: number = EXIT.success;
+    let errorText: string | undefined;
+    let failedTask: { id: string; name: string; lastLines: readonly string[] } | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const pipelineDir = options.pipelinePath.slice(0, options.pipelinePath.lastIndexOf("/")) ||
+        "/";
+      let loaded;
+      try {
+        loaded = await PipelineWorker.load(
+          options.pipelinePath,
+          workerPermissions(pipelineDir, options.permissions),
+          session,
+          {
+            log: (level, message) => this.#emit({ type: "log", level, message }),
+            mask: (error) => this.#masker.maskDeep(error),
+          },
+        );
+      } catch (error) {
+        status = "error";
+        exitCode = EXIT.usage;
+        errorText = error instanceof PipelineLoadError
+          ? `cannot load the pipeline: ${error.message}`
+          : `cannot load the pipeline: ${oneLine(error)}`;
+        return await this.#cleanup(
+          driver,
+          session,
+          leftovers,
+          cleanupRunDir,
+          () => finish(status, exitCode, errorText),
+        );
+      }
+      this.#worker = loaded.worker;
+      if (this.#stopReason !== undefined) {
+        this.#cancel(`interrupted by ${this.#stopReason}`, options.graceMs ?? DEFAULT_GRACE_MS);
+      }
+      const stopped = new Promise<"SIGINT" | "SIGTERM" | "timeout">((resolve) => {
+        this.#stop = resolve;
+        if (this.#stopReason !== undefined) resolve(this.#stopReason);
+      });
+      if (options.timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          if (this.#stopReason !== undefined) return;
+          this.#stopReason = "timeout";
+          this.#emit({
+            type: "warning",
+            message: `the run's ${options.timeoutMs} ms timeout expired`,
+          });
+          this.#cancel("the run timed out", options.graceMs ?? DEFAULT_GRACE_MS);
+          this.#stop?.("timeout");
+        }, options.timeoutMs);
+      }
+      const outcome = await Promise.race([
+        loaded.worker.run({
+          runId: options.runId,
+          driver: driverName,
+          namespace: options.dsn.namespace,
+          args: options.args,
+        }).then((error) => ({ kind: "done" as const, error })),
+        stopped.then((reason) => ({ kind: "stopped" as const, reason })),
+      ]);
+      if (outcome.kind === "stopped") {
+        status = outcome.reason === "timeout" ? "timeout" : "cancelled";
+        exitCode = outcome.reason === "timeout"
+          ? EXIT.timeout
+          : outcome.reason === "SIGINT"
+          ? EXIT.sigint
+          : EXIT.sigterm;
+        errorText = outcome.reason === "timeout"
+          ? `the run exceeded its --timeout of ${options.timeoutMs} ms`
+          : `the run was interrupted by ${outcome.reason}`;
+      } else if (outcome.error !== undefined) {
+        status = "failure";
+        exitCode = EXIT.failure;
+        ({ errorText, failedTask } = describeFailure(outcome.error, session));
+      }
+      return await this.#cleanup(
+        driver,
+        session,
+        leftovers,
+        cleanupRunDir,
+        () => finish(status, exitCode, errorText, failedTask),
+      );
+    } finally {
+      clearTimeout(timer);
+      this.#worker?.terminate();
+    }
+  }
+
+  async #cleanup(
+    driver: { close(): Promise<import("../drivers/contract.ts").CleanupReport> },
+    session: RunSession,
+    leftovers: Leftover[],
+    cleanupRunDir: () => Promise<void>,
+    then: () => Promise<RunOutcome>,
+  ): Promise<RunOutcome> {
+    session.cancel(
+      "the pipeline finished while the task was running",
+      this.#options.graceMs ?? DEFAULT_GRACE_MS,
+    );
+    this.#worker?.abort("the pipeline finished");
+    await session.settled();
+    for (const failure of await session.closeSandboxes()) {
+      leftovers.push({ kind: "sandbox", id: failure.id, reason: failure.reason });
+    }
+    try {
+      const report = await driver.close();
+      for (const failure of report.failed) {
+        leftovers.push({
+          kind: failure.resource.kind,
+          id: failure.resource.id,
+          reason: this.#masker.mask(failure.reason),
+        });
+      }
+    } catch (error) {
+      leftovers.push({
+        kind: "driver",
+        id: this.#options.dsn.driver,
+        reason: this.#masker.mask(oneLine(error)),
+      });
+    }
+    this.#worker?.terminate();
+    await cleanupRunDir();
+    return then();
+  }
+}
+
+function rootsOf(value: boolean | readonly string[]): string[] {
+  if (value === true) return ["/"];
+  if (value === false) return [];
+  return [...value];
+}
+
+function describeFailure(
+  error: WireError,
+  session: RunSession,
+): { errorText: string; failedTask?: { id: string; name: string; lastLines: readonly string[] } } {
+  const result = error.result as { id?: string; name?: string } | undefined;
+  if (error.name === "TaskError" && result?.id !== undefined) {
+    const record = session.records.find((entry) => entry.result.id === result.id);
+    return {
+      errorText: error.message,
+      failedTask: {
+        id: result.id,
+        name: result.name ?? result.id,
+        lastLines: record?.lastLines ?? [],
+      },
+    };
+  }
+  return {
+    errorText: `the pipeline threw ${
+      error.name === "Error" ? "an error" : error.name
+    }: ${error.message}`,
+  };
+}

@@ -1,0 +1,619 @@
+/**
+ * The runner's side of the DSL: a {@link PipelineHost} that runs tasks, sandboxes
+ * and volume operations through one driver, with secrets resolved and masked,
+ * `--parallelism` enforced, timeouts counted from each task's start, and every
+ * started task cancellable.
+ *
+ * @module
+ */
+
+import {
+  type Driver,
+  DriverError,
+  type ExitStatus,
+  type Mount,
+  type SandboxHandle,
+  type TaskHandle,
+  type TaskSpec,
+  UnsupportedError,
+  type VolumeHandle,
+} from "../drivers/contract.ts";
+import type { DriverName } from "../dsn/types.ts";
+import type {
+  ExecRequest,
+  PipelineHost,
+  SandboxInfo,
+  TaskRequest,
+  VolumeInfo,
+  VolumeRequest,
+} from "../dsl/host.ts";
+import type { EnvValue, OutputCallback, TaskResult, TaskStatus } from "../dsl/types.ts";
+import type { RunEvent } from "./events.ts";
+import { confineHostPath, type HostPathPolicy } from "./host_paths.ts";
+import type { Masker } from "./mask.ts";
+import { Semaphore } from "./semaphore.ts";
+import { TaskOutput } from "./task_output.ts";
+import { volumeArchives } from "./volume_files.ts";
+
+/** The default grace period between SIGTERM and SIGKILL. */
+export const DEFAULT_GRACE_MS = 10_000;
+
+/** The command a sandbox runs to stay alive (drivers that run processes use it). */
+export const SANDBOX_KEEP_ALIVE: readonly string[] = Object.freeze([
+  "sh",
+  "-c",
+  "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done",
+]);
+
+/** What a session needs. */
+export interface SessionOptions {
+  /** The driver bound to this run. */
+  readonly driver: Driver;
+  /** The driver's name. */
+  readonly driverName: DriverName;
+  /** This run's ID. */
+  readonly runId: string;
+  /** Masks secrets in everything that leaves the session. */
+  readonly masker: Masker;
+  /** Secret values the pipeline may reference, by name. */
+  readonly secrets: ReadonlyMap<string, string>;
+  /** Receives events (already masked). */
+  readonly emit: (event: RunEvent) => void;
+  /** Host path confinement. */
+  readonly paths: HostPathPolicy;
+  /** `--parallelism` (undefined: unlimited). */
+  readonly parallelism?: number;
+  /** Called when a cache is opened (to record its use). */
+  readonly onCacheUse?: (volume: VolumeHandle) => Promise<void>;
+  /** Result buffer size per stream (characters kept at each end). */
+  readonly outputKeep?: number;
+  /** The state directory, never copied into a volume even when it lies inside the source. */
+  readonly stateDir?: string;
+}
+
+/** A finished task as the runner remembers it. */
+export interface TaskRecord {
+  /** The result given to the pipeline. */
+  readonly result: TaskResult;
+  /** Whether failure was allowed. */
+  readonly allowFailure: boolean;
+  /** The last lines of its output. */
+  readonly lastLines: readonly string[];
+}
+
+interface Running {
+  stop(graceMs: number): void;
+}
+
+function oneLine(error: unknown): string {
+  const message = (error instanceof Error ? error.message : String(error)).split("\n")[0];
+  return message.length > 500 ? message.slice(0, 500) + "..." : message;
+}
+
+/** The runner's implementation of the DSL's host interface for one run. */
+export class RunSession implements PipelineHost {
+  readonly #options: SessionOptions;
+  readonly #slots: Semaphore;
+  readonly #cancel = new AbortController();
+  #graceMs = DEFAULT_GRACE_MS;
+  readonly #running = new Set<Running>();
+  readonly #volumes = new Map<string, VolumeHandle>();
+  readonly #sandboxes = new Map<string, { handle: SandboxHandle; name: string; closed: boolean }>();
+  readonly #records: TaskRecord[] = [];
+  readonly #ids = new Set<string>();
+  #sequence = 0;
+  readonly #inflight = new Set<Promise<unknown>>();
+
+  /** Creates a session. */
+  constructor(options: SessionOptions) {
+    this.#options = options;
+    this.#slots = new Semaphore(options.parallelism ?? Infinity);
+  }
+
+  /** Every finished task and sandbox call, in order of completion. */
+  get records(): readonly TaskRecord[] {
+    return this.#records;
+  }
+
+  /** Aborts when the session is cancelled. */
+  get signal(): AbortSignal {
+    return this.#cancel.signal;
+  }
+
+  /**
+   * Cancels everything running and everything started later: SIGTERM, then SIGKILL
+   * after `graceMs`. Calling again with a shorter grace (a second Ctrl-C) kills now.
+   */
+  cancel(reason: string, graceMs: number = DEFAULT_GRACE_MS): void {
+    this.#graceMs = Math.min(this.#graceMs, graceMs);
+    if (!this.#cancel.signal.aborted) this.#cancel.abort(reason);
+    for (const running of this.#running) running.stop(this.#graceMs);
+  }
+
+  /** Resolves once every task and sandbox call started so far has finished. */
+  async settled(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+  }
+
+  #track<T>(promise: Promise<T>): Promise<T> {
+    this.#inflight.add(promise);
+    promise.finally(() => this.#inflight.delete(promise)).catch(() => {});
+    return promise;
+  }
+
+  /** Closes every sandbox still open; returns the failures. */
+  async closeSandboxes(): Promise<{ id: string; reason: string }[]> {
+    const failures: { id: string; reason: string }[] = [];
+    for (const [id, sandbox] of this.#sandboxes) {
+      if (sandbox.closed) continue;
+      try {
+        await this.closeSandbox(id);
+      } catch (error) {
+        failures.push({ id: sandbox.handle.id, reason: this.#options.masker.mask(oneLine(error)) });
+      }
+    }
+    return failures;
+  }
+
+  #newId(name: string): string {
+    const slug =
+      name.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40) ||
+      "task";
+    let id: string;
+    do id = `${slug}-${++this.#sequence}`; while (this.#ids.has(id));
+    this.#ids.add(id);
+    return id;
+  }
+
+  #resolveEnv(env: Readonly<Record<string, EnvValue>> | undefined): Record<string, string> {
+    const resolved: Record<string, string> = {};
+    for (const [key, value] of Object.entries(env ?? {})) {
+      if (typeof value === "string") {
+        resolved[key] = value;
+        continue;
+      }
+      const name = value.pocketciSecret;
+      const secret = this.#options.secrets.get(name);
+      if (secret === undefined) {
+        throw new Error(
+          `secret "${name}" is not available; pass \`--secret ${name}\` (from the environment) or \`--secret-file FILE\` to pocketci run`,
+        );
+      }
+      resolved[key] = secret;
+    }
+    return resolved;
+  }
+
+  #checkCapabilities(
+    request: {
+      user?: string;
+      privileged?: boolean;
+      stdin?: Uint8Array;
+      cpu?: number;
+      memoryBytes?: number;
+    },
+  ): void {
+    const { capabilities, name } = this.#options.driver;
+    if (request.user !== undefined && !capabilities.user) throw new UnsupportedError(name, "user");
+    if (request.privileged && !capabilities.privileged) {
+      throw new UnsupportedError(name, "privileged");
+    }
+    if (request.stdin !== undefined && !capabilities.stdin) {
+      throw new UnsupportedError(name, "stdin");
+    }
+    if ((request.cpu !== undefined || request.memoryBytes !== undefined) && !capabilities.limits) {
+      throw new UnsupportedError(
+        name,
+        "limits",
+        "remove .limits() or pick a driver that enforces limits",
+      );
+    }
+  }
+
+  #mounts(request: TaskRequest): Mount[] {
+    return request.mounts.map((mount) => {
+      const volume = this.#volumes.get(mount.volumeId);
+      if (volume === undefined) throw new Error(`unknown volume "${mount.volumeId}"`);
+      return { volume, path: mount.path };
+    });
+  }
+
+  #taskSpec(id: string, request: TaskRequest): TaskSpec {
+    this.#checkCapabilities(request);
+    const env = {
+      ...this.#resolveEnv(request.env),
+      CI: "true",
+      POCKETCI: "true",
+      POCKETCI_RUN_ID: this.#options.runId,
+      POCKETCI_TASK: request.name,
+    };
+    return {
+      id,
+      name: request.name,
+      image: request.image,
+      command: [...request.command],
+      env,
+      workDir: request.workDir,
+      mounts: this.#mounts(request),
+      stdin: request.stdin,
+      user: request.user,
+      privileged: request.privileged,
+      limits: request.cpu !== undefined || request.memoryBytes !== undefined
+        ? { cpu: request.cpu, memoryBytes: request.memoryBytes }
+        : undefined,
+      pull: request.pull,
+      platform: request.platform,
+      entrypoint: request.entrypoint,
+    };
+  }
+
+  #finish(
+    kind: "task" | "exec",
+    base: { id: string; name: string; allowFailure: boolean },
+    outcome: { status: TaskStatus; code: number | null; durationMs: number; error?: string },
+    output: TaskOutput | undefined,
+  ): TaskResult {
+    const masker = this.#options.masker;
+    const error = outcome.error === undefined ? undefined : masker.mask(outcome.error);
+    const result: TaskResult = {
+      name: base.name,
+      id: base.id,
+      code: outcome.code,
+      stdout: output?.stdout ?? "",
+      stderr: output?.stderr ?? "",
+      status: outcome.status,
+      durationMs: Math.round(outcome.durationMs),
+      ...(error === undefined ? {} : { error }),
+    };
+    this.#records.push({
+      result,
+      allowFailure: base.allowFailure,
+      lastLines: output?.lastLines(20) ?? [],
+    });
+    this.#options.emit({
+      type: "task.end",
+      id: base.id,
+      name: base.name,
+      kind,
+      status: result.status,
+      code: result.code,
+      durationMs: result.durationMs,
+      allowFailure: base.allowFailure,
+      ...(error === undefined ? {} : { error }),
+    });
+    return result;
+  }
+
+  #output(id: string, name: string, onOutput?: OutputCallback): TaskOutput {
+    return new TaskOutput(
+      this.#options.masker,
+      (stream, data) => this.#options.emit({ type: "task.output", id, name, stream, data }),
+      onOutput,
+      this.#options.outputKeep,
+    );
+  }
+
+  /**
+   * Runs one unit of work (a task or a sandbox call) under the common rules: a slot,
+   * a timeout from its start, cancellation, status from the exit.
+   */
+  async #execute(
+    kind: "task" | "exec",
+    base: { id: string; name: string; allowFailure: boolean },
+    command: readonly string[],
+    image: string | undefined,
+    timeoutMs: number | undefined,
+    onOutput: OutputCallback | undefined,
+    start: (
+      output: TaskOutput,
+    ) => Promise<
+      { wait(): Promise<ExitStatus>; stop(graceMs: number): void; remove(): Promise<void> }
+    >,
+  ): Promise<TaskResult> {
+    let release: () => void;
+    try {
+      release = await this.#slots.acquire(this.#cancel.signal);
+    } catch {
+      return this.#finish(kind, base, {
+        status: "cancelled",
+        code: null,
+        durationMs: 0,
+        error: "the run was cancelled before the task started",
+      }, undefined);
+    }
+    const output = this.#output(base.id, base.name, onOutput);
+    const started = performance.now();
+    try {
+      this.#options.emit({
+        type: "task.start",
+        id: base.id,
+        name: base.name,
+        kind,
+        command,
+        image,
+      });
+      if (this.#cancel.signal.aborted) {
+        return this.#finish(kind, base, {
+          status: "cancelled",
+          code: null,
+          durationMs: 0,
+          error: "the run was cancelled before the task started",
+        }, output);
+      }
+      let work;
+      try {
+        work = await start(output);
+      } catch (error) {
+        output.flush();
+        return this.#finish(kind, base, {
+          status: "error",
+          code: null,
+          durationMs: performance.now() - started,
+          error: oneLine(error),
+        }, output);
+      }
+      const begun = performance.now();
+      let ended: "timeout" | "cancelled" | undefined;
+      const running: Running = { stop: (grace) => void work.stop(grace) };
+      const onCancel = () => {
+        ended ??= "cancelled";
+        running.stop(this.#graceMs);
+      };
+      this.#running.add(running);
+      this.#cancel.signal.addEventListener("abort", onCancel, { once: true });
+      if (this.#cancel.signal.aborted) onCancel();
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+        ended ??= "timeout";
+        running.stop(this.#graceMs);
+      }, timeoutMs);
+      let exit: ExitStatus | undefined;
+      let failure: unknown;
+      try {
+        exit = await work.wait();
+      } catch (error) {
+        failure = error;
+      } finally {
+        clearTimeout(timer);
+        this.#cancel.signal.removeEventListener("abort", onCancel);
+        this.#running.delete(running);
+      }
+      output.flush();
+      await work.remove().catch((error) => {
+        this.#options.emit({
+          type: "warning",
+          message: `could not remove ${base.id}: ${oneLine(error)}`,
+        });
+      });
+      const durationMs = performance.now() - begun;
+      if (exit === undefined) {
+        return this.#finish(kind, base, {
+          status: ended ?? "error",
+          code: null,
+          durationMs,
+          error: oneLine(failure),
+        }, output);
+      }
+      if (ended === "timeout") {
+        return this.#finish(kind, base, {
+          status: "timeout",
+          code: exit.code,
+          durationMs,
+          error: `stopped after the ${timeoutMs} ms timeout`,
+        }, output);
+      }
+      if (ended === "cancelled") {
+        return this.#finish(kind, base, {
+          status: "cancelled",
+          code: exit.code,
+          durationMs,
+          error: String(this.#cancel.signal.reason ?? "cancelled"),
+        }, output);
+      }
+      return this.#finish(kind, base, {
+        status: exit.code === 0 ? "success" : "failure",
+        code: exit.code,
+        durationMs,
+        ...(exit.oomKilled ? { error: "killed by the out-of-memory killer" } : {}),
+      }, output);
+    } finally {
+      release();
+    }
+  }
+
+  /** Runs a task. */
+  runTask(request: TaskRequest, onOutput?: OutputCallback): Promise<TaskResult> {
+    const base = {
+      id: this.#newId(request.name),
+      name: request.name,
+      allowFailure: !!request.allowFailure,
+    };
+    let spec: TaskSpec;
+    try {
+      spec = this.#taskSpec(base.id, request);
+    } catch (error) {
+      this.#options.emit({
+        type: "task.start",
+        id: base.id,
+        name: base.name,
+        kind: "task",
+        command: request.command,
+        image: request.image,
+      });
+      return Promise.resolve(
+        this.#finish("task", base, {
+          status: "error",
+          code: null,
+          durationMs: 0,
+          error: oneLine(error),
+        }, undefined),
+      );
+    }
+    return this.#track(
+      this.#execute(
+        "task",
+        base,
+        request.command,
+        request.image,
+        request.timeoutMs,
+        onOutput,
+        async (output) => {
+          const handle: TaskHandle = await this.#options.driver.startTask(spec, output.sink);
+          return {
+            wait: () => handle.wait(),
+            stop: (grace) => void handle.stop(grace).catch(() => {}),
+            remove: () => handle.remove(),
+          };
+        },
+      ),
+    );
+  }
+
+  /** Starts a sandbox. */
+  async startSandbox(request: TaskRequest): Promise<SandboxInfo> {
+    const driver = this.#options.driver;
+    if (!driver.capabilities.sandboxes) {
+      throw new UnsupportedError(driver.name, "sandboxes", "use task() instead of sandbox()");
+    }
+    this.#cancel.signal.throwIfAborted();
+    const id = this.#newId(request.name);
+    const spec = this.#taskSpec(id, { ...request, command: SANDBOX_KEEP_ALIVE });
+    const handle = await driver.startSandbox(spec);
+    this.#sandboxes.set(id, { handle, name: request.name, closed: false });
+    this.#options.emit({ type: "sandbox.start", id, name: request.name });
+    return { id, name: request.name };
+  }
+
+  /** Runs one call in a sandbox. */
+  execSandbox(
+    sandboxId: string,
+    request: ExecRequest,
+    onOutput?: OutputCallback,
+  ): Promise<TaskResult> {
+    const sandbox = this.#sandboxes.get(sandboxId);
+    const base = {
+      id: this.#newId(`${sandbox?.name ?? "sandbox"}-exec`),
+      name: sandbox?.name ?? sandboxId,
+      allowFailure: !!request.allowFailure,
+    };
+    let env: Record<string, string>;
+    try {
+      if (sandbox === undefined || sandbox.closed) {
+        throw new Error(`sandbox "${base.name}" is closed; start a new one`);
+      }
+      this.#checkCapabilities(request);
+      env = this.#resolveEnv(request.env);
+    } catch (error) {
+      return Promise.resolve(
+        this.#finish("exec", base, {
+          status: "error",
+          code: null,
+          durationMs: 0,
+          error: oneLine(error),
+        }, undefined),
+      );
+    }
+    return this.#track(
+      this.#execute(
+        "exec",
+        base,
+        request.command,
+        undefined,
+        request.timeoutMs,
+        onOutput,
+        (output) => {
+          const controller = new AbortController();
+          let grace = this.#graceMs;
+          const done = sandbox.handle.exec(
+            {
+              command: request.command,
+              env,
+              workDir: request.workDir,
+              stdin: request.stdin,
+              user: request.user,
+            },
+            output.sink,
+            {
+              signal: controller.signal,
+              get graceMs() {
+                return grace;
+              },
+            },
+          );
+          return Promise.resolve({
+            wait: () => done,
+            stop: (graceMs: number) => {
+              grace = graceMs;
+              if (!controller.signal.aborted) controller.abort();
+              else if (graceMs === 0) void sandbox.handle.close().catch(() => {});
+            },
+            remove: () => Promise.resolve(),
+          });
+        },
+      ),
+    );
+  }
+
+  /** Ends a sandbox. */
+  async closeSandbox(sandboxId: string): Promise<void> {
+    const sandbox = this.#sandboxes.get(sandboxId);
+    if (sandbox === undefined || sandbox.closed) return;
+    sandbox.closed = true;
+    await sandbox.handle.close();
+    this.#options.emit({ type: "sandbox.end", id: sandboxId, name: sandbox.name });
+  }
+
+  /** Creates a volume or opens a cache, seeding it from the host when asked. */
+  async createVolume(request: VolumeRequest): Promise<VolumeInfo> {
+    const driver = this.#options.driver;
+    if (request.kind === "cache" && !driver.capabilities.caches) {
+      throw new UnsupportedError(driver.name, "caches", "use volume() instead of cache()");
+    }
+    const source = request.from === undefined
+      ? undefined
+      : await confineHostPath(this.#options.paths, request.from, "read");
+    const handle = await driver.createVolume({ name: request.name, kind: request.kind });
+    const id = `${request.kind}-${this.#volumes.size + 1}-${request.name}`;
+    this.#volumes.set(id, handle);
+    if (request.kind === "cache") await this.#options.onCacheUse?.(handle);
+    if (source !== undefined) {
+      const exclude = [...(request.exclude ?? [])];
+      const stateDir = this.#options.stateDir;
+      if (stateDir !== undefined && stateDir.startsWith(source + "/")) {
+        exclude.push("/" + stateDir.slice(source.length + 1));
+      }
+      await volumeArchives(driver).seed(handle, source, exclude);
+    }
+    return { id, name: request.name, kind: request.kind };
+  }
+
+  #volume(id: string): VolumeHandle {
+    const volume = this.#volumes.get(id);
+    if (volume === undefined) throw new DriverError("not_found", `unknown volume "${id}"`);
+    return volume;
+  }
+
+  /** Reads files as text. */
+  readFiles(volumeId: string, paths: readonly string[]): Promise<Record<string, string>> {
+    return volumeArchives(this.#options.driver).readFiles(this.#volume(volumeId), paths);
+  }
+
+  /** Reads one file's bytes. */
+  readFile(volumeId: string, path: string): Promise<Uint8Array> {
+    return volumeArchives(this.#options.driver).readFile(this.#volume(volumeId), path);
+  }
+
+  /** Writes files. */
+  writeFiles(
+    volumeId: string,
+    files: Readonly<Record<string, string | Uint8Array>>,
+  ): Promise<void> {
+    return volumeArchives(this.#options.driver).writeFiles(this.#volume(volumeId), files);
+  }
+
+  /** Exports a volume (or a path in it) to a confined host directory. */
+  async exportTo(volumeId: string, hostDir: string, path?: string): Promise<void> {
+    const volume = this.#volume(volumeId);
+    const destination = await confineHostPath(this.#options.paths, hostDir, "write");
+    await volumeArchives(this.#options.driver).exportTo(volume, destination, path);
+  }
+}

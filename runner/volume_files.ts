@@ -1,0 +1,104 @@
+/**
+ * Moving files in and out of volumes with the driver's tar streams: seeding from a
+ * host directory, `readFiles`, `readFile`, `writeFiles` and `exportTo`.
+ *
+ * @module
+ */
+
+import {
+  createTarStream,
+  extractTar,
+  listTar,
+  normalizeRelative,
+  packDirectory,
+  readTar,
+  tarFromFiles,
+  type TarWriteEntry,
+} from "../drivers/archive/mod.ts";
+import { type Driver, DriverError, type VolumeHandle } from "../drivers/contract.ts";
+
+/** Volume file operations over one driver. */
+export interface VolumeArchives {
+  /** Copies a host directory into the volume. */
+  seed(volume: VolumeHandle, hostDir: string, exclude: readonly string[]): Promise<void>;
+  /** Reads regular files as text, keyed by their path in the volume. */
+  readFiles(volume: VolumeHandle, paths: readonly string[]): Promise<Record<string, string>>;
+  /** Reads one file's bytes. */
+  readFile(volume: VolumeHandle, path: string): Promise<Uint8Array>;
+  /** Writes files. */
+  writeFiles(
+    volume: VolumeHandle,
+    files: Readonly<Record<string, string | Uint8Array>>,
+  ): Promise<void>;
+  /** Extracts the volume (or `path` in it) into a host directory. */
+  exportTo(volume: VolumeHandle, destination: string, path?: string): Promise<void>;
+}
+
+async function* stripPrefix(
+  stream: ReadableStream<Uint8Array>,
+  prefix: string,
+): AsyncGenerator<TarWriteEntry> {
+  const base = prefix.slice(prefix.lastIndexOf("/") + 1);
+  for await (const entry of readTar(stream)) {
+    let path: string;
+    if (entry.path === prefix) {
+      if (entry.type === "directory") continue;
+      path = base;
+    } else if (entry.path.startsWith(prefix + "/")) {
+      path = entry.path.slice(prefix.length + 1);
+    } else {
+      continue;
+    }
+    const { body: _body, bytes: _bytes, ...header } = entry;
+    yield entry.type === "file"
+      ? { ...header, path, body: await entry.bytes() }
+      : { ...header, path };
+  }
+}
+
+/** The volume file operations of `driver`. */
+export function volumeArchives(driver: Driver): VolumeArchives {
+  return {
+    async seed(volume, hostDir, exclude) {
+      const stream = await packDirectory(hostDir, { exclude });
+      await driver.putArchive(volume, stream);
+    },
+    async readFiles(volume, paths) {
+      const normalized = paths.map((path) => normalizeRelative(path));
+      const entries = await listTar(await driver.getArchive(volume, normalized));
+      const decoder = new TextDecoder();
+      const files: Record<string, string> = {};
+      for (const entry of entries) {
+        if (entry.type === "file" && entry.content) {
+          files[entry.path] = decoder.decode(entry.content);
+        }
+      }
+      return files;
+    },
+    async readFile(volume, path) {
+      const normalized = normalizeRelative(path);
+      const entries = await listTar(await driver.getArchive(volume, [normalized]));
+      const file = entries.find((entry) => entry.type === "file" && entry.path === normalized);
+      if (file?.content === undefined) {
+        throw new DriverError("not_found", `"${path}" is not a file in volume "${volume.name}"`);
+      }
+      return file.content;
+    },
+    async writeFiles(volume, files) {
+      const entries: Record<string, string | { content: Uint8Array }> = {};
+      for (const [path, content] of Object.entries(files)) {
+        entries[normalizeRelative(path)] = typeof content === "string" ? content : { content };
+      }
+      await driver.putArchive(volume, tarFromFiles(entries));
+    },
+    async exportTo(volume, destination, path) {
+      if (path === undefined || normalizeRelative(path) === "") {
+        await extractTar(await driver.getArchive(volume), destination);
+        return;
+      }
+      const prefix = normalizeRelative(path);
+      const stream = await driver.getArchive(volume, [prefix]);
+      await extractTar(createTarStream(stripPrefix(stream, prefix)), destination);
+    },
+  };
+}
