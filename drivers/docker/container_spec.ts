@@ -1,0 +1,122 @@
+/**
+ * Translating a {@link TaskSpec} into a container create request: image entrypoint cleared unless
+ * one is given, `/workspace` as the default working directory, relative paths resolved against
+ * it, mounts, env, user, privileged, CPU and memory limits, labels and the run's network.
+ *
+ * @module
+ */
+
+// @ts-types="npm:@types/dockerode@^3"
+import type Docker from "dockerode";
+import { posix } from "node:path";
+import { DriverError, type TaskSpec } from "../contract.ts";
+import { normalizeImage } from "./images.ts";
+
+/** The default working directory of tasks and sandboxes. */
+export const DEFAULT_WORKDIR = "/workspace";
+
+/** The working directory a spec asks for: relative ones are relative to `/workspace`. */
+export function resolveWorkDir(workDir: string | undefined): string {
+  return posix.resolve(DEFAULT_WORKDIR, workDir ?? ".");
+}
+
+/** Checks the parts of a spec every container needs. */
+export function validateSpec(spec: TaskSpec, what: "task" | "sandbox"): string {
+  if (!spec.image) {
+    throw new DriverError(
+      "invalid",
+      `${what} ${spec.name} has no image; the docker driver runs every ${what} in a container: set .image("...")`,
+    );
+  }
+  if (what === "task" && spec.command.length === 0) {
+    throw new DriverError("invalid", `task ${spec.name} has no command`);
+  }
+  return normalizeImage(spec.image);
+}
+
+/** Where the pieces of a container come from. */
+export interface ContainerPlan {
+  /** Container name. */
+  readonly name: string;
+  /** The command to run (the spec's, or the sandbox's keep-alive). */
+  readonly command: readonly string[];
+  /** Labels. */
+  readonly labels: Record<string, string>;
+  /** The run's network. */
+  readonly network: string;
+  /** DNS aliases on the run's network (a sandbox is reachable by its name). */
+  readonly aliases?: readonly string[];
+  /** Host name inside the container. */
+  readonly hostname?: string;
+}
+
+/** The create request for a task or sandbox container. */
+export function containerOptions(
+  spec: TaskSpec,
+  plan: ContainerPlan,
+): Docker.ContainerCreateOptions {
+  const workDir = resolveWorkDir(spec.workDir);
+  const seen = new Set<string>();
+  const mounts = spec.mounts.map((m) => {
+    const target = posix.resolve(workDir, m.path);
+    if (target === "/") {
+      throw new DriverError("invalid", `volume ${m.volume.name} cannot be mounted at /`);
+    }
+    if (seen.has(target)) throw new DriverError("invalid", `two volumes are mounted at ${target}`);
+    seen.add(target);
+    return { Type: "volume" as const, Source: m.volume.id, Target: target };
+  });
+  const limits = spec.limits;
+  const hostConfig: Docker.HostConfig = {
+    Mounts: mounts,
+    NetworkMode: plan.network,
+    Privileged: spec.privileged === true,
+  };
+  if (limits?.cpu !== undefined) {
+    if (!(limits.cpu > 0)) {
+      throw new DriverError(
+        "invalid",
+        `cpu limit must be a positive number of cores, got ${limits.cpu}`,
+      );
+    }
+    hostConfig.NanoCpus = Math.round(limits.cpu * 1e9);
+  }
+  if (limits?.memoryBytes !== undefined) {
+    if (!(limits.memoryBytes >= 6 * 1024 * 1024)) {
+      throw new DriverError(
+        "invalid",
+        `memory limit must be at least 6 MiB for docker, got ${limits.memoryBytes} bytes`,
+      );
+    }
+    hostConfig.Memory = Math.floor(limits.memoryBytes);
+    // No swap on top: a task over its limit is OOM-killed instead of crawling.
+    hostConfig.MemorySwap = Math.floor(limits.memoryBytes);
+  }
+  const stdin = spec.stdin !== undefined;
+  const options: Docker.ContainerCreateOptions & { platform?: string } = {
+    name: plan.name,
+    Image: normalizeImage(spec.image ?? ""),
+    Cmd: [...plan.command],
+    // [""] resets the image's ENTRYPOINT, so the command runs exactly as given.
+    Entrypoint: spec.entrypoint ? [...spec.entrypoint] : [""],
+    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    WorkingDir: workDir,
+    User: spec.user ?? "",
+    Labels: plan.labels,
+    Hostname: plan.hostname,
+    AttachStdout: true,
+    AttachStderr: true,
+    AttachStdin: stdin,
+    OpenStdin: stdin,
+    StdinOnce: stdin,
+    Tty: false,
+    HostConfig: hostConfig,
+    NetworkingConfig: {
+      EndpointsConfig: {
+        [plan.network]: { Aliases: plan.aliases ? [...plan.aliases] : undefined },
+      },
+    },
+  };
+  if (spec.platform) options.platform = spec.platform;
+  return options;
+}

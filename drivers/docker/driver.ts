@@ -1,0 +1,405 @@
+/**
+ * The docker driver: tasks and sandboxes as containers on a per-run network, volumes and caches
+ * as named volumes, everything labelled and recorded, and `close()` removing all of the run's
+ * containers (running or not), volumes and network while caches stay.
+ *
+ * @module
+ */
+
+// @ts-types="npm:@types/dockerode@^3"
+import type Docker from "dockerode";
+import type { Duplex } from "node:stream";
+import {
+  type CleanupReport,
+  type Driver,
+  type DriverCapabilities,
+  type DriverContext,
+  DriverError,
+  type OutputSink,
+  type ResourceRecord,
+  type SandboxHandle,
+  type TaskHandle,
+  type TaskSpec,
+  type VolumeHandle,
+  type VolumeSpec,
+} from "../contract.ts";
+import { DOCKER_CAPABILITIES } from "./capabilities.ts";
+import { containerOptions, resolveWorkDir, validateSpec } from "./container_spec.ts";
+import type { Engine } from "./engine.ts";
+import { engineError } from "./engine.ts";
+import { describeAddress } from "./engine_address.ts";
+import { ImageManager } from "./images.ts";
+import { LABEL, labelsFor, resourceName } from "./labels.ts";
+import { DockerSandbox } from "./sandbox.ts";
+import { DockerTask, pump, waitForExit } from "./task.ts";
+import { ResourceTracker } from "./tracker.ts";
+import { firstLine, VolumeStore } from "./volumes.ts";
+
+/** The command that keeps a sandbox alive when the spec gives none. */
+export const SANDBOX_KEEPALIVE: readonly string[] = ["sleep", "2147483647"];
+
+function statusCode(error: unknown): number | undefined {
+  return (error as { statusCode?: number }).statusCode;
+}
+
+/** Why a container could not be created or started, as a one-line {@link DriverError}. */
+function startError(spec: TaskSpec, image: string, error: unknown): DriverError {
+  if (error instanceof DriverError) return error;
+  const message = firstLine(error);
+  const missing =
+    /exec: "([^"]+)": (?:executable file not found|stat [^:]+: no such file)/.exec(message) ??
+      /exec: "([^"]+)": .*(?:not found|no such file or directory)/i.exec(message);
+  if (missing) {
+    return new DriverError(
+      "command_not_found",
+      `task ${spec.name}: command ${missing[1]} not found in image ${image}`,
+    );
+  }
+  if (statusCode(error) === 404 && /image/i.test(message)) {
+    return new DriverError(
+      "image_not_found",
+      `task ${spec.name}: image ${image} not found: ${message}`,
+    );
+  }
+  if (statusCode(error) === undefined) {
+    return new DriverError("unavailable", engineErrorText(error));
+  }
+  return new DriverError("failed", `task ${spec.name}: the engine refused to run it: ${message}`, {
+    cause: error,
+  });
+}
+
+function engineErrorText(error: unknown): string {
+  return firstLine(error);
+}
+
+/** The docker driver bound to one run. */
+export class DockerDriver implements Driver {
+  /** Always `docker`. */
+  readonly name = "docker" as const;
+  /** Everything is supported. */
+  readonly capabilities: DriverCapabilities = DOCKER_CAPABILITIES;
+  readonly #engine: Engine;
+  readonly #docker: Docker;
+  readonly #tracker: ResourceTracker;
+  readonly #images: ImageManager;
+  readonly #volumes: VolumeStore;
+  readonly #removals = new Map<string, Promise<void>>();
+  readonly #removalFailures: { resource: ResourceRecord; reason: string }[] = [];
+  readonly #sandboxes = new Set<DockerSandbox>();
+  #network: Promise<string> | undefined;
+  #closing: Promise<CleanupReport> | undefined;
+
+  /** Binds a driver to an open engine and a run. */
+  constructor(engine: Engine, context: DriverContext) {
+    this.#engine = engine;
+    this.#docker = engine.docker;
+    this.#tracker = new ResourceTracker(context, describeAddress(engine.address));
+    this.#images = new ImageManager(this.#docker);
+    this.#volumes = new VolumeStore(this.#docker, this.#tracker);
+  }
+
+  /** The engine this driver talks to. */
+  get engine(): Engine {
+    return this.#engine;
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) {
+      throw new DriverError("invalid", "the docker driver was closed for this run");
+    }
+  }
+
+  /** The container name of a task or sandbox of this run. */
+  containerName(id: string): string {
+    return resourceName("pocketci", this.#tracker.namespace, this.#tracker.runId, id);
+  }
+
+  /** The run's network, created on first use. */
+  network(): Promise<string> {
+    this.#network ??= (async () => {
+      const { namespace, runId } = this.#tracker;
+      const name = resourceName("pocketci", namespace, runId);
+      try {
+        await this.#docker.createNetwork({
+          Name: name,
+          Driver: "bridge",
+          CheckDuplicate: true,
+          Labels: labelsFor(namespace, runId, "network"),
+        });
+      } catch (error) {
+        if (statusCode(error) !== 409) {
+          throw new DriverError("failed", `cannot create network ${name}: ${firstLine(error)}`);
+        }
+      }
+      await this.#tracker.record("network", name);
+      return name;
+    })();
+    this.#network.catch(() => this.#network = undefined);
+    return this.#network;
+  }
+
+  async #prepare(
+    spec: TaskSpec,
+    kind: "task" | "sandbox",
+  ): Promise<{ image: string; network: string }> {
+    const image = validateSpec(spec, kind);
+    try {
+      const [, network] = await Promise.all([
+        this.#images.ensure(image, spec.pull, spec.platform),
+        this.network(),
+      ]);
+      return { image, network };
+    } catch (error) {
+      if (error instanceof DriverError) throw error;
+      throw engineError(this.#engine.address, error);
+    }
+  }
+
+  #scheduleRemoval(container: Docker.Container): () => Promise<void> {
+    return () => {
+      let pending = this.#removals.get(container.id);
+      if (!pending) {
+        pending = (async () => {
+          try {
+            await container.remove({ force: true, v: false });
+          } catch (error) {
+            if (statusCode(error) !== 404) {
+              const record = this.#tracker.get("container", container.id);
+              if (record) {
+                this.#removalFailures.push({ resource: record, reason: firstLine(error) });
+              }
+              return;
+            }
+          }
+          await this.#tracker.forget("container", container.id);
+        })();
+        this.#removals.set(container.id, pending);
+      }
+      return Promise.resolve();
+    };
+  }
+
+  /** Starts a task; a task ID that already has a container in this run returns that container. */
+  async startTask(spec: TaskSpec, output: OutputSink): Promise<TaskHandle> {
+    this.#assertOpen();
+    const { image, network } = await this.#prepare(spec, "task");
+    const { namespace, runId } = this.#tracker;
+    const name = this.containerName(spec.id);
+    let container: Docker.Container;
+    try {
+      container = await this.#docker.createContainer(containerOptions(spec, {
+        name,
+        command: spec.command,
+        labels: labelsFor(namespace, runId, "task", { task: spec.id, name: spec.name }),
+        network,
+      }));
+    } catch (error) {
+      if (statusCode(error) === 409) {
+        const existing = await this.attachTask(spec.id, output);
+        if (existing) return existing;
+      }
+      throw startError(spec, image, error);
+    }
+    await this.#tracker.record("container", container.id, { name, task: spec.id });
+    const remove = this.#scheduleRemoval(container);
+    const stdin = spec.stdin;
+    let attach: Duplex;
+    try {
+      attach = await container.attach({
+        stream: true,
+        stdout: true,
+        stderr: true,
+        stdin: stdin !== undefined,
+        hijack: stdin !== undefined,
+      }) as unknown as Duplex;
+    } catch (error) {
+      await remove();
+      throw startError(spec, image, error);
+    }
+    const outputDone = pump(attach, output);
+    try {
+      await container.start();
+    } catch (error) {
+      attach.destroy();
+      await remove();
+      throw startError(spec, image, error);
+    }
+    if (stdin !== undefined) {
+      attach.on("error", () => {});
+      attach.write(stdin);
+      attach.end();
+    }
+    return new DockerTask(spec.id, container, waitForExit(container, outputDone), remove);
+  }
+
+  /** Re-attaches to a task of this run: replays its output and follows it. */
+  async attachTask(id: string, output: OutputSink): Promise<TaskHandle | undefined> {
+    this.#assertOpen();
+    const container = this.#docker.getContainer(this.containerName(id));
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await container.inspect();
+    } catch (error) {
+      if (statusCode(error) === 404) return undefined;
+      throw engineError(this.#engine.address, error);
+    }
+    if (
+      info.Config.Labels?.[LABEL.run] !== this.#tracker.runId ||
+      info.Config.Labels?.[LABEL.kind] !== "task"
+    ) return undefined;
+    const byId = this.#docker.getContainer(info.Id);
+    if (!this.#tracker.get("container", info.Id)) {
+      await this.#tracker.record("container", info.Id, { name: info.Name, task: id });
+    }
+    if (info.State.Status === "created") await byId.start();
+    const logs = await byId.logs({
+      follow: true,
+      stdout: true,
+      stderr: true,
+    }) as unknown as NodeJS.ReadableStream;
+    const outputDone = pump(logs, output);
+    return new DockerTask(id, byId, waitForExit(byId, outputDone), this.#scheduleRemoval(byId));
+  }
+
+  /** Creates a volume or opens a cache. */
+  async createVolume(spec: VolumeSpec): Promise<VolumeHandle> {
+    this.#assertOpen();
+    try {
+      return await this.#volumes.create(spec);
+    } catch (error) {
+      if (error instanceof DriverError) throw error;
+      throw engineError(this.#engine.address, error);
+    }
+  }
+
+  /** Removes a run-scoped volume (a cache is kept). */
+  removeVolume(volume: VolumeHandle): Promise<void> {
+    return this.#volumes.remove(volume);
+  }
+
+  /** Extracts a tar stream into a volume. */
+  putArchive(volume: VolumeHandle, tar: ReadableStream<Uint8Array>, path?: string): Promise<void> {
+    this.#assertOpen();
+    return this.#volumes.putArchive(volume, tar, path);
+  }
+
+  /** A tar stream of a volume or of some of its paths. */
+  getArchive(volume: VolumeHandle, paths?: readonly string[]): Promise<ReadableStream<Uint8Array>> {
+    this.#assertOpen();
+    return this.#volumes.getArchive(volume, paths);
+  }
+
+  /** Starts a long-lived sandbox container, reachable on the run's network by its name. */
+  async startSandbox(spec: TaskSpec): Promise<SandboxHandle> {
+    this.#assertOpen();
+    const { image, network } = await this.#prepare(spec, "sandbox");
+    const { namespace, runId } = this.#tracker;
+    const name = this.containerName(spec.id);
+    const alias = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(spec.name) ? spec.name : undefined;
+    let container: Docker.Container;
+    try {
+      container = await this.#docker.createContainer(
+        containerOptions({ ...spec, stdin: undefined }, {
+          name,
+          command: spec.command.length > 0 ? spec.command : SANDBOX_KEEPALIVE,
+          labels: labelsFor(namespace, runId, "sandbox", { task: spec.id, name: spec.name }),
+          network,
+          aliases: alias ? [alias] : undefined,
+          hostname: alias?.slice(0, 63),
+        }),
+      );
+    } catch (error) {
+      throw startError(spec, image, error);
+    }
+    await this.#tracker.record("container", container.id, { name, task: spec.id, role: "sandbox" });
+    const remove = this.#scheduleRemoval(container);
+    try {
+      await container.start();
+    } catch (error) {
+      await remove();
+      throw startError(spec, image, error);
+    }
+    const sandbox: DockerSandbox = new DockerSandbox(
+      spec.id,
+      container,
+      resolveWorkDir(spec.workDir),
+      async () => {
+        this.#sandboxes.delete(sandbox);
+        await remove();
+        await this.#removals.get(container.id);
+      },
+    );
+    this.#sandboxes.add(sandbox);
+    return sandbox;
+  }
+
+  /** Removes every container (running or not), volume and the network of this run; caches stay. */
+  close(): Promise<CleanupReport> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<CleanupReport> {
+    const removed: ResourceRecord[] = [];
+    const failed: { resource: ResourceRecord; reason: string }[] = [];
+    const { namespace, runId } = this.#tracker;
+    const filters = { label: [`${LABEL.namespace}=${namespace}`, `${LABEL.run}=${runId}`] };
+    const docker = this.#docker;
+    const attempt = async (record: ResourceRecord, action: () => Promise<unknown>) => {
+      try {
+        await action();
+        removed.push(record);
+        await this.#tracker.forget(record.kind, record.id);
+      } catch (error) {
+        if (statusCode(error) === 404) {
+          await this.#tracker.forget(record.kind, record.id);
+          return;
+        }
+        failed.push({ resource: record, reason: firstLine(error) });
+      }
+    };
+    const recordOf = (
+      kind: ResourceRecord["kind"],
+      id: string,
+      detail: Record<string, string> = {},
+    ): ResourceRecord =>
+      this.#tracker.get(kind, id) ??
+        { kind, id, driver: "docker", runId, namespace, detail };
+    try {
+      await Promise.all(this.#removals.values());
+      failed.push(...this.#removalFailures);
+      const containers = await docker.listContainers({ all: true, filters });
+      await Promise.all(
+        containers.map((c) =>
+          attempt(
+            recordOf("container", c.Id, { name: c.Names?.[0] ?? "" }),
+            () => docker.getContainer(c.Id).remove({ force: true, v: false }),
+          )
+        ),
+      );
+      const volumes = (await docker.listVolumes({ filters })).Volumes ?? [];
+      await Promise.all(
+        volumes.filter((v) => v.Labels?.[LABEL.kind] !== "cache").map((v) =>
+          attempt(
+            recordOf("volume", v.Name),
+            () => docker.getVolume(v.Name).remove({ force: true }),
+          )
+        ),
+      );
+      const networks = await docker.listNetworks({ filters });
+      await Promise.all(
+        networks.map((n) =>
+          attempt(recordOf("network", n.Name), () => docker.getNetwork(n.Id).remove())
+        ),
+      );
+    } catch (error) {
+      failed.push({
+        resource: { kind: "container", id: "*", driver: "docker", runId, namespace },
+        reason: engineError(this.#engine.address, error).message,
+      });
+    }
+    await this.#engine.close();
+    return { removed, failed };
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * A running task container: output demultiplexed live from an attach made before start (or
+ * replayed from the logs when re-attaching), the exit status from the engine's wait, OOM kills
+ * detected, and stop as SIGTERM then SIGKILL after the grace period.
+ *
+ * @module
+ */
+
+// @ts-types="npm:@types/dockerode@^3"
+import type Docker from "dockerode";
+import type { Duplex } from "node:stream";
+import type { ExitStatus, OutputSink, TaskHandle } from "../contract.ts";
+import { Demuxer } from "./demux.ts";
+
+/** Resolves after `ms`, or as soon as `until` settles; never leaves a timer behind. */
+export function delay<T>(ms: number, until: Promise<T>): Promise<"timeout" | "settled"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((resolve) =>
+    timer = setTimeout(() => resolve("timeout"), ms)
+  );
+  const settled = until.then(() => "settled" as const, () => "settled" as const);
+  return Promise.race([timeout, settled]).finally(() => clearTimeout(timer));
+}
+
+/** The exit status for an exit code; codes 129–159 mean a signal, as in shells. */
+export function exitStatus(code: number, oomKilled: boolean): ExitStatus {
+  const signal = oomKilled ? 9 : code > 128 && code < 160 ? code - 128 : undefined;
+  return {
+    code,
+    ...(signal !== undefined ? { signal } : {}),
+    ...(oomKilled ? { oomKilled: true } : {}),
+  };
+}
+
+function statusCode(error: unknown): number | undefined {
+  return (error as { statusCode?: number }).statusCode;
+}
+
+/** Collects a stream's data into the demuxer; resolves when the stream ends or breaks. */
+export function pump(stream: NodeJS.ReadableStream | Duplex, output: OutputSink): Promise<void> {
+  const demuxer = new Demuxer(output);
+  return new Promise<void>((resolve) => {
+    stream.on("data", (chunk: Uint8Array) => demuxer.push(chunk));
+    stream.once("end", () => resolve());
+    stream.once("close", () => resolve());
+    stream.once("error", () => resolve());
+  });
+}
+
+/** Waits for the container to stop and reads its exit status (inspecting for OOM when it failed). */
+export async function waitForExit(
+  container: Docker.Container,
+  outputDone: Promise<void>,
+): Promise<ExitStatus> {
+  const result = await container.wait() as { StatusCode: number };
+  await outputDone;
+  let oom = false;
+  if (result.StatusCode !== 0) {
+    try {
+      const info = await container.inspect();
+      oom = info.State.OOMKilled === true;
+    } catch {
+      oom = false;
+    }
+  }
+  return exitStatus(result.StatusCode, oom);
+}
+
+/** Handle on a task container. */
+export class DockerTask implements TaskHandle {
+  /** The task's run-scoped ID. */
+  readonly id: string;
+  /** The container. */
+  readonly container: Docker.Container;
+  readonly #status: Promise<ExitStatus>;
+  readonly #remove: () => Promise<void>;
+  #stopping: Promise<void> | undefined;
+
+  /** Wraps a started container. `remove` schedules its removal with the driver. */
+  constructor(
+    id: string,
+    container: Docker.Container,
+    status: Promise<ExitStatus>,
+    remove: () => Promise<void>,
+  ) {
+    this.id = id;
+    this.container = container;
+    this.#status = status;
+    this.#remove = remove;
+    // A rejection is observed by wait(); do not report it as unhandled meanwhile.
+    status.catch(() => {});
+  }
+
+  /** Resolves with the exit status after all output was delivered. */
+  wait(): Promise<ExitStatus> {
+    return this.#status;
+  }
+
+  /** SIGTERM to the container, SIGKILL after `graceMs`; resolves once it has exited. */
+  stop(graceMs: number): Promise<void> {
+    this.#stopping ??= (async () => {
+      try {
+        await this.container.kill({ signal: "SIGTERM" });
+      } catch (error) {
+        // 409: not running; 404: already gone.
+        if (statusCode(error) === 409 || statusCode(error) === 404) {
+          await delay(2000, this.#status);
+          return;
+        }
+      }
+      if (await delay(Math.max(0, graceMs), this.#status) === "timeout") {
+        try {
+          await this.container.kill({ signal: "SIGKILL" });
+        } catch {
+          // It exited between the check and the kill.
+        }
+      }
+      await this.#status.catch(() => {});
+    })();
+    return this.#stopping;
+  }
+
+  /**
+   * Removes the container. The removal runs in the background, off the critical path of the
+   * next task; `close()` waits for it and reports a failure.
+   */
+  remove(): Promise<void> {
+    return this.#remove();
+  }
+}
