@@ -1,0 +1,307 @@
+/**
+ * `pocketci run PIPELINE.ts [flags] [-- args]`: runs a pipeline.
+ *
+ * By default the runner re-executes itself as a child process holding only the
+ * driver's permissions, what the runner needs (read of the pipeline directory, read
+ * and write of the state directory, write of the pipeline directory for `exportTo`)
+ * and what the user grants the pipeline with `--allow-*`. The resolved driver
+ * configuration and secret values reach the child on its standard input.
+ *
+ * @module
+ */
+
+import { UsageError } from "./errors.ts";
+import type { LaunchConfig } from "../runner/launch.ts";
+import {
+  absoluteGrants,
+  emptyGrants,
+  mergeToFlags,
+  parseAllowFlag,
+} from "../runner/permission_flags.ts";
+import type { PermissionNeed } from "../drivers/contract.ts";
+
+/** The help text of `pocketci run`. */
+export const RUN_HELP = `Usage: pocketci run PIPELINE.ts [flags] [-- args...]
+
+Flags:
+  --driver DSN          driver string (default: $POCKETCI_DRIVER, else native)
+  --json                write versioned NDJSON events to stdout instead of text
+  --timeout DURATION    stop the whole run after this long (exit 124), e.g. 10m
+  --parallelism N       at most N tasks and sandbox calls at once
+  --secret NAME         allow secret("NAME"), read from the environment variable NAME
+  --secret-file FILE    allow the secrets in FILE (NAME=value lines)
+  --state-dir DIR       state directory (default: $POCKETCI_STATE_DIR, $XDG_STATE_HOME/pocketci
+                        or ~/.local/state/pocketci)
+  --allow-read[=PATHS], --allow-write[=PATHS], --allow-net[=HOSTS], --allow-env[=NAMES],
+  --allow-run[=PROGRAMS], --allow-ffi, --allow-sys, -A
+                        grant pipeline code these Deno permissions (default: none but
+                        reading its own directory)
+  --in-process          run in this process instead of a child with narrowed permissions
+  -h, --help            show this help
+
+Exit codes: 0 success, 1 pipeline failed, 2 nothing ran, 124 --timeout, 130 SIGINT, 143 SIGTERM.`;
+
+interface RunFlags {
+  pipeline?: string;
+  driver?: string;
+  json: boolean;
+  timeout?: string;
+  parallelism?: number;
+  secrets: string[];
+  secretFiles: string[];
+  stateDir?: string;
+  inProcess: boolean;
+  grants: ReturnType<typeof emptyGrants>;
+  args: string[];
+  help: boolean;
+}
+
+/** Parses the flags of `pocketci run`. */
+export function parseRunFlags(argv: readonly string[]): RunFlags {
+  const flags: RunFlags = {
+    json: false,
+    secrets: [],
+    secretFiles: [],
+    inProcess: false,
+    grants: emptyGrants(),
+    args: [],
+    help: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--") {
+      flags.args = argv.slice(i + 1);
+      break;
+    }
+    const eq = arg.indexOf("=");
+    const name = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
+    const inline = arg.startsWith("--") && eq > 0 ? arg.slice(eq + 1) : undefined;
+    const value = (): string => {
+      if (inline !== undefined) return inline;
+      const next = argv[++i];
+      if (next === undefined) throw new UsageError(`${name} needs a value`);
+      return next;
+    };
+    if (parseAllowFlag(arg, flags.grants)) continue;
+    switch (name) {
+      case "-h":
+      case "--help":
+        flags.help = true;
+        break;
+      case "--driver":
+        flags.driver = value();
+        break;
+      case "--json":
+        flags.json = true;
+        break;
+      case "--timeout":
+        flags.timeout = value();
+        break;
+      case "--parallelism": {
+        const text = value();
+        const n = Number(text);
+        if (!Number.isInteger(n) || n < 1) {
+          throw new UsageError(`--parallelism must be a whole number of at least 1, not "${text}"`);
+        }
+        flags.parallelism = n;
+        break;
+      }
+      case "--secret":
+        flags.secrets.push(value());
+        break;
+      case "--secret-file":
+        flags.secretFiles.push(value());
+        break;
+      case "--state-dir":
+        flags.stateDir = value();
+        break;
+      case "--in-process":
+        flags.inProcess = true;
+        break;
+      default:
+        if (arg.startsWith("-")) {
+          throw new UsageError(`unknown flag ${name}; see \`pocketci run --help\``);
+        }
+        if (flags.pipeline !== undefined) {
+          throw new UsageError(
+            `unexpected argument "${arg}"; pass pipeline arguments after \`--\``,
+          );
+        }
+        flags.pipeline = arg;
+    }
+  }
+  return flags;
+}
+
+function writeErr(text: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(text + "\n"));
+}
+
+/** Builds the launch configuration from flags and the environment (throws UsageError). */
+export async function launchConfig(
+  flags: RunFlags,
+  cwd: string = Deno.cwd(),
+): Promise<LaunchConfig> {
+  if (flags.pipeline === undefined) {
+    throw new UsageError("missing the pipeline file: pocketci run PIPELINE.ts");
+  }
+  let pipelinePath: string;
+  try {
+    pipelinePath = await Deno.realPath(flags.pipeline);
+    if (!(await Deno.stat(pipelinePath)).isFile) throw new Error("not a file");
+  } catch {
+    throw new UsageError(
+      `pipeline file ${flags.pipeline} does not exist; pass the path of a .ts file`,
+    );
+  }
+  const { driverStringFrom, newRunId, parseDuration, resolveDsn, secretValues } = await import(
+    "../dsn/mod.ts"
+  );
+  const { DsnError } = await import("../dsn/types.ts");
+  const { defaultStateDir } = await import("../runner/state.ts");
+  const { parseSecretFile, secretsFromEnv } = await import("../runner/secrets.ts");
+  const env = Deno.env.toObject();
+  let dsn;
+  try {
+    dsn = resolveDsn(driverStringFrom(flags.driver, env), { env, pipelinePath, cwd });
+  } catch (error) {
+    if (error instanceof DsnError) throw new UsageError(`--driver: ${error.message}`);
+    throw error;
+  }
+  let timeoutMs: number | undefined;
+  if (flags.timeout !== undefined) {
+    try {
+      timeoutMs = parseDuration(flags.timeout);
+    } catch (error) {
+      throw new UsageError(`--timeout: ${(error as Error).message}`);
+    }
+  }
+  const secrets = new Map<string, string>();
+  try {
+    for (const file of flags.secretFiles) {
+      const text = await Deno.readTextFile(file).catch(() => {
+        throw new Error(`--secret-file ${file}: cannot read the file`);
+      });
+      for (const [name, value] of parseSecretFile(text, file)) secrets.set(name, value);
+    }
+    for (const [name, value] of secretsFromEnv(flags.secrets, (name) => env[name])) {
+      secrets.set(name, value);
+    }
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const stateDir = flags.stateDir ?? defaultStateDir(env);
+  return {
+    pipelinePath,
+    dsn,
+    dsnSecrets: secretValues(dsn),
+    secrets: [...secrets],
+    runId: newRunId(),
+    args: flags.args,
+    parallelism: flags.parallelism,
+    timeoutMs,
+    stateDir: stateDir.startsWith("/") ? stateDir : `${cwd}/${stateDir}`,
+    permissions: absoluteGrants(flags.grants, cwd),
+    json: flags.json,
+    colour: !flags.json && Deno.stdout.isTerminal() && env.NO_COLOR === undefined,
+  };
+}
+
+/** The Deno flags of the runner child process for `config`. */
+export function childPermissionFlags(
+  config: LaunchConfig,
+  driverNeeds: readonly PermissionNeed[],
+): string[] {
+  const pipelineDir = config.pipelinePath.slice(0, config.pipelinePath.lastIndexOf("/")) || "/";
+  const sourceDir = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+  const runnerNeeds: PermissionNeed[] = [
+    { permission: "read", values: [sourceDir], reason: "loads PocketCI's own modules" },
+    { permission: "read", values: [pipelineDir], reason: "loads the pipeline and seeds volumes" },
+    {
+      permission: "write",
+      values: [pipelineDir],
+      reason: "exportTo writes into the pipeline directory",
+    },
+    { permission: "read", values: [config.stateDir], reason: "reads the state directory" },
+    { permission: "write", values: [config.stateDir], reason: "records resources and keeps logs" },
+  ];
+  return mergeToFlags([...driverNeeds, ...runnerNeeds], config.permissions);
+}
+
+async function runChild(config: LaunchConfig): Promise<number> {
+  const { getDriverFactory } = await import("../drivers/registry.ts");
+  const factory = await getDriverFactory(config.dsn.driver);
+  const flags = childPermissionFlags(config, factory.permissions(config.dsn.config));
+  const sourceDir = new URL("..", import.meta.url);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--unstable-worker-options",
+      "--no-prompt",
+      `--config=${new URL("deno.json", sourceDir).pathname}`,
+      ...flags,
+      new URL("runner/child.ts", sourceDir).pathname,
+    ],
+    stdin: "piped",
+    stdout: "inherit",
+    stderr: "inherit",
+    detached: true,
+  }).spawn();
+  const forward = (signal: Deno.Signal) => () => {
+    try {
+      child.kill(signal);
+    } catch {
+      // already gone
+    }
+  };
+  const onInt = forward("SIGINT");
+  const onTerm = forward("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  try {
+    const { processStartTime } = await import("../runner/state.ts");
+    const startTime = await processStartTime(child.pid);
+    const writer = child.stdin.getWriter();
+    await writer.write(
+      new TextEncoder().encode(
+        JSON.stringify({ ...config, process: { pid: child.pid, startTime } }),
+      ),
+    );
+    await writer.close();
+    const status = await child.status;
+    return status.signal ? 128 + signalNumber(status.signal) : status.code;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+  }
+}
+
+function signalNumber(signal: Deno.Signal): number {
+  const numbers: Partial<Record<Deno.Signal, number>> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+  return numbers[signal] ?? 1;
+}
+
+/** Runs `pocketci run`. */
+export async function main(args: string[]): Promise<number> {
+  const flags = parseRunFlags(args);
+  if (flags.help) {
+    Deno.stdout.writeSync(new TextEncoder().encode(RUN_HELP + "\n"));
+    return 0;
+  }
+  const config = await launchConfig(flags);
+  if (flags.inProcess) {
+    const { launch } = await import("../runner/launch.ts");
+    const { processStartTime } = await import("../runner/state.ts");
+    const outcome = await launch({
+      ...config,
+      process: { pid: Deno.pid, startTime: await processStartTime(Deno.pid) },
+    });
+    return outcome.exitCode;
+  }
+  try {
+    return await runChild(config);
+  } catch (error) {
+    writeErr(`pocketci run: cannot start the runner: ${(error as Error).message.split("\n")[0]}`);
+    return 2;
+  }
+}

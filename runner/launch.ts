@@ -1,0 +1,94 @@
+/**
+ * Runs a pipeline in this process from a fully resolved {@link LaunchConfig}:
+ * reporters on stdout/stderr, SIGINT/SIGTERM wired to the run. Used directly by
+ * `pocketci run --in-process` and by the narrowed runner child process.
+ *
+ * @module
+ */
+
+import type { ResolvedDsn } from "../dsn/types.ts";
+import type { Reporter } from "./events.ts";
+import type { WorkerPermissions } from "./pipeline_worker.ts";
+import { JsonReporter, type Output, TextReporter } from "./reporters.ts";
+import { PipelineRun, type RunOutcome } from "./run.ts";
+import type { ProcessIdentity } from "./state.ts";
+
+/** Everything the runner needs, as plain data (it crosses a pipe to the child). */
+export interface LaunchConfig {
+  /** Absolute pipeline path. */
+  readonly pipelinePath: string;
+  /** Resolved driver configuration. */
+  readonly dsn: ResolvedDsn;
+  /** Secret values from the DSN, to mask. */
+  readonly dsnSecrets: readonly string[];
+  /** Allowed secrets as `[name, value]` pairs. */
+  readonly secrets: readonly (readonly [string, string])[];
+  /** Run ID. */
+  readonly runId: string;
+  /** Arguments after `--`. */
+  readonly args: readonly string[];
+  /** `--parallelism`. */
+  readonly parallelism?: number;
+  /** `--timeout` in ms. */
+  readonly timeoutMs?: number;
+  /** State directory. */
+  readonly stateDir: string;
+  /** Grants for pipeline code. */
+  readonly permissions: WorkerPermissions;
+  /** NDJSON output. */
+  readonly json: boolean;
+  /** ANSI colour in text output. */
+  readonly colour: boolean;
+  /** The runner process. */
+  readonly process?: ProcessIdentity;
+  /** Grace period in ms. */
+  readonly graceMs?: number;
+}
+
+const encoder = new TextEncoder();
+
+function writeAll(file: { writeSync(bytes: Uint8Array): number }, text: string): void {
+  const bytes = encoder.encode(text);
+  let offset = 0;
+  while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
+}
+
+/** stdout/stderr of this process. */
+export const PROCESS_OUTPUT: Output = {
+  stdout: (text) => writeAll(Deno.stdout, text),
+  stderr: (text) => writeAll(Deno.stderr, text),
+};
+
+/** Runs the pipeline here, handling SIGINT and SIGTERM, and returns the outcome. */
+export async function launch(
+  config: LaunchConfig,
+  output: Output = PROCESS_OUTPUT,
+): Promise<RunOutcome> {
+  const reporter: Reporter = config.json
+    ? new JsonReporter(output)
+    : new TextReporter(output, { colour: config.colour, driver: config.dsn.driver });
+  const run = new PipelineRun({
+    pipelinePath: config.pipelinePath,
+    dsn: config.dsn,
+    runId: config.runId,
+    args: config.args,
+    secrets: new Map(config.secrets),
+    parallelism: config.parallelism,
+    timeoutMs: config.timeoutMs,
+    stateDir: config.stateDir,
+    permissions: config.permissions,
+    reporters: [reporter],
+    process: config.process,
+    graceMs: config.graceMs,
+  }, config.dsnSecrets);
+  const onInt = () => run.interrupt("SIGINT");
+  const onTerm = () => run.interrupt("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  try {
+    return await run.start();
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+  }
+}

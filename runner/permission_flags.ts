@@ -1,0 +1,85 @@
+/**
+ * Deno permission sets: merging what the driver, the runner and the user need, and
+ * converting to and from `--allow-*` flags.
+ *
+ * @module
+ */
+
+import type { PermissionNeed } from "../drivers/contract.ts";
+import type { WorkerPermissions } from "./pipeline_worker.ts";
+
+/** The permission names a pipeline can be granted. */
+export const PERMISSION_NAMES = ["read", "write", "net", "env", "run", "ffi", "sys"] as const;
+
+/** One permission name. */
+export type PermissionName = typeof PERMISSION_NAMES[number];
+
+/** Parses one `--allow-NAME[=a,b]` (or `-A`) flag into `into`; returns false when it is not one. */
+export function parseAllowFlag(
+  flag: string,
+  into: Record<PermissionName, boolean | string[]>,
+): boolean {
+  if (flag === "-A" || flag === "--allow-all") {
+    for (const name of PERMISSION_NAMES) into[name] = true;
+    return true;
+  }
+  const match = /^--allow-(read|write|net|env|run|ffi|sys)(?:=(.*))?$/.exec(flag);
+  if (match === null) return false;
+  const name = match[1] as PermissionName;
+  if (match[2] === undefined || match[2] === "") {
+    into[name] = true;
+    return true;
+  }
+  const current = into[name];
+  if (current === true) return true;
+  const values = match[2].split(",").filter((value) => value !== "");
+  into[name] = [...(current === false ? [] : current), ...values];
+  return true;
+}
+
+/** An empty grant set. */
+export function emptyGrants(): Record<PermissionName, boolean | string[]> {
+  return { read: false, write: false, net: false, env: false, run: false, ffi: false, sys: false };
+}
+
+/** Resolves relative path grants (`read`, `write`) against `cwd`. */
+export function absoluteGrants(grants: WorkerPermissions, cwd: string): WorkerPermissions {
+  const absolute = (value: boolean | readonly string[]) =>
+    typeof value === "boolean"
+      ? value
+      : value.map((path) => path.startsWith("/") ? path : `${cwd}/${path}`.replace(/\/\.?$/, ""));
+  return { ...grants, read: absolute(grants.read), write: absolute(grants.write) };
+}
+
+/** Merges permission needs and grants into Deno flags, narrowest form first. */
+export function mergeToFlags(
+  needs: readonly PermissionNeed[],
+  grants: WorkerPermissions,
+): string[] {
+  const merged = new Map<PermissionName, true | Set<string>>();
+  const add = (name: PermissionName, values: true | readonly string[]) => {
+    const current = merged.get(name);
+    if (current === true) return;
+    if (values === true) {
+      merged.set(name, true);
+      return;
+    }
+    const set = current ?? new Set<string>();
+    for (const value of values) set.add(value);
+    merged.set(name, set);
+  };
+  for (const need of needs) add(need.permission, need.values);
+  for (const name of PERMISSION_NAMES) {
+    const grant = grants[name];
+    if (grant === true) add(name, true);
+    else if (grant !== false) add(name, grant);
+  }
+  const flags: string[] = [];
+  for (const name of PERMISSION_NAMES) {
+    const value = merged.get(name);
+    if (value === undefined) continue;
+    if (value === true) flags.push(`--allow-${name}`);
+    else if (value.size > 0) flags.push(`--allow-${name}=${[...value].join(",")}`);
+  }
+  return flags;
+}

@@ -1,0 +1,61 @@
+/**
+ * Collecting the secrets a run may use: `--secret NAME` (from the host
+ * environment) and `--secret-file FILE` (dotenv format).
+ *
+ * @module
+ */
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Parses a dotenv-style secret file: `NAME=value` lines, `#` comments, an optional
+ * `export ` prefix, `"double quoted"` values with `\n` escapes (for multi-line
+ * values) and `'single quoted'` literal values. Throws naming the bad line (never its value).
+ */
+export function parseSecretFile(text: string, fileName: string): Map<string, string> {
+  const secrets = new Map<string, string>();
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) return;
+    const match = /^(?:export\s+)?([^=\s]+)\s*=\s*(.*)$/.exec(line);
+    if (match === null || !NAME.test(match[1])) {
+      throw new Error(
+        `${fileName}:${
+          index + 1
+        }: expected NAME=value with NAME made of letters, digits and underscores`,
+      );
+    }
+    let value = match[2];
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) {
+      value = value.slice(1, -1).replace(
+        /\\(["\\nrt])/g,
+        (_, c: string) => c === "n" ? "\n" : c === "r" ? "\r" : c === "t" ? "\t" : c,
+      );
+    } else if (value.length >= 2 && value.startsWith("'") && value.endsWith("'")) {
+      value = value.slice(1, -1);
+    }
+    secrets.set(match[1], value);
+  });
+  return secrets;
+}
+
+/** Reads `--secret NAME` values from the environment; throws naming a missing one. */
+export function secretsFromEnv(
+  names: readonly string[],
+  env: (name: string) => string | undefined,
+): Map<string, string> {
+  const secrets = new Map<string, string>();
+  for (const name of names) {
+    if (!NAME.test(name)) {
+      throw new Error(`--secret ${name}: a secret name is made of letters, digits and underscores`);
+    }
+    const value = env(name);
+    if (value === undefined) {
+      throw new Error(
+        `--secret ${name}: the environment variable ${name} is not set; export it or use --secret-file`,
+      );
+    }
+    secrets.set(name, value);
+  }
+  return secrets;
+}
