@@ -64,10 +64,10 @@ function driverText(driver: DriverDescription): string {
   }
   const rows = driver.parameters.map((parameter) => [
     parameter.name,
-    parameter.typeText.replaceAll("`", "").replaceAll("\\|", "|"),
+    parameter.typeText,
     parameter.required ? "(required)" : parameter.default ?? "(none)",
     parameter.env ?? "-",
-    parameter.description.replaceAll("`", ""),
+    parameter.description,
   ]);
   const header = ["PARAMETER", "TYPE", "DEFAULT", "ENV", "DESCRIPTION"];
   const widths = header.map((title, column) =>

@@ -105,7 +105,7 @@ function stringParam(common: Common, fallback?: string, defaultText?: string): F
 }
 
 function sizeParam(common: Common, fallback: string): Field {
-  return described(z.string().default(fallback), "string", "slug or `auto`", common, {
+  return described(z.string().default(fallback), "string", "slug or auto", common, {
     default: fallback,
   });
 }
@@ -129,7 +129,7 @@ function boolParam(common: Common, fallback: boolean): Field {
   const schema = z.enum(["true", "false"], {
     error: (issue) => `must be true or false, ${got(issue.input)}`,
   }).transform((value) => value === "true").default(fallback);
-  return described(schema, "boolean", "`true` or `false`", common, { default: String(fallback) });
+  return described(schema, "boolean", "true or false", common, { default: String(fallback) });
 }
 
 function durationParam(common: Common, fallback: string, zeroMeansNoLimit: boolean): Field {
@@ -143,7 +143,7 @@ function durationParam(common: Common, fallback: string, zeroMeansNoLimit: boole
       error: (issue) => `must be a duration greater than 0, such as 10s, ${got(issue.input)}`,
     });
   }
-  const typeText = zeroMeansNoLimit ? "duration (`0` = no limit)" : "duration > 0";
+  const typeText = zeroMeansNoLimit ? "duration (0 = no limit)" : "duration > 0";
   return described(schema.default(fallback), "duration", typeText, common, { default: fallback });
 }
 
@@ -156,7 +156,7 @@ function enumParam(
   const schema = z.enum(values, {
     error: (issue) => `must be one of ${values.join(", ")}, ${got(issue.input)}`,
   }).default(fallback);
-  return described(schema, "enum", values.join(" \\| "), common, {
+  return described(schema, "enum", `one of ${values.join(", ")}`, common, {
     default: defaultText,
     values,
   });
@@ -187,7 +187,7 @@ function namespaceParam(common: Common, fallback: string): Field {
       `with a letter or digit), ${got(issue.input)}`,
   }).default(fallback);
   return described(schema, "dns-label", "DNS label", common, {
-    default: "URL authority, else `default`",
+    default: "URL authority, else default",
   });
 }
 
@@ -348,7 +348,7 @@ function shapeOf(driver: DriverName, ctx: SchemaContext): Shape {
         ),
         size: sizeParam(
           {
-            description: "Droplet size slug, or `auto` to pick from the tasks' limits",
+            description: "Droplet size slug, or auto to pick from the tasks' limits",
             env: "DIGITALOCEAN_SIZE",
           },
           "s-1vcpu-1gb",
@@ -370,7 +370,7 @@ function shapeOf(driver: DriverName, ctx: SchemaContext): Shape {
         image: stringParam({ description: "Server image name", env: "HETZNER_IMAGE" }, "docker-ce"),
         server_type: sizeParam(
           {
-            description: "Server type slug, or `auto` to pick from the tasks' limits",
+            description: "Server type slug, or auto to pick from the tasks' limits",
             env: "HETZNER_SERVER_TYPE",
           },
           "cx23",
