@@ -1,0 +1,546 @@
+/**
+ * The native driver: tasks are host processes, each the leader of its own process
+ * group; volumes are directories in the run's workspace and caches directories in
+ * the namespace's state directory; mounts are symlinks in the task's directory.
+ *
+ * Re-attaching: native processes are children of the runner process, so
+ * `attachTask` works within the same driver instance only. It returns a handle on
+ * the existing process and replays its output from the start (from a bounded
+ * buffer: the first 1 MiB and the last 4 MiB, with a marker for what was dropped).
+ *
+ * @module
+ */
+
+import { extractTar, packDirectory } from "../archive/mod.ts";
+import { ArchivePathError, isInside, joinPath, normalizeRelative } from "../archive/paths.ts";
+import { TarError } from "../archive/tar_format.ts";
+import {
+  type CleanupReport,
+  type Driver,
+  type DriverCapabilities,
+  type DriverContext,
+  DriverError,
+  type ExecSpec,
+  type ExitStatus,
+  type Mount,
+  type OutputSink,
+  type ResourceRecord,
+  type SandboxHandle,
+  type TaskHandle,
+  type TaskSpec,
+  UnsupportedError,
+  type VolumeHandle,
+  type VolumeSpec,
+} from "../contract.ts";
+import {
+  cacheRoot,
+  execWorkDir,
+  hostBaseEnv,
+  MARKER_FILE,
+  prepareTaskDir,
+  realInside,
+  safeName,
+  workspaceDir,
+} from "./layout.ts";
+import { GroupProcess } from "./process_group.ts";
+import { touchCache } from "./caches.ts";
+import { NATIVE_CAPABILITIES } from "./factory.ts";
+
+/** Grace period for an aborted sandbox call when the caller gives none. */
+const DEFAULT_GRACE_MS = 10_000;
+
+interface TaskState {
+  readonly process: GroupProcess;
+  readonly dir: string;
+  readonly dirRecord: ResourceRecord;
+  readonly links: readonly string[];
+  readonly settled: Promise<void>;
+  removed: boolean;
+}
+
+/** Creates a native driver bound to one run. */
+export async function createNativeDriver(context: DriverContext): Promise<Driver> {
+  const workspace = workspaceDir(context.runDir);
+  const caches = await cacheRoot(context.stateDir, context.namespace);
+  await Deno.mkdir(workspace, { recursive: true });
+  const driver = new NativeDriver(context, workspace, caches);
+  await driver.init();
+  return driver;
+}
+
+class NativeDriver implements Driver {
+  readonly name = "native" as const;
+  readonly capabilities: DriverCapabilities = NATIVE_CAPABILITIES;
+  readonly #context: DriverContext;
+  readonly #workspace: string;
+  readonly #cacheRoot: string;
+  readonly #baseEnv = hostBaseEnv();
+  readonly #tasks = new Map<string, TaskState>();
+  readonly #sandboxes = new Set<NativeSandbox>();
+  readonly #volumes = new Map<string, { handle: VolumeHandle; record?: ResourceRecord }>();
+  readonly #workspaceRecord: ResourceRecord;
+  #warnedImage = false;
+  #closed = false;
+  #removed: ResourceRecord[] = [];
+
+  constructor(context: DriverContext, workspace: string, caches: string) {
+    this.#context = context;
+    this.#workspace = workspace;
+    this.#cacheRoot = caches;
+    this.#workspaceRecord = this.record("dir", workspace, { role: "workspace" });
+  }
+
+  async init(): Promise<void> {
+    await this.#context.record(this.#workspaceRecord);
+    await Deno.writeTextFile(joinPath(this.#workspace, MARKER_FILE), this.#context.runId);
+  }
+
+  record(kind: ResourceRecord["kind"], id: string, detail: Record<string, string>): ResourceRecord {
+    return {
+      kind,
+      id,
+      driver: "native",
+      runId: this.#context.runId,
+      namespace: this.#context.namespace,
+      createdAt: new Date().toISOString(),
+      detail,
+    };
+  }
+
+  async startTask(spec: TaskSpec, output: OutputSink): Promise<TaskHandle> {
+    this.#ensureOpen();
+    const existing = this.#tasks.get(spec.id);
+    if (existing !== undefined && !existing.removed) return this.#attach(spec.id, existing, output);
+    this.#checkSpec(spec);
+    if (spec.command.length === 0 && (spec.entrypoint?.length ?? 0) === 0) {
+      throw new DriverError("invalid", `task "${spec.name}" has an empty command`);
+    }
+    const dir = joinPath(this.#workspace, `tasks/${await safeName(spec.id)}`);
+    await Deno.mkdir(dir, { recursive: true });
+    const dirRecord = this.record("dir", dir, { role: "task", task: spec.id });
+    await this.#context.record(dirRecord);
+    let child: GroupProcess;
+    let links: readonly string[] = [];
+    try {
+      const prepared = await prepareTaskDir(
+        spec.name,
+        dir,
+        spec.workDir,
+        spec.mounts,
+        (mount) => this.#mountTarget(mount),
+      );
+      links = prepared.links;
+      this.#ensureOpen();
+      child = GroupProcess.spawn({
+        command: [...(spec.entrypoint ?? []), ...spec.command],
+        cwd: prepared.cwd,
+        env: { ...this.#baseEnv, ...spec.env },
+        stdin: spec.stdin,
+      });
+    } catch (error) {
+      await this.#removeDir(dir, dirRecord, links);
+      throw error;
+    }
+    child.addSink(output, false);
+    const settled = this.#track(child, { task: spec.id });
+    const state: TaskState = { process: child, dir, dirRecord, links, settled, removed: false };
+    this.#tasks.set(spec.id, state);
+    return this.#handle(spec.id, state);
+  }
+
+  attachTask(id: string, output: OutputSink): Promise<TaskHandle | undefined> {
+    const state = this.#tasks.get(id);
+    if (state === undefined || state.removed) return Promise.resolve(undefined);
+    return Promise.resolve(this.#attach(id, state, output));
+  }
+
+  async createVolume(spec: VolumeSpec): Promise<VolumeHandle> {
+    this.#ensureOpen();
+    if (spec.name === "") throw new DriverError("invalid", "a volume needs a non-empty name");
+    const key = `${spec.kind}:${spec.name}`;
+    const known = this.#volumes.get(key);
+    if (known !== undefined) {
+      if (spec.kind === "cache") await touchCache(known.handle.id, spec.name, this.#context.runId);
+      return known.handle;
+    }
+    const safe = await safeName(spec.name);
+    if (spec.kind === "cache") {
+      const dir = joinPath(this.#cacheRoot, safe);
+      await Deno.mkdir(dir, { recursive: true });
+      await touchCache(dir, spec.name, this.#context.runId);
+      const handle: VolumeHandle = { name: spec.name, kind: "cache", id: dir };
+      this.#volumes.set(key, { handle });
+      return handle;
+    }
+    const dir = joinPath(this.#workspace, `volumes/${safe}`);
+    await Deno.mkdir(dir, { recursive: true });
+    const record = this.record("dir", dir, { role: "volume", volume: spec.name });
+    await this.#context.record(record);
+    const handle: VolumeHandle = { name: spec.name, kind: "volume", id: dir };
+    this.#volumes.set(key, { handle, record });
+    return handle;
+  }
+
+  /** Removes a run volume. Caches are left alone: only `pocketci gc` removes them. */
+  async removeVolume(volume: VolumeHandle): Promise<void> {
+    this.#ensureOpen();
+    if (volume.kind === "cache") return;
+    const key = `volume:${volume.name}`;
+    const known = this.#volumes.get(key);
+    if (known === undefined || known.handle.id !== volume.id) {
+      throw new DriverError("not_found", `volume "${volume.name}" does not belong to this run`);
+    }
+    this.#volumes.delete(key);
+    await Deno.remove(volume.id, { recursive: true }).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    });
+    if (known.record) await this.#forget(known.record);
+  }
+
+  async putArchive(
+    volume: VolumeHandle,
+    tar: ReadableStream<Uint8Array>,
+    path?: string,
+  ): Promise<void> {
+    this.#ensureOpen();
+    const root = this.#volumeDir(volume);
+    try {
+      const destination = joinPath(root, normalizeRelative(path ?? ""));
+      await Deno.mkdir(destination, { recursive: true });
+      if (!(await realInside(root, destination))) {
+        throw new DriverError(
+          "invalid",
+          `path "${path}" leads outside volume "${volume.name}" through a symlink`,
+        );
+      }
+      await extractTar(tar, destination);
+    } catch (error) {
+      await tar.cancel().catch(() => {});
+      throw archiveError(error, volume);
+    }
+  }
+
+  async getArchive(
+    volume: VolumeHandle,
+    paths?: readonly string[],
+  ): Promise<ReadableStream<Uint8Array>> {
+    this.#ensureOpen();
+    const root = this.#volumeDir(volume);
+    try {
+      return await packDirectory(root, { paths });
+    } catch (error) {
+      throw archiveError(error, volume);
+    }
+  }
+
+  async startSandbox(spec: TaskSpec): Promise<SandboxHandle> {
+    this.#ensureOpen();
+    this.#checkSpec(spec);
+    const dir = joinPath(this.#workspace, `sandboxes/${await safeName(spec.id)}`);
+    if (await Deno.lstat(dir).then(() => true, () => false)) {
+      throw new DriverError("invalid", `a sandbox with ID "${spec.id}" already exists in this run`);
+    }
+    await Deno.mkdir(dir, { recursive: true });
+    const dirRecord = this.record("dir", dir, { role: "sandbox", sandbox: spec.id });
+    await this.#context.record(dirRecord);
+    try {
+      const prepared = await prepareTaskDir(
+        spec.name,
+        dir,
+        spec.workDir,
+        spec.mounts,
+        (mount) => this.#mountTarget(mount),
+      );
+      const sandbox = new NativeSandbox(this, spec, dir, dirRecord, prepared.cwd, {
+        ...this.#baseEnv,
+        ...spec.env,
+      });
+      this.#sandboxes.add(sandbox);
+      return sandbox;
+    } catch (error) {
+      await this.#removeDir(dir, dirRecord, []);
+      throw error;
+    }
+  }
+
+  async close(): Promise<CleanupReport> {
+    if (this.#closed) return { removed: [], failed: [] };
+    this.#closed = true;
+    const failed: { resource: ResourceRecord; reason: string }[] = [];
+    const attempt = async (resource: ResourceRecord, work: () => Promise<void>) => {
+      try {
+        await work();
+      } catch (error) {
+        failed.push({ resource, reason: (error as Error).message });
+      }
+    };
+    await Promise.all([...this.#sandboxes].map((sandbox) => sandbox.close()));
+    await Promise.all([...this.#tasks.values()].map(async (state) => {
+      await state.process.stop(0);
+      await state.settled;
+    }));
+    for (const state of this.#tasks.values()) {
+      if (state.removed) continue;
+      state.removed = true;
+      await attempt(
+        state.dirRecord,
+        () => this.#removeDir(state.dir, state.dirRecord, state.links),
+      );
+    }
+    for (const { record } of this.#volumes.values()) {
+      if (record === undefined) continue;
+      await attempt(record, async () => {
+        await Deno.remove(record.id, { recursive: true }).catch(ignoreNotFound);
+        await this.#forget(record);
+      });
+    }
+    this.#volumes.clear();
+    await attempt(this.#workspaceRecord, async () => {
+      await Deno.remove(this.#workspace, { recursive: true }).catch(ignoreNotFound);
+      await this.#forget(this.#workspaceRecord);
+    });
+    const removed = this.#removed;
+    this.#removed = [];
+    return { removed, failed };
+  }
+
+  /** Records a process and forgets it once it finished; resolves after forgetting. */
+  track(process: GroupProcess, detail: Record<string, string>): Promise<void> {
+    return this.#track(process, detail);
+  }
+
+  get context(): DriverContext {
+    return this.#context;
+  }
+
+  async forgetRemoved(record: ResourceRecord): Promise<void> {
+    await this.#forget(record);
+  }
+
+  async removeDirectory(
+    dir: string,
+    record: ResourceRecord,
+    links: readonly string[],
+  ): Promise<void> {
+    await this.#removeDir(dir, record, links);
+  }
+
+  sandboxClosed(sandbox: NativeSandbox): void {
+    this.#sandboxes.delete(sandbox);
+  }
+
+  ensureOpen(): void {
+    this.#ensureOpen();
+  }
+
+  #track(process: GroupProcess, detail: Record<string, string>): Promise<void> {
+    return (async () => {
+      const startTime = await process.startTime();
+      const record = this.record("process", String(process.pid), {
+        pgid: String(process.pid),
+        ...detail,
+        ...(startTime === undefined ? {} : { startTime }),
+      });
+      await this.#context.record(record);
+      await process.wait();
+      await this.#forget(record);
+    })();
+  }
+
+  #attach(id: string, state: TaskState, output: OutputSink): TaskHandle {
+    state.process.addSink(output, true);
+    return this.#handle(id, state);
+  }
+
+  #handle(id: string, state: TaskState): TaskHandle {
+    return {
+      id,
+      wait: async (): Promise<ExitStatus> => {
+        const status = await state.process.wait();
+        await state.settled;
+        return status;
+      },
+      stop: (graceMs: number) => state.process.stop(graceMs),
+      remove: async (): Promise<void> => {
+        await state.process.stop(0);
+        await state.settled;
+        if (state.removed) return;
+        state.removed = true;
+        this.#tasks.delete(id);
+        await this.#removeDir(state.dir, state.dirRecord, state.links);
+      },
+    };
+  }
+
+  #checkSpec(spec: TaskSpec): void {
+    if (spec.user !== undefined && spec.user !== "") {
+      throw new UnsupportedError(
+        "native",
+        "user",
+        `task "${spec.name}" asks to run as "${spec.user}"; native tasks run as the runner's user`,
+      );
+    }
+    if (spec.privileged) {
+      throw new UnsupportedError(
+        "native",
+        "privileged",
+        `task "${spec.name}" asks for privileged mode; native tasks have the runner's privileges`,
+      );
+    }
+    if (spec.limits?.cpu !== undefined || spec.limits?.memoryBytes !== undefined) {
+      throw new UnsupportedError(
+        "native",
+        "limits",
+        `task "${spec.name}" sets CPU or memory limits, which host processes cannot be held to; use --driver=docker`,
+      );
+    }
+    if (spec.image !== undefined && !this.#warnedImage) {
+      this.#warnedImage = true;
+      this.#context.warn(
+        `the native driver ignores images (task "${spec.name}" asked for "${spec.image}"); commands run with the host's programs`,
+      );
+    }
+  }
+
+  #volumeDir(volume: VolumeHandle): string {
+    const root = volume.kind === "cache" ? this.#cacheRoot : joinPath(this.#workspace, "volumes");
+    if (!isInside(root, volume.id) || volume.id === root) {
+      throw new DriverError(
+        "invalid",
+        `volume "${volume.name}" was not created by this native driver; create it with createVolume`,
+      );
+    }
+    return volume.id;
+  }
+
+  #mountTarget(mount: Mount): string {
+    return this.#volumeDir(mount.volume);
+  }
+
+  async #removeDir(dir: string, record: ResourceRecord, links: readonly string[]): Promise<void> {
+    for (const link of links) await Deno.remove(link).catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(ignoreNotFound);
+    await this.#forget(record);
+  }
+
+  async #forget(record: ResourceRecord): Promise<void> {
+    await this.#context.forget(record);
+    this.#removed.push(record);
+  }
+
+  #ensureOpen(): void {
+    if (this.#closed) {
+      throw new DriverError(
+        "invalid",
+        "the native driver was closed; create a new one for another run",
+      );
+    }
+  }
+}
+
+class NativeSandbox implements SandboxHandle {
+  readonly id: string;
+  readonly #driver: NativeDriver;
+  readonly #spec: TaskSpec;
+  readonly #dir: string;
+  readonly #record: ResourceRecord;
+  readonly #cwd: string;
+  readonly #env: Readonly<Record<string, string>>;
+  readonly #running = new Set<{ process: GroupProcess; settled: Promise<void> }>();
+  #closed = false;
+
+  constructor(
+    driver: NativeDriver,
+    spec: TaskSpec,
+    dir: string,
+    record: ResourceRecord,
+    cwd: string,
+    env: Record<string, string>,
+  ) {
+    this.id = spec.id;
+    this.#driver = driver;
+    this.#spec = spec;
+    this.#dir = dir;
+    this.#record = record;
+    this.#cwd = cwd;
+    this.#env = env;
+  }
+
+  async exec(
+    spec: ExecSpec,
+    output: OutputSink,
+    options: { readonly signal?: AbortSignal; readonly graceMs?: number } = {},
+  ): Promise<ExitStatus> {
+    if (this.#closed) {
+      throw new DriverError("invalid", `sandbox "${this.#spec.name}" was closed; start a new one`);
+    }
+    this.#driver.ensureOpen();
+    if (spec.user !== undefined && spec.user !== "") {
+      throw new UnsupportedError(
+        "native",
+        "user",
+        `sandbox "${this.#spec.name}" call asks for user "${spec.user}"`,
+      );
+    }
+    if (spec.command.length === 0) {
+      throw new DriverError("invalid", `sandbox "${this.#spec.name}": the command is empty`);
+    }
+    options.signal?.throwIfAborted();
+    const cwd = await execWorkDir(this.#spec.name, this.#cwd, spec.workDir);
+    if (this.#closed) {
+      throw new DriverError("invalid", `sandbox "${this.#spec.name}" was closed; start a new one`);
+    }
+    this.#driver.ensureOpen();
+    const process = GroupProcess.spawn({
+      command: spec.command,
+      cwd,
+      env: { ...this.#env, ...spec.env },
+      stdin: spec.stdin,
+    });
+    process.addSink(output, false);
+    const entry = { process, settled: this.#driver.track(process, { sandbox: this.id }) };
+    this.#running.add(entry);
+    const onAbort = () => void process.stop(options.graceMs ?? DEFAULT_GRACE_MS);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const status = await process.wait();
+      await entry.settled;
+      return status;
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+      this.#running.delete(entry);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const running = [...this.#running];
+    await Promise.all(running.map(async (entry) => {
+      await entry.process.stop(0);
+      await entry.settled;
+    }));
+    await this.#driver.removeDirectory(this.#dir, this.#record, []);
+    this.#driver.sandboxClosed(this);
+  }
+}
+
+function archiveError(error: unknown, volume: VolumeHandle): unknown {
+  if (error instanceof ArchivePathError) {
+    return new DriverError(
+      error.reason === "not_found" ? "not_found" : "invalid",
+      `volume "${volume.name}": ${error.message}`,
+      { cause: error },
+    );
+  }
+  if (error instanceof TarError) {
+    return new DriverError("invalid", `volume "${volume.name}": ${error.message}`, {
+      cause: error,
+    });
+  }
+  return error;
+}
+
+function ignoreNotFound(error: unknown): void {
+  if (!(error instanceof Deno.errors.NotFound)) throw error;
+}

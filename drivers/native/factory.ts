@@ -1,0 +1,102 @@
+/**
+ * The native driver's registry entry: capabilities and permissions are known without
+ * loading the implementation, which is imported only when a run creates the driver.
+ *
+ * @module
+ */
+
+import type {
+  DriverCapabilities,
+  DriverContext,
+  DriverFactory,
+  DriverMaintenance,
+  PermissionNeed,
+} from "../contract.ts";
+import { defaultStateDir } from "../../runner/state.ts";
+
+/** What the native driver honours (kept in sync with the implementation by a test). */
+export const NATIVE_CAPABILITIES: DriverCapabilities = Object.freeze({
+  liveStreaming: true,
+  separateStderr: true,
+  stdin: true,
+  sandboxes: true,
+  user: false,
+  privileged: false,
+  limits: false,
+  caches: true,
+  images: false,
+});
+
+/** The native driver's factory. */
+export const nativeFactory: DriverFactory = {
+  name: "native",
+  capabilities: () => NATIVE_CAPABILITIES,
+  permissions: (config) => nativePermissions(config),
+  async create(_config, context: DriverContext) {
+    const { createNativeDriver } = await import("./driver.ts");
+    return await createNativeDriver(context);
+  },
+  async maintenance(_config, context: DriverContext): Promise<DriverMaintenance> {
+    const { createNativeMaintenance } = await import("./maintenance.ts");
+    return await createNativeMaintenance(context);
+  },
+};
+
+/**
+ * The Deno permissions the native driver needs. `config.stateDir` (a string) names the
+ * state directory when the runner uses a non-default one.
+ */
+export function nativePermissions(config: Readonly<Record<string, unknown>>): PermissionNeed[] {
+  const stateDir = typeof config.stateDir === "string"
+    ? config.stateDir
+    : defaultStateDir(readEnv());
+  const needs: PermissionNeed[] = [
+    {
+      permission: "run",
+      values: true,
+      reason:
+        "tasks are host programs named by the pipeline, so the set cannot be listed in advance (Deno treats any --allow-run as full access, since a child process is outside Deno's sandbox)",
+    },
+    {
+      permission: "read",
+      values: [stateDir],
+      reason:
+        "volumes live in the run's workspace and caches in the namespace's state, both under the state directory",
+    },
+    {
+      permission: "write",
+      values: [stateDir],
+      reason: "creates and removes task directories, volumes and caches under the state directory",
+    },
+    {
+      permission: "env",
+      values: ["PATH", "HOME"],
+      reason:
+        "every task gets the host's PATH and HOME (and nothing else from the host environment)",
+    },
+  ];
+  if (Deno.build.os === "linux") {
+    needs.push({
+      permission: "read",
+      values: ["/proc"],
+      reason:
+        "tells a finished process group from a live one (/proc/PID/stat) when stopping a task",
+    });
+  }
+  return needs;
+}
+
+function readEnv(): Record<string, string | undefined> {
+  const get = (name: string): string | undefined => {
+    try {
+      return Deno.env.get(name);
+    } catch {
+      return undefined;
+    }
+  };
+  return {
+    POCKETCI_STATE_DIR: get("POCKETCI_STATE_DIR"),
+    XDG_STATE_HOME: get("XDG_STATE_HOME"),
+    HOME: get("HOME"),
+  };
+}

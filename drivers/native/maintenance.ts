@@ -1,0 +1,79 @@
+/**
+ * `pocketci gc` support for the native driver: lists the namespace's caches and
+ * removes caches, processes and directories that dead runs left behind.
+ *
+ * @module
+ */
+
+import { joinPath } from "../archive/paths.ts";
+import {
+  type DriverContext,
+  DriverError,
+  type DriverMaintenance,
+  type ResourceRecord,
+} from "../contract.ts";
+import { listCaches, removeCache } from "./caches.ts";
+import { cacheRoot, MARKER_FILE } from "./layout.ts";
+import { processStartTime, signalGroup } from "./process_group.ts";
+
+/** Maintenance access to the native resources of `context.namespace`. */
+export async function createNativeMaintenance(context: DriverContext): Promise<DriverMaintenance> {
+  const root = await cacheRoot(context.stateDir, context.namespace);
+  return {
+    listResources: () => listCaches(root, context.namespace),
+    async removeResource(resource: ResourceRecord): Promise<void> {
+      switch (resource.kind) {
+        case "cache":
+          return await removeCache(root, resource.id);
+        case "process":
+          return await killRecordedGroup(resource);
+        case "dir":
+          return await removeRecordedDir(resource);
+        default:
+          throw new DriverError("invalid", `the native driver has no ${resource.kind} resources`);
+      }
+    },
+  };
+}
+
+async function killRecordedGroup(resource: ResourceRecord): Promise<void> {
+  const pid = Number(resource.id);
+  const pgid = Number(resource.detail?.pgid ?? resource.id);
+  if (!Number.isInteger(pid) || pid <= 1 || !Number.isInteger(pgid) || pgid <= 1) {
+    throw new DriverError("invalid", `"${resource.id}" is not a process ID`);
+  }
+  const recorded = resource.detail?.startTime;
+  if (recorded !== undefined && (await processStartTime(pid)) !== recorded) {
+    // The leader is gone (or its pid was reused): kill only if the group still exists
+    // without it, which cannot be verified safely, so leave it.
+    return;
+  }
+  signalGroup(pgid, "SIGKILL");
+}
+
+async function removeRecordedDir(resource: ResourceRecord): Promise<void> {
+  const dir = resource.id;
+  if (!dir.startsWith("/") || dir === "/") {
+    throw new DriverError("invalid", `"${dir}" is not an absolute directory path`);
+  }
+  // Only directories inside a workspace the native driver marked as its own.
+  let current = dir;
+  while (current.length > 1) {
+    if (await exists(joinPath(current, MARKER_FILE))) {
+      await Deno.remove(dir, { recursive: true }).catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      });
+      return;
+    }
+    current = current.slice(0, current.lastIndexOf("/")) || "/";
+  }
+  if (!(await exists(dir))) return;
+  throw new DriverError(
+    "invalid",
+    `"${dir}" is not inside a native driver workspace; refusing to remove it`,
+  );
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
+}

@@ -1,0 +1,292 @@
+/**
+ * A host process started as the leader of its own session and process group
+ * (`setsid`, via `Deno.Command`'s `detached: true`), so it can be signalled together
+ * with every child it forks. Its stdout and stderr are pumped separately to sinks as
+ * they arrive and kept in a bounded replay buffer.
+ *
+ * When the leader exits, whatever is left in its group is killed, as when the main
+ * process of a container exits. A child that starts a new session of its own
+ * escapes the group; that is the limit of process-group isolation.
+ *
+ * @module
+ */
+
+import { DriverError, type ExitStatus, type OutputSink } from "../contract.ts";
+import { ReplayBuffer } from "./replay_buffer.ts";
+
+/** How to start a process. */
+export interface GroupProcessOptions {
+  /** argv; index 0 is looked up on `env.PATH` (relative paths against `cwd`). */
+  readonly command: readonly string[];
+  /** Working directory; must exist. */
+  readonly cwd: string;
+  /** The complete environment (nothing is inherited). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Bytes for standard input, which is then closed; absent means /dev/null. */
+  readonly stdin?: Uint8Array;
+}
+
+const POLL_MS = 20;
+/** How long output may still flow after the group was killed before the pipes are cut. */
+const DRAIN_MS = 2000;
+const IS_LINUX = Deno.build.os === "linux";
+
+/** A running (or finished) process group. */
+export class GroupProcess {
+  /** The leader's pid, which is also the process group ID. */
+  readonly pid: number;
+  readonly #child: Deno.ChildProcess;
+  readonly #sinks = new Set<OutputSink>();
+  readonly #replay = new ReplayBuffer();
+  readonly #readers: ReadableStreamDefaultReader<Uint8Array>[] = [];
+  readonly #finished: Promise<ExitStatus>;
+  #stopping = false;
+  #leaderExited = false;
+  #done = false;
+  #markKilled: () => void = () => {};
+  readonly #killed = new Promise<void>((resolve) => this.#markKilled = resolve);
+
+  private constructor(child: Deno.ChildProcess, stdin: Uint8Array | undefined) {
+    this.#child = child;
+    this.pid = child.pid;
+    if (stdin !== undefined) void this.#feed(stdin);
+    const pumps = [this.#pump("stdout", child.stdout), this.#pump("stderr", child.stderr)];
+    this.#finished = this.#finish(pumps);
+  }
+
+  /**
+   * Starts a process in a new process group. Throws a {@link DriverError} with code
+   * `command_not_found` when the executable cannot be found or run.
+   */
+  static spawn(options: GroupProcessOptions): GroupProcess {
+    const [executable, ...args] = options.command;
+    if (executable === undefined || executable === "") {
+      throw new DriverError("invalid", "the command is empty; give at least the program to run");
+    }
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(executable, {
+        args,
+        cwd: options.cwd,
+        env: { ...options.env },
+        clearEnv: true,
+        detached: true,
+        stdin: options.stdin === undefined ? "null" : "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw new DriverError(
+          "command_not_found",
+          `command "${executable}" not found on PATH (the native driver runs host programs; install it or give its path)`,
+          { cause: error },
+        );
+      }
+      if (error instanceof Deno.errors.PermissionDenied) {
+        throw new DriverError(
+          "command_not_found",
+          `command "${executable}" cannot be executed (permission denied); check that it is an executable file`,
+          { cause: error },
+        );
+      }
+      throw new DriverError(
+        "failed",
+        `could not start "${executable}": ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    return new GroupProcess(child, options.stdin);
+  }
+
+  /**
+   * Adds a sink. With `replay`, everything recorded so far is delivered first, so the
+   * sink sees the whole output in order.
+   */
+  addSink(sink: OutputSink, replay: boolean): void {
+    if (replay) {
+      for (const { stream, chunk } of this.#replay.chunks()) safeCall(sink, stream, chunk);
+    }
+    if (!this.#done) this.#sinks.add(sink);
+  }
+
+  /** Resolves once the process exited and all its output was delivered. */
+  wait(): Promise<ExitStatus> {
+    return this.#finished;
+  }
+
+  /** True once `wait()` has resolved. */
+  get finished(): boolean {
+    return this.#done;
+  }
+
+  /** The kernel's start time of the leader (Linux), to recognise this process later. */
+  async startTime(): Promise<string | undefined> {
+    return await processStartTime(this.pid);
+  }
+
+  /**
+   * SIGTERM to the whole group, then SIGKILL once `graceMs` passed with anything in
+   * the group still alive. Resolves when the process has finished.
+   */
+  async stop(graceMs: number): Promise<void> {
+    if (this.#done) return;
+    this.#stopping = true;
+    if (graceMs > 0) {
+      signalGroup(this.pid, "SIGTERM");
+      const deadline = Date.now() + graceMs;
+      while (Date.now() < deadline) {
+        if (this.#leaderExited && !(await groupAlive(this.pid))) break;
+        await delay(Math.min(POLL_MS, Math.max(1, deadline - Date.now())));
+      }
+    }
+    if (!this.#leaderExited || await groupAlive(this.pid)) signalGroup(this.pid, "SIGKILL");
+    this.#markKilled();
+    await this.#finished;
+  }
+
+  async #finish(pumps: Promise<void>[]): Promise<ExitStatus> {
+    const status = await this.#child.status;
+    this.#leaderExited = true;
+    if (!this.#stopping) {
+      signalGroup(this.pid, "SIGKILL");
+      this.#markKilled();
+    }
+    const drained = Promise.all(pumps).then(() => true);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let settled = false;
+    const timedOut = this.#killed.then(() =>
+      settled ? false : new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), DRAIN_MS);
+      })
+    );
+    const complete = await Promise.race([drained, timedOut]);
+    settled = true;
+    clearTimeout(timer);
+    if (!complete) {
+      // A process that left the group (setsid) still holds the pipes: stop reading.
+      signalGroup(this.pid, "SIGKILL");
+      await Promise.all(this.#readers.map((reader) => reader.cancel().catch(() => {})));
+      await drained.catch(() => {});
+    }
+    this.#done = true;
+    this.#sinks.clear();
+    return toExitStatus(status);
+  }
+
+  async #pump(stream: "stdout" | "stderr", source: ReadableStream<Uint8Array>): Promise<void> {
+    const reader = source.getReader();
+    this.#readers.push(reader);
+    try {
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        this.#replay.push(stream, value);
+        for (const sink of this.#sinks) safeCall(sink, stream, value);
+      }
+    } catch {
+      // The pipe was cancelled after the group was killed; nothing more will come.
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
+  async #feed(stdin: Uint8Array): Promise<void> {
+    const writer = this.#child.stdin.getWriter();
+    try {
+      await writer.write(stdin);
+      await writer.close();
+    } catch {
+      // The process exited or closed its stdin without reading everything.
+      await writer.abort().catch(() => {});
+    }
+  }
+}
+
+/** Converts Deno's status to the contract's: 128+N for a signal death. */
+export function toExitStatus(status: Deno.CommandStatus): ExitStatus {
+  if (status.signal === null) return { code: status.code };
+  const number = SIGNAL_NUMBERS[status.signal] ??
+    (status.code > 128 ? status.code - 128 : undefined);
+  if (number === undefined) return { code: status.code === 0 ? 128 : status.code };
+  return { code: 128 + number, signal: number };
+}
+
+const SIGNAL_NUMBERS: Partial<Record<Deno.Signal, number>> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGILL: 4,
+  SIGTRAP: 5,
+  SIGABRT: 6,
+  SIGFPE: 8,
+  SIGKILL: 9,
+  SIGSEGV: 11,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+  ...(Deno.build.os === "linux"
+    ? { SIGBUS: 7, SIGUSR1: 10, SIGUSR2: 12, SIGXCPU: 24, SIGXFSZ: 25 }
+    : { SIGBUS: 10, SIGUSR1: 30, SIGUSR2: 31, SIGXCPU: 24, SIGXFSZ: 25 }),
+};
+
+/** Sends `signal` to process group `pgid`; a group that is already gone is not an error. */
+export function signalGroup(pgid: number, signal: Deno.Signal): void {
+  try {
+    Deno.kill(-pgid, signal);
+  } catch {
+    // ESRCH: nothing left in the group.
+  }
+}
+
+/**
+ * True while any live (non-zombie) process is in group `pgid`. On Linux this reads
+ * /proc, because zombies nobody reaps would otherwise count as alive; elsewhere it
+ * probes with SIGCONT, which does not disturb a running process.
+ */
+export async function groupAlive(pgid: number): Promise<boolean> {
+  if (!IS_LINUX) {
+    try {
+      Deno.kill(-pgid, "SIGCONT");
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const fields = await statFields(Number(entry.name));
+    if (fields !== undefined && fields[2] === String(pgid) && fields[0] !== "Z") return true;
+  }
+  return false;
+}
+
+/** The start time field of /proc/PID/stat (Linux), or undefined. */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  if (!IS_LINUX) return undefined;
+  return (await statFields(pid))?.[19];
+}
+
+/** Fields of /proc/PID/stat after the command name: [state, ppid, pgrp, ...]. */
+async function statFields(pid: number): Promise<string[] | undefined> {
+  try {
+    const text = await Deno.readTextFile(`/proc/${pid}/stat`);
+    return text.slice(text.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return undefined;
+  }
+}
+
+function safeCall(sink: OutputSink, stream: "stdout" | "stderr", chunk: Uint8Array): void {
+  try {
+    sink(stream, chunk);
+  } catch {
+    // A failing sink must not stop the output of the others.
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
