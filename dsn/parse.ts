@@ -6,7 +6,7 @@
  */
 
 import { listParameterNames, parameterNames } from "./schemas.ts";
-import { isSecretName } from "./secret_names.ts";
+import { isSecretName, isSecretParamName } from "./secret_names.ts";
 import { closest } from "./suggest.ts";
 import { DRIVER_NAMES, type DriverName, DsnError, type ParsedDsn } from "./types.ts";
 
@@ -142,7 +142,8 @@ function parseColonParams(driver: DriverName, body: string): Record<string, stri
     if (piece === "") return;
     const equals = piece.indexOf("=");
     const key = equals > 0 ? piece.slice(0, equals) : undefined;
-    if (absorbing !== undefined && (key === undefined || !known.includes(key))) {
+    const startsParameter = key !== undefined && (known.includes(key) || isSecretParamName(key));
+    if (absorbing !== undefined && !startsParameter) {
       params[absorbing] = params[absorbing] === "" ? piece : `${params[absorbing]},${piece}`;
       return;
     }

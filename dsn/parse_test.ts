@@ -124,6 +124,14 @@ const VALID: ReadonlyArray<readonly [string, Expected]> = [
     { driver: "hetzner", form: "colon", params: { labels: "env=prod,app=x", location: "fsn1" } },
   ],
   [
+    "digitalocean:tags=a,tokn=S3CRET",
+    { driver: "digitalocean", form: "colon", params: { tags: "a", tokn: "S3CRET" } },
+  ],
+  [
+    "hetzner:labels=author=me,Token=S3CRET",
+    { driver: "hetzner", form: "colon", params: { labels: "author=me", Token: "S3CRET" } },
+  ],
+  [
     "hetzner:labels=env=prod,regoin=x",
     { driver: "hetzner", form: "colon", params: { labels: "env=prod,regoin=x" } },
   ],

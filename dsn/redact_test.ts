@@ -88,3 +88,15 @@ Deno.test("URL password helpers", () => {
   assert.equal(hidePassword("unix:///var/run/docker.sock"), "unix:///var/run/docker.sock");
   assert.equal(hidePassword("https://a:b@c/d?e=f@g"), "https://a:***@c/d?e=f@g");
 });
+
+Deno.test("a misspelled token after a list is a parameter, not a tag, so it is redacted", () => {
+  const resolved = resolve("digitalocean:token=t,tags=prod,tokn=TAG_SECRET");
+  assert.deepEqual(resolved.config.tags, ["prod"]);
+  assert.equal(resolved.params.tokn, "***");
+  assert.ok(secretValues(resolved).includes("TAG_SECRET"));
+  assert.ok(
+    !JSON.stringify([resolved.params, redactConfig(resolved), resolved.warnings]).includes(
+      "TAG_SECRET",
+    ),
+  );
+});

@@ -15,3 +15,12 @@ export function isSecretName(name: string): boolean {
   const secrets = secretParameterNames();
   return secrets.includes(name) || SECRET_WORDS.test(name) || closest(name, secrets) !== undefined;
 }
+
+/**
+ * Whether `name` is a secret parameter name or a likely misspelling of one (`tokn`), which is
+ * never folded into a list-valued parameter, so its value cannot end up in printed tags or labels.
+ */
+export function isSecretParamName(name: string): boolean {
+  const secrets = secretParameterNames();
+  return secrets.includes(name) || closest(name, secrets) !== undefined;
+}
