@@ -1,0 +1,102 @@
+/**
+ * `pocketci permissions [--driver=DSN] [--json]`: the narrowest Deno permission flags
+ * the runner needs for a driver configuration, each with the reason it is needed.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { flagError } from "./dsn.ts";
+import { UsageError } from "./errors.ts";
+import { driverStringFrom, DsnError, type ResolvedDsn, resolveDsn } from "../dsn/mod.ts";
+import { mergePermissions, type PermissionFlag } from "../drivers/permissions.ts";
+import { getDriverFactory, IMPLEMENTED_DRIVERS } from "../drivers/registry.ts";
+
+/** The help text of `pocketci permissions`. */
+export const PERMISSIONS_HELP: string = [
+  "Usage: pocketci permissions [--driver=DSN] [--json]",
+  "",
+  "Prints the narrowest Deno permission flags the driver needs for this configuration,",
+  "each with its reason. `pocketci run` gives its runner process exactly these (plus what",
+  "the runner itself and the pipeline's --allow-* flags need).",
+  "",
+  "Flags:",
+  "  --driver=DSN  the driver string (default: $POCKETCI_DRIVER, else native)",
+  '  --json        print one JSON object: {"driver", "flags", "permissions", "implemented"}',
+  "  -h, --help    show this help",
+].join("\n");
+
+/** Runs `pocketci permissions`; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  let values: { driver?: string; json?: boolean; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        driver: { type: "string" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      allowPositionals: false,
+      strict: true,
+    }));
+  } catch (error) {
+    throw new UsageError(flagError(error));
+  }
+  if (values.help) {
+    writeOut(PERMISSIONS_HELP);
+    return 0;
+  }
+  let resolved: ResolvedDsn;
+  try {
+    resolved = resolveDsn(driverStringFrom(values.driver), { cwd: Deno.cwd() });
+  } catch (error) {
+    if (error instanceof DsnError) throw new UsageError(error.message);
+    throw error;
+  }
+  const factory = await getDriverFactory(resolved.driver);
+  const permissions = mergePermissions(factory.permissions(resolved.config));
+  const implemented = IMPLEMENTED_DRIVERS.includes(resolved.driver);
+  if (values.json) {
+    writeOut(JSON.stringify({
+      driver: resolved.driver,
+      flags: permissions.map((entry) => entry.flag),
+      permissions,
+      implemented,
+      warnings: resolved.warnings,
+    }));
+  } else {
+    writeOut(permissionsText(resolved, permissions, implemented));
+  }
+  return 0;
+}
+
+/** The human-readable listing. */
+export function permissionsText(
+  resolved: ResolvedDsn,
+  permissions: readonly PermissionFlag[],
+  implemented: boolean,
+): string {
+  const lines = [`Deno permissions for the ${resolved.driver} driver:`, ""];
+  for (const entry of permissions) {
+    lines.push(`  ${entry.flag}`);
+    for (const reason of entry.reasons) lines.push(`      ${reason}`);
+  }
+  if (permissions.length === 0) lines.push("  (none)");
+  lines.push("", `Flags: ${permissions.map((entry) => shellQuote(entry.flag)).join(" ")}`);
+  if (!implemented) {
+    lines.push(
+      `Note: the ${resolved.driver} driver is not implemented in this version; these are the permissions it will need.`,
+    );
+  }
+  for (const warning of resolved.warnings) lines.push(`Warning: ${warning}`);
+  return lines.join("\n");
+}
+
+function shellQuote(text: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+function writeOut(text: string): void {
+  Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
+}

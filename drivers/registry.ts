@@ -1,0 +1,35 @@
+/**
+ * The driver registry: every driver name maps to its factory, loaded on first use
+ * with a dynamic import so start-up only pays for the driver a run uses.
+ *
+ * @module
+ */
+
+import type { DriverFactory } from "./contract.ts";
+import type { DriverName } from "../dsn/types.ts";
+
+type Loader = () => Promise<DriverFactory>;
+
+const unavailable = (name: Exclude<DriverName, "native" | "docker">): Loader => async () =>
+  (await import("./unavailable.ts")).unavailableFactory(name);
+
+const LOADERS: Readonly<Record<DriverName, Loader>> = {
+  native: async () => (await import("./native/factory.ts")).nativeFactory,
+  docker: async () => (await import("./docker/factory.ts")).dockerFactory,
+  k8s: unavailable("k8s"),
+  digitalocean: unavailable("digitalocean"),
+  hetzner: unavailable("hetzner"),
+  fly: unavailable("fly"),
+  qemu: unavailable("qemu"),
+  vz: unavailable("vz"),
+};
+
+/** The drivers with an implementation in this version (the others fail with `unavailable`). */
+export const IMPLEMENTED_DRIVERS: readonly DriverName[] = ["native", "docker"];
+
+/** The factory for `name`, loading its module on first use. */
+export async function getDriverFactory(name: DriverName): Promise<DriverFactory> {
+  const load = LOADERS[name];
+  if (load === undefined) throw new Error(`unknown driver "${name}"`);
+  return await load();
+}
