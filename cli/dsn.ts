@@ -1,5 +1,5 @@
 /**
- * `pocketci dsn DSN [--json] [--pipeline FILE]`: explains a driver string — the driver,
+ * `pocketci dsn [DSN] [--json] [--pipeline FILE]`: explains a driver string — the driver,
  * the namespace, the parameters as given and the resolved configuration with where each
  * value came from. Secrets are shown as `***`.
  *
@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { UsageError } from "./errors.ts";
 import {
   describeDrivers,
+  driverStringFrom,
   DsnError,
   type ParameterDescription,
   redactConfig,
@@ -19,10 +20,11 @@ import {
 
 /** The help text of `pocketci dsn`. */
 export const DSN_HELP: string = [
-  "Usage: pocketci dsn DSN [--json] [--pipeline FILE]",
+  "Usage: pocketci dsn [DSN] [--json] [--pipeline FILE]",
   "",
   "Explains a driver string: its driver, namespace, parameters and the resolved",
   "configuration (DSN parameter, else environment variable, else default).",
+  "Without DSN it explains the driver `pocketci run` would use: $POCKETCI_DRIVER, else native.",
   "",
   "Forms:",
   "  NAME                              e.g. docker",
@@ -45,14 +47,14 @@ export function main(args: string[]): Promise<number> {
     writeOut(DSN_HELP);
     return Promise.resolve(0);
   }
-  if (positionals.length !== 1) {
+  if (positionals.length > 1) {
     throw new UsageError(
-      `expected exactly one driver string, got ${positionals.length} (e.g. pocketci dsn docker)`,
+      `expected one driver string, got ${positionals.length} (quote it: pocketci dsn 'k8s://ns?a=1')`,
     );
   }
   let resolved: ResolvedDsn;
   try {
-    resolved = resolveDsn(positionals[0], { pipelinePath: values.pipeline });
+    resolved = resolveDsn(driverStringFrom(positionals[0]), { pipelinePath: values.pipeline });
   } catch (error) {
     if (error instanceof DsnError) throw new UsageError(error.message);
     throw error;

@@ -157,10 +157,26 @@ Deno.test("pocketci dsn prints a human explanation with the source of each value
   assert.match((await pocketci(["dsn", "native"])).stdout, /takes no parameters/);
 });
 
+Deno.test("pocketci dsn without a DSN explains POCKETCI_DRIVER, else native", async () => {
+  const native = JSON.parse((await pocketci(["dsn", "--json"])).stdout);
+  assert.equal(native.driver, "native");
+  const fromEnv = await pocketci(["dsn", "--json"], { POCKETCI_DRIVER: "k8s://prod" });
+  assert.equal(fromEnv.code, 0, fromEnv.stderr);
+  assert.equal(JSON.parse(fromEnv.stdout).namespace, "prod");
+  const flagWins = JSON.parse(
+    (await pocketci(["dsn", "--json", "docker"], { POCKETCI_DRIVER: "k8s" })).stdout,
+  );
+  assert.equal(flagWins.driver, "docker");
+  assertUsageFailure(
+    await pocketci(["dsn"], { POCKETCI_DRIVER: "podman" }),
+    /^pocketci dsn: unknown driver "podman"/,
+  );
+});
+
 Deno.test("pocketci dsn --help", async () => {
   const result = await pocketci(["dsn", "--help"]);
   assert.equal(result.code, 0);
-  assert.match(result.stdout, /^Usage: pocketci dsn DSN \[--json\]/);
+  assert.match(result.stdout, /^Usage: pocketci dsn \[DSN\] \[--json\]/);
   assert.match(result.stdout, /NAME:\/\/NAMESPACE\?key=value/);
 });
 
@@ -170,8 +186,7 @@ const INVALID: ReadonlyArray<readonly [string[], RegExp]> = [
   [["dsn", "docker?x=1"], /write docker:\/\/\?x=1 or docker:x=1$/m],
   [["dsn", "k8s://Prod"], /must not contain uppercase letters/],
   [["dsn", "hetzner"], /^pocketci dsn: hetzner: token is required: .* or set HETZNER_TOKEN$/m],
-  [["dsn"], /^pocketci dsn: expected exactly one driver string, got 0/],
-  [["dsn", "docker", "k8s"], /^pocketci dsn: expected exactly one driver string, got 2/],
+  [["dsn", "docker", "k8s"], /^pocketci dsn: expected one driver string, got 2/],
   [["dsn", "--bogus", "docker"], /^pocketci dsn: unknown option --bogus; see --help$/m],
   [["dsn", "--json=yes", "docker"], /^pocketci dsn: option --json takes no value$/m],
   [["dsn", "docker", "--pipeline"], /^pocketci dsn: option --pipeline takes a value$/m],
