@@ -325,6 +325,7 @@ const ERRORS: ReadonlyArray<readonly [string, Record<string, string>, RegExp]> =
     /^hetzner: poll_interval must be a duration greater than 0, such as 10s, got "0"/,
   ],
   ["hetzner:poll_interval=0s", TOKENS, /poll_interval must be a duration greater than 0/],
+  ["hetzner:poll_interval=0m0s", TOKENS, /poll_interval must be a duration greater than 0/],
   [
     "hetzner:poll_interval=10",
     TOKENS,

@@ -7,7 +7,7 @@
  */
 
 import { z } from "zod";
-import { isDuration } from "./duration.ts";
+import { isDuration, parseDuration } from "./duration.ts";
 import {
   DRIVER_NAMES,
   type DriverName,
@@ -139,7 +139,7 @@ function durationParam(common: Common, fallback: string, zeroMeansNoLimit: boole
       `${expected}${zeroMeansNoLimit ? " (0 = no limit)" : ""}, ${got(issue.input)}`,
   });
   if (!zeroMeansNoLimit) {
-    schema = schema.refine((value) => !/^0+(\.0+)?(ms|s|m|h)?$/.test(value) && value !== "0", {
+    schema = schema.refine((value) => !isDuration(value) || parseDuration(value) > 0, {
       error: (issue) => `must be a duration greater than 0, such as 10s, ${got(issue.input)}`,
     });
   }
@@ -162,7 +162,12 @@ function enumParam(
   });
 }
 
-function pathParam(common: Common, ctx: SchemaContext, fallback?: string, defaultText?: string) {
+function pathParam(
+  common: Common,
+  ctx: SchemaContext,
+  fallback?: string,
+  defaultText?: string,
+): Field {
   const expand = (value: string): string => expandHome(value, ctx.home);
   const base = z.string().transform(expand);
   const schema = fallback === undefined ? base.optional() : base.prefault(fallback);
@@ -175,7 +180,7 @@ function dockerHostParam(common: Common, fallback: string): Field {
       "must be a URL starting with unix://, tcp://, ssh://, http://, https:// or npipe://, " +
       got(withoutUserinfo(String(issue.input))),
   }).default(fallback);
-  return described(schema, "url", "URL (unix, tcp, ssh, http, https)", common, {
+  return described(schema, "url", "URL (unix, tcp, ssh, http, https, npipe)", common, {
     default: fallback,
   });
 }
