@@ -8,7 +8,18 @@ import type { HostFacts } from "./types.ts";
 
 /** The facts of the machine this process runs on; `/dev/kvm` counts as absent when unreadable. */
 export function currentHost(): HostFacts {
-  return { os: Deno.build.os, arch: Deno.build.arch, kvm: pathExists("/dev/kvm") };
+  return { os: Deno.build.os, arch: Deno.build.arch, kvm: kvmPresent() === true };
+}
+
+/** Whether `/dev/kvm` exists, or undefined when it cannot be checked (no read permission). */
+export function kvmPresent(): boolean | undefined {
+  try {
+    Deno.statSync("/dev/kvm");
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    return undefined;
+  }
 }
 
 /** The process environment, or an empty one when `--allow-env` was not granted. */
@@ -39,14 +50,5 @@ export function homeDirectory(
     return Deno.env.get("HOME") || Deno.env.get("USERPROFILE") || undefined;
   } catch {
     return undefined;
-  }
-}
-
-function pathExists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }

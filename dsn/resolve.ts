@@ -6,7 +6,7 @@
  */
 
 import { defaultNamespace } from "./namespace.ts";
-import { currentDirectory, currentHost, homeDirectory, processEnv } from "./host.ts";
+import { currentDirectory, currentHost, homeDirectory, kvmPresent, processEnv } from "./host.ts";
 import { parseDsn } from "./parse.ts";
 import { hidePassword, redactParam, rememberSecrets, urlPassword } from "./redact.ts";
 import { type ConfigIssue, describeParameters, parameterNames, validateConfig } from "./schemas.ts";
@@ -69,6 +69,8 @@ function resolveParsed(
   const { driver } = parsed;
   const parameters = describeParameters(driver);
   const host = options.host ?? (driver === "qemu" ? currentHost() : fallbackHost());
+  const kvmUnchecked = driver === "qemu" && options.host === undefined && host.os === "linux" &&
+    kvmPresent() === undefined;
   const input: Record<string, string | undefined> = {};
   const sources: Record<string, ConfigSource> = {};
   for (const parameter of parameters) {
@@ -120,7 +122,12 @@ function resolveParsed(
     namespaceFromDsn: parsed.namespace !== undefined,
     params,
     config: result.config,
-    warnings: warningsFor(parsed, result.config, host),
+    warnings: [
+      ...warningsFor(parsed, result.config, host),
+      ...(kvmUnchecked && sources.accel === "default"
+        ? ["qemu: cannot read /dev/kvm (no --allow-read), so accel defaults to tcg"]
+        : []),
+    ],
     sources,
   };
   rememberSecrets(resolved, [...secrets]);

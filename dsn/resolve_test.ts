@@ -454,3 +454,35 @@ Deno.test("driverStringFrom reads the process environment by default", () => {
     else Deno.env.set("POCKETCI_DRIVER", previous);
   }
 });
+
+Deno.test("resolveDsn works without any permission, warning that /dev/kvm could not be checked", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pocketci-dsn-" });
+  try {
+    const script = `${dir}/probe.ts`;
+    const mod = new URL("./mod.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      script,
+      `import { resolveDsn } from "${mod}";\n` +
+        `const r = resolveDsn("qemu");\n` +
+        `await Deno.stdout.write(new TextEncoder().encode(JSON.stringify(r)));\n`,
+    );
+    const config = new URL("../deno.json", import.meta.url).pathname;
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "--config", config, script],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+    const resolved = JSON.parse(new TextDecoder().decode(output.stdout));
+    assert.equal(resolved.driver, "qemu");
+    if (Deno.build.os === "linux") {
+      assert.equal(resolved.config.accel, "tcg");
+      assert.deepEqual(resolved.warnings, [
+        "qemu: cannot read /dev/kvm (no --allow-read), so accel defaults to tcg",
+      ]);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
