@@ -36,6 +36,7 @@ Flags:
   --allow-run[=PROGRAMS], --allow-ffi, --allow-sys, -A
                         grant pipeline code these Deno permissions (default: none but
                         reading its own directory)
+  --no-check            skip type-checking the pipeline before running it
   --in-process          run in this process instead of a child with narrowed permissions
   -h, --help            show this help
 
@@ -51,6 +52,7 @@ interface RunFlags {
   secretFiles: string[];
   stateDir?: string;
   inProcess: boolean;
+  noCheck: boolean;
   grants: ReturnType<typeof emptyGrants>;
   args: string[];
   help: boolean;
@@ -63,6 +65,7 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
     secrets: [],
     secretFiles: [],
     inProcess: false,
+    noCheck: false,
     grants: emptyGrants(),
     args: [],
     help: false,
@@ -117,6 +120,9 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
         break;
       case "--in-process":
         flags.inProcess = true;
+        break;
+      case "--no-check":
+        flags.noCheck = true;
         break;
       default:
         if (arg.startsWith("-")) {
@@ -276,6 +282,18 @@ async function runChild(config: LaunchConfig): Promise<number> {
   }
 }
 
+async function typeChecks(pipelinePath: string): Promise<boolean> {
+  const { checkCommand } = await import("./check.ts");
+  const { command, args } = checkCommand([pipelinePath]);
+  const status = await new Deno.Command(command, {
+    args,
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
+  return status.success;
+}
+
 function signalNumber(signal: Deno.Signal): number {
   const numbers: Partial<Record<Deno.Signal, number>> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
   return numbers[signal] ?? 1;
@@ -289,6 +307,12 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const config = await launchConfig(flags);
+  if (!flags.noCheck && !(await typeChecks(config.pipelinePath))) {
+    writeErr(
+      `pocketci run: ${flags.pipeline} does not type-check (errors above); fix it or pass --no-check`,
+    );
+    return 2;
+  }
   if (flags.inProcess) {
     const { launch } = await import("../runner/launch.ts");
     const { processStartTime } = await import("../runner/state.ts");

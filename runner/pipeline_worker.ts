@@ -124,7 +124,7 @@ export class PipelineWorker {
       `await startPipeline(pipeline, ${JSON.stringify(fallbackName)});`,
     ].join("\n");
     this.#worker = new Worker(
-      `data:application/typescript,${encodeURIComponent(source)}`,
+      `data:application/javascript,${encodeURIComponent(source)}`,
       { type: "module", name: "pipeline", deno: { permissions } },
     );
     this.#worker.onmessage = (event: MessageEvent<WorkerMessage>) => this.#onMessage(event.data);
