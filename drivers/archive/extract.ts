@@ -14,6 +14,11 @@ import { TarError } from "./tar_format.ts";
 export interface ExtractOptions {
   /** Create symlinks whose target lies outside the destination (default false: refused). */
   readonly allowEscapingSymlinks?: boolean;
+  /**
+   * Creates a symlink (default `Deno.symlink`, which needs unscoped read and write
+   * permissions; a caller holding narrower ones can supply another way).
+   */
+  readonly symlink?: (target: string, path: string) => Promise<void>;
 }
 
 /** What an extraction created. */
@@ -86,7 +91,7 @@ class Extractor {
         }
         await this.#ensureDir(parentOf(path));
         await this.#clear(full, path);
-        await Deno.symlink(target, full);
+        await (this.#options.symlink ?? Deno.symlink)(target, full);
         this.#forgetSafeDirs(path);
         this.#symlinks++;
         return;

@@ -34,6 +34,7 @@ import {
 } from "../contract.ts";
 import {
   cacheRoot,
+  createSymlink,
   execWorkDir,
   hostBaseEnv,
   MARKER_FILE,
@@ -213,7 +214,7 @@ class NativeDriver implements Driver {
           `path "${path}" leads outside volume "${volume.name}" through a symlink`,
         );
       }
-      await extractTar(tar, destination);
+      await extractTar(tar, destination, { symlink: createSymlink });
     } catch (error) {
       await tar.cancel().catch(() => {});
       throw archiveError(error, volume);

@@ -50,12 +50,12 @@ export function nativePermissions(config: Readonly<Record<string, unknown>>): Pe
   const stateDir = typeof config.stateDir === "string"
     ? config.stateDir
     : defaultStateDir(readEnv());
-  const needs: PermissionNeed[] = [
+  return [
     {
       permission: "run",
       values: true,
       reason:
-        "tasks are host programs named by the pipeline, so the set cannot be listed in advance (Deno treats any --allow-run as full access, since a child process is outside Deno's sandbox)",
+        "tasks are host programs named by the pipeline, so the set cannot be listed in advance (Deno treats any --allow-run as full access, since a child process is outside Deno's sandbox); mount symlinks are made with ln -s, as Deno.symlink would need unscoped read and write",
     },
     {
       permission: "read",
@@ -75,15 +75,6 @@ export function nativePermissions(config: Readonly<Record<string, unknown>>): Pe
         "every task gets the host's PATH and HOME (and nothing else from the host environment)",
     },
   ];
-  if (Deno.build.os === "linux") {
-    needs.push({
-      permission: "read",
-      values: ["/proc"],
-      reason:
-        "tells a finished process group from a live one (/proc/PID/stat) when stopping a task",
-    });
-  }
-  return needs;
 }
 
 function readEnv(): Record<string, string | undefined> {

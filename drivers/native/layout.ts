@@ -117,7 +117,7 @@ export async function prepareTaskDir(
     const link = joinPath(cwd, path);
     const slash = link.lastIndexOf("/");
     await Deno.mkdir(link.slice(0, slash), { recursive: true });
-    await Deno.symlink(target, link);
+    await createSymlink(target, link);
     links.push(link);
   }
   return { cwd, links };
@@ -163,5 +163,30 @@ async function requireDirectory(taskName: string, path: string): Promise<void> {
       "invalid",
       `task "${taskName}": working directory "${path}" does not exist on this host; create it first or use a relative workDir`,
     );
+  }
+}
+
+/**
+ * Creates a symlink. `Deno.symlink` needs unscoped read and write permissions, which
+ * the native driver does not ask for; it holds `--allow-run` anyway, so without them
+ * the link is made by `ln -s`.
+ */
+export async function createSymlink(target: string, path: string): Promise<void> {
+  try {
+    await Deno.symlink(target, path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotCapable)) throw error;
+    const result = await new Deno.Command("ln", {
+      args: ["-s", "--", target, path],
+      stdout: "null",
+      stderr: "piped",
+      clearEnv: true,
+      env: { PATH: "/usr/bin:/bin" },
+    }).output();
+    if (result.code !== 0) {
+      throw new Error(
+        `could not create the symlink ${path}: ${new TextDecoder().decode(result.stderr).trim()}`,
+      );
+    }
   }
 }

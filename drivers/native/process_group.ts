@@ -242,26 +242,35 @@ export function signalGroup(pgid: number, signal: Deno.Signal): void {
 }
 
 /**
- * True while any live (non-zombie) process is in group `pgid`. On Linux this reads
- * /proc, because zombies nobody reaps would otherwise count as alive; elsewhere it
- * probes with SIGCONT, which does not disturb a running process.
+ * True while any live process is in group `pgid`. On Linux this reads /proc when
+ * allowed, because zombies not yet reaped would otherwise count as alive; Deno grants
+ * /proc only with --allow-all, so otherwise (and off Linux) it probes with SIGCONT,
+ * which does not disturb a running process but counts unreaped zombies too.
  */
 export async function groupAlive(pgid: number): Promise<boolean> {
-  if (!IS_LINUX) {
+  if (IS_LINUX && procReadable !== false) {
     try {
-      Deno.kill(-pgid, "SIGCONT");
-      return true;
-    } catch {
+      for await (const entry of Deno.readDir("/proc")) {
+        procReadable = true;
+        if (!/^\d+$/.test(entry.name)) continue;
+        const fields = await statFields(Number(entry.name));
+        if (fields !== undefined && fields[2] === String(pgid) && fields[0] !== "Z") return true;
+      }
       return false;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotCapable)) throw error;
+      procReadable = false;
     }
   }
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const fields = await statFields(Number(entry.name));
-    if (fields !== undefined && fields[2] === String(pgid) && fields[0] !== "Z") return true;
+  try {
+    Deno.kill(-pgid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
   }
-  return false;
 }
+
+let procReadable: boolean | undefined;
 
 /** The start time field of /proc/PID/stat (Linux), or undefined. */
 export async function processStartTime(pid: number): Promise<string | undefined> {
