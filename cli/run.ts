@@ -15,9 +15,10 @@ import type { LaunchConfig } from "../runner/launch.ts";
 import {
   absoluteGrants,
   emptyGrants,
-  mergeToFlags,
+  grantsAsNeeds,
   parseAllowFlag,
 } from "../runner/permission_flags.ts";
+import { permissionFlags } from "../drivers/permissions.ts";
 import type { PermissionNeed } from "../drivers/contract.ts";
 
 /** The help text of `pocketci run`. */
@@ -231,7 +232,7 @@ export function childPermissionFlags(
     { permission: "read", values: [config.stateDir], reason: "reads the state directory" },
     { permission: "write", values: [config.stateDir], reason: "records resources and keeps logs" },
   ];
-  return mergeToFlags([...driverNeeds, ...runnerNeeds], config.permissions);
+  return permissionFlags([...driverNeeds, ...runnerNeeds, ...grantsAsNeeds(config.permissions)]);
 }
 
 async function runChild(config: LaunchConfig): Promise<number> {

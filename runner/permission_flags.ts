@@ -51,35 +51,17 @@ export function absoluteGrants(grants: WorkerPermissions, cwd: string): WorkerPe
   return { ...grants, read: absolute(grants.read), write: absolute(grants.write) };
 }
 
-/** Merges permission needs and grants into Deno flags, narrowest form first. */
-export function mergeToFlags(
-  needs: readonly PermissionNeed[],
-  grants: WorkerPermissions,
-): string[] {
-  const merged = new Map<PermissionName, true | Set<string>>();
-  const add = (name: PermissionName, values: true | readonly string[]) => {
-    const current = merged.get(name);
-    if (current === true) return;
-    if (values === true) {
-      merged.set(name, true);
-      return;
-    }
-    const set = current ?? new Set<string>();
-    for (const value of values) set.add(value);
-    merged.set(name, set);
-  };
-  for (const need of needs) add(need.permission, need.values);
+/** The user's grants as permission needs (for merging with the driver's and the runner's). */
+export function grantsAsNeeds(grants: WorkerPermissions): PermissionNeed[] {
+  const needs: PermissionNeed[] = [];
   for (const name of PERMISSION_NAMES) {
     const grant = grants[name];
-    if (grant === true) add(name, true);
-    else if (grant !== false) add(name, grant);
+    if (grant === false) continue;
+    needs.push({
+      permission: name,
+      values: grant === true ? true : [...grant],
+      reason: "granted to the pipeline with --allow-" + name,
+    });
   }
-  const flags: string[] = [];
-  for (const name of PERMISSION_NAMES) {
-    const value = merged.get(name);
-    if (value === undefined) continue;
-    if (value === true) flags.push(`--allow-${name}`);
-    else if (value.size > 0) flags.push(`--allow-${name}=${[...value].join(",")}`);
-  }
-  return flags;
+  return needs;
 }
