@@ -1,0 +1,203 @@
+import assert from "node:assert/strict";
+import { runCli, tempProject } from "./helpers/cli.ts";
+
+const MOD = new URL("../mod.ts", import.meta.url).pathname;
+
+async function project(pipeline: string, extra: Record<string, string> = {}) {
+  const dir = await tempProject({ "pipeline.ts": pipeline, ...extra });
+  return { dir, env: { POCKETCI_STATE_DIR: `${dir}/.state` } };
+}
+
+Deno.test("run: pipeline code cannot spawn, read /etc/passwd, read env or open a socket by default", async () => {
+  const { dir, env } = await project(
+    `
+export default async () => {
+  const tries: Record<string, () => unknown> = {
+    spawn: () => new Deno.Command("id").outputSync(),
+    read: () => Deno.readTextFileSync("/etc/passwd"),
+    env: () => Deno.env.get("HOME"),
+    net: () => Deno.connect({ hostname: "127.0.0.1", port: 9 }),
+    write: () => Deno.writeTextFileSync("/tmp/pocketci-should-not-exist", "x"),
+  };
+  for (const [name, fn] of Object.entries(tries)) {
+    try { await fn(); console.log(name + ": ALLOWED"); } catch (e) { console.log(name + ": " + (e as Error).name); }
+  }
+  console.log("own dir: " + Deno.readTextFileSync(new URL("./data.txt", import.meta.url)));
+};`,
+    { "data.txt": "readable" },
+  );
+  const result = await runCli(["run", `${dir}/pipeline.ts`], { env });
+  assert.equal(result.code, 0, result.stderr);
+  for (const name of ["spawn", "read", "env", "net", "write"]) {
+    assert.match(result.stdout, new RegExp(`^${name}: NotCapable$`, "m"), result.stdout);
+  }
+  assert.match(result.stdout, /own dir: readable/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("run: --allow-env and --allow-read are forwarded to pipeline code", async () => {
+  const { dir, env } = await project(`
+export default async () => {
+  console.log("env: " + Deno.env.get("POCKETCI_TEST_VALUE"));
+  console.log("passwd: " + Deno.readTextFileSync("/etc/passwd").includes("root"));
+};`);
+  const result = await runCli(
+    ["run", `${dir}/pipeline.ts`, "--allow-env=POCKETCI_TEST_VALUE", "--allow-read=/etc/passwd"],
+    { env: { ...env, POCKETCI_TEST_VALUE: "forwarded" } },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /env: forwarded/);
+  assert.match(result.stdout, /passwd: true/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("run: imports of pocketci, a relative mod.ts and jsr:@pocketci/pocketci all work from any directory", async () => {
+  const { dir, env } = await project(`
+import { pipeline, task } from "pocketci";
+import { task as viaJsr } from "jsr:@pocketci/pocketci";
+import { task as viaPath, VERSION } from "${MOD}";
+export default pipeline("imports", async () => {
+  console.log("same: " + (task === viaJsr && task === viaPath) + " " + VERSION);
+  await task("t").run("true");
+});`);
+  const result = await runCli(["run", "pipeline.ts"], { cwd: dir, env });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /same: true 0\.1\.0/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("run: --json writes versioned NDJSON; -- args reach ctx.args; the log directory is kept", async () => {
+  const { dir, env } = await project(`
+import { pipeline, task } from "pocketci";
+export default pipeline("json", async (ctx) => {
+  await task("echo").run("echo", ...ctx.args);
+});`);
+  const result = await runCli(["run", `${dir}/pipeline.ts`, "--json", "--", "a b", "c"], { env });
+  assert.equal(result.code, 0, result.stderr);
+  const events = result.stdout.trim().split("\n").map((line) => JSON.parse(line));
+  assert.ok(events.every((event) => event.v === 1 && typeof event.time === "string"));
+  assert.equal(events[0].type, "run.start");
+  assert.equal(events.at(-1).type, "run.end");
+  assert.equal(events.at(-1).exitCode, 0);
+  const output = events.find((event) => event.type === "task.output");
+  assert.equal(output.data, "a b c\n");
+  const logDir = events.at(-1).logDir;
+  assert.match(await Deno.readTextFile(`${logDir}/echo-1.log`), /a b c/);
+  assert.ok((await Deno.readTextFile(`${logDir}/events.jsonl`)).includes('"run.end"'));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("run: text output prefixes task lines, prints a summary and the log directory", async () => {
+  const { dir, env } = await project(`
+import { pipeline, task } from "pocketci";
+export default pipeline("text", async () => {
+  await Promise.all([task("same").run("echo", "one"), task("same").run("echo", "two")]);
+});`);
+  const result = await runCli(["run", `${dir}/pipeline.ts`], { env });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^same(#2)? \| one$/m);
+  assert.match(result.stdout, /^same(#2)? \| two$/m);
+  assert.match(result.stdout, /^same#2 \| /m);
+  assert.doesNotMatch(result.stdout + result.stderr, /\x1b\[/, "no colour when not on a TTY");
+  assert.match(result.stderr, /TASK\s+DRIVER\s+STATUS\s+CODE\s+DURATION/);
+  const logDir = /logs: (\S+)/.exec(result.stderr)?.[1];
+  assert.ok(logDir && (await Deno.stat(logDir)).isDirectory);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("run: exit codes 2 for bad flags, bad DSN, missing file, type errors", async () => {
+  const { dir, env } = await project(`import { task } from "pocketci";
+export default async () => { await task(42).run("true"); };`);
+  const cases: [string[], RegExp][] = [
+    [["run", `${dir}/missing.ts`], /does not exist/],
+    [["run", `${dir}/pipeline.ts`, "--no-such-flag"], /unknown flag --no-such-flag/],
+    [["run", `${dir}/pipeline.ts`, "--driver=nosuchdriver"], /--driver/],
+    [["run", `${dir}/pipeline.ts`, "--parallelism", "0"], /--parallelism/],
+    [["run", `${dir}/pipeline.ts`, "--secret", "POCKETCI_UNSET_SECRET"], /POCKETCI_UNSET_SECRET/],
+    [["run", `${dir}/pipeline.ts`], /does not type-check/],
+  ];
+  for (const [args, message] of cases) {
+    const result = await runCli(args, { env });
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(result.stderr, message);
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("run: exit 1 on failure with the task's last lines, 124 on --timeout", async () => {
+  const { dir, env } = await project(`
+import { pipeline, task } from "pocketci";
+export default pipeline("fail", async (ctx) => {
+  if (ctx.args[0] === "slow") await task("slow").sh("sleep 30");
+  await task("broken").sh("echo some context; echo more context; exit 4");
+});`);
+  const failed = await runCli(["run", `${dir}/pipeline.ts`], { env });
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /task "broken" failed with exit code 4/);
+  assert.match(failed.stderr, /last output of broken:\n  some context\n  more context/);
+  assert.doesNotMatch(failed.stderr, /at file:|at async/);
+  const started = performance.now();
+  const timedOut = await runCli(["run", `${dir}/pipeline.ts`, "--timeout", "1s", "--", "slow"], {
+    env,
+  });
+  assert.equal(timedOut.code, 124, timedOut.stderr);
+  assert.ok(performance.now() - started < 20_000);
+  await Deno.remove(dir, { recursive: true });
+});
+
+for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  Deno.test(`run: ${signal} to pocketci cancels tasks, removes resources and exits ${code}`, async () => {
+    const { dir, env } = await project(`
+import { pipeline, task, volume } from "pocketci";
+export default pipeline("sig", async () => {
+  const v = await volume("v");
+  await task("long").mount(v, "v").sh("echo started; sleep 60");
+});`);
+    const result = await runCli(["run", `${dir}/pipeline.ts`], {
+      env,
+      signal: { name: signal, when: "long | started" },
+    });
+    assert.equal(result.code, code, result.stderr);
+    assert.match(result.stderr, /long\s+native\s+cancelled/);
+    const work = [...Deno.readDirSync(`${dir}/.state/work`)];
+    assert.deepEqual(work, [], "the run's work directory was removed");
+    const runs = [...Deno.readDirSync(`${dir}/.state/runs`)];
+    assert.deepEqual(runs, [], "nothing is left for gc");
+    await Deno.remove(dir, { recursive: true });
+  });
+}
+
+Deno.test("run: secrets from --secret and --secret-file are masked in everything printed", async () => {
+  const { dir, env } = await project(
+    `
+import { pipeline, secret, task } from "pocketci";
+export default pipeline("secrets", async () => {
+  await task("show").env({ A: secret("FROM_ENV"), B: secret("FROM_FILE") }).sh('echo "a=$A b=$B"');
+  throw new Error("failing with " + "x");
+});`,
+    { "secrets.env": 'FROM_FILE="file-secret-value"\n# comment\n' },
+  );
+  const result = await runCli(
+    ["run", `${dir}/pipeline.ts`, "--secret", "FROM_ENV", "--secret-file", `${dir}/secrets.env`],
+    { env: { ...env, FROM_ENV: "env-secret-value" } },
+  );
+  assert.equal(result.code, 1);
+  assert.match(result.stdout, /show \| a=\*\*\* b=\*\*\*/);
+  assert.doesNotMatch(result.stdout + result.stderr, /env-secret-value|file-secret-value/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("check: 0 for a good pipeline, 1 for type errors, 2 for a missing file", async () => {
+  const dir = await tempProject({
+    "good.ts":
+      `import { pipeline, task } from "pocketci";\nexport default pipeline("g", async () => { await task("t").run("true"); });\n`,
+    "bad.ts":
+      `import { task } from "pocketci";\nexport default async () => { await task("t").image(1).run("true"); };\n`,
+  });
+  assert.equal((await runCli(["check", `${dir}/good.ts`])).code, 0);
+  const bad = await runCli(["check", `${dir}/bad.ts`]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /not assignable/);
+  assert.equal((await runCli(["check", `${dir}/none.ts`])).code, 2);
+  await Deno.remove(dir, { recursive: true });
+});
