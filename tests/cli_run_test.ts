@@ -98,7 +98,7 @@ export default pipeline("text", async () => {
   assert.match(result.stdout, /^same(#2)? \| one$/m);
   assert.match(result.stdout, /^same(#2)? \| two$/m);
   assert.match(result.stdout, /^same#2 \| /m);
-  assert.doesNotMatch(result.stdout + result.stderr, /\x1b\[/, "no colour when not on a TTY");
+  assert.ok(!(result.stdout + result.stderr).includes("\u001b["), "no colour when not on a TTY");
   assert.match(result.stderr, /TASK\s+DRIVER\s+STATUS\s+CODE\s+DURATION/);
   const logDir = /logs: (\S+)/.exec(result.stderr)?.[1];
   assert.ok(logDir && (await Deno.stat(logDir)).isDirectory);
@@ -134,7 +134,7 @@ export default pipeline("fail", async (ctx) => {
   const failed = await runCli(["run", `${dir}/pipeline.ts`], { env });
   assert.equal(failed.code, 1);
   assert.match(failed.stderr, /task "broken" failed with exit code 4/);
-  assert.match(failed.stderr, /last output of broken:\n  some context\n  more context/);
+  assert.match(failed.stderr, /last output of broken:\n {2}some context\n {2}more context/);
   assert.doesNotMatch(failed.stderr, /at file:|at async/);
   const started = performance.now();
   const timedOut = await runCli(["run", `${dir}/pipeline.ts`, "--timeout", "1s", "--", "slow"], {
@@ -159,9 +159,9 @@ export default pipeline("sig", async () => {
     });
     assert.equal(result.code, code, result.stderr);
     assert.match(result.stderr, /long\s+native\s+cancelled/);
-    const work = [...Deno.readDirSync(`${dir}/.state/work`)];
+    const work = await Array.fromAsync(Deno.readDir(`${dir}/.state/work`));
     assert.deepEqual(work, [], "the run's work directory was removed");
-    const runs = [...Deno.readDirSync(`${dir}/.state/runs`)];
+    const runs = await Array.fromAsync(Deno.readDir(`${dir}/.state/runs`));
     assert.deepEqual(runs, [], "nothing is left for gc");
     await Deno.remove(dir, { recursive: true });
   });

@@ -85,11 +85,11 @@ export async function runPipelineSource(
   const events: RunEvent[] = [];
   let stdout = "";
   let stderr = "";
-  let current: PipelineRun | undefined;
+  const holder: { run?: PipelineRun } = {};
   const collector: Reporter = {
     event: (event) => {
       events.push(event);
-      if (current !== undefined) options.onEvent?.(event, current);
+      if (holder.run !== undefined) options.onEvent?.(event, holder.run);
     },
   };
   const text = new TextReporter({
@@ -110,7 +110,7 @@ export async function runPipelineSource(
     reporters: [collector, text],
     graceMs: options.graceMs,
   }, secretValues(dsn));
-  current = run;
+  holder.run = run;
   options.onRun?.(run);
   const outcome = await run.start();
   const logs = events.flatMap((event) => event.type === "log" ? [event.message] : []);
