@@ -1,0 +1,121 @@
+import assert from "node:assert/strict";
+import { runCli } from "./helpers/cli.ts";
+
+const EXAMPLES = new URL("../examples/", import.meta.url).pathname;
+
+async function copyDir(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const entry of Deno.readDir(from)) {
+    if (entry.isDirectory) await copyDir(`${from}/${entry.name}`, `${to}/${entry.name}`);
+    else await Deno.copyFile(`${from}/${entry.name}`, `${to}/${entry.name}`);
+  }
+}
+
+/** Runs an example from a fresh copy of examples/ (so exports never touch the repo). */
+async function example(name: string, args: string[] = [], env: Record<string, string> = {}) {
+  const dir = await Deno.makeTempDir({ prefix: "pocketci-examples-" });
+  await copyDir(EXAMPLES, dir);
+  const result = await runCli(["run", `${dir}/${name}`, ...args], {
+    env: { POCKETCI_STATE_DIR: `${dir}/.state`, ...env },
+  });
+  return { ...result, dir };
+}
+
+Deno.test("example hello-world", async () => {
+  const result = await example("hello-world.ts");
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /greet \| hello from native/);
+  assert.match(result.stdout, /the task said: hi, CI=true/);
+  await Deno.remove(result.dir, { recursive: true });
+});
+
+Deno.test("example host-directory: input from the host, export back", async () => {
+  const result = await example("host-directory.ts");
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /index\.html has \d+ characters/);
+  const exported = (await Array.fromAsync(Deno.readDir(`${result.dir}/site-out`))).map((e) =>
+    e.name
+  )
+    .sort();
+  assert.deepEqual(exported, ["about.html", "index.html"], "drafts/ was excluded");
+  assert.match(
+    await Deno.readTextFile(`${result.dir}/site-out/about.html`),
+    /PocketCI runs pipelines/,
+  );
+  await Deno.remove(result.dir, { recursive: true });
+});
+
+Deno.test("example cache: the second run hits the cache", async () => {
+  const first = await example("cache.ts");
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /cache miss/);
+  const second = await runCli(["run", `${first.dir}/cache.ts`], {
+    env: { POCKETCI_STATE_DIR: `${first.dir}/.state` },
+  });
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stdout, /cache hit: built at/);
+  await Deno.remove(first.dir, { recursive: true });
+});
+
+Deno.test("example parallel: capped by --parallelism", async () => {
+  const free = await example("parallel.ts");
+  assert.equal(free.code, 0, free.stderr);
+  const freeSeconds = Number(/took ([\d.]+) s/.exec(free.stdout)?.[1]);
+  assert.ok(freeSeconds < 2.5, `unlimited: ${freeSeconds} s`);
+  assert.equal((free.stdout.match(/passed/g) ?? []).length, 8, "four live lines and four results");
+  const capped = await runCli(["run", `${free.dir}/parallel.ts`, "--parallelism", "2"], {
+    env: { POCKETCI_STATE_DIR: `${free.dir}/.state` },
+  });
+  assert.equal(capped.code, 0, capped.stderr);
+  const cappedSeconds = Number(/took ([\d.]+) s/.exec(capped.stdout)?.[1]);
+  assert.ok(cappedSeconds >= 2, `capped at 2: ${cappedSeconds} s`);
+  await Deno.remove(free.dir, { recursive: true });
+});
+
+Deno.test("example sandbox", async () => {
+  const result = await example("sandbox.ts");
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /notes: kept between calls/);
+  assert.match(result.stdout, /call in reports for demo/);
+  assert.match(result.stdout, /concurrent calls: a b/);
+  assert.match(result.stdout, /allowed failure exited with 2/);
+  await Deno.remove(result.dir, { recursive: true });
+});
+
+Deno.test("example allow-failure", async () => {
+  const result = await example("allow-failure.ts");
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /optional-check: status=failure code=3/);
+  assert.match(
+    result.stdout,
+    /required-check rejected: task "required-check" failed with exit code 1/,
+  );
+  assert.match(result.stderr, /failure \(allowed\)/);
+  await Deno.remove(result.dir, { recursive: true });
+});
+
+Deno.test("example timeout", async () => {
+  const result = await example("timeout.ts");
+  assert.equal(result.code, 0, result.stderr);
+  const ms = Number(/slow: timeout after (\d+) ms/.exec(result.stdout)?.[1]);
+  assert.ok(ms >= 1000 && ms < 5000, `stopped after ${ms} ms`);
+  assert.match(result.stdout, /tolerated: timeout/);
+  await Deno.remove(result.dir, { recursive: true });
+});
+
+Deno.test("example secrets: masked in live output and in what the pipeline sees", async () => {
+  const result = await example("secrets.ts", ["--secret", "API_TOKEN"], {
+    API_TOKEN: "t0ps3cret-token",
+  });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /deploy \| deploying with token \*\*\*/);
+  assert.match(result.stdout, /the pipeline sees: deploying with token \*\*\*/);
+  assert.match(result.stdout, /token length: 15/);
+  assert.doesNotMatch(result.stdout + result.stderr, /t0ps3cret-token/);
+  const missing = await runCli(["run", `${result.dir}/secrets.ts`], {
+    env: { POCKETCI_STATE_DIR: `${result.dir}/.state` },
+  });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /--secret API_TOKEN/);
+  await Deno.remove(result.dir, { recursive: true });
+});
