@@ -1,0 +1,76 @@
+// `pocketci permissions`, run as the real entry point in a subprocess.
+import assert from "node:assert/strict";
+
+const ENTRY = new URL("../pocketci.ts", import.meta.url).pathname;
+
+interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+async function pocketci(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ENTRY, "permissions", ...args],
+    clearEnv: true,
+    env: {
+      HOME: "/home/ci",
+      PATH: Deno.env.get("PATH") ?? "",
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+      ...env,
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+Deno.test("pocketci permissions prints native's flags with reasons (default driver)", async () => {
+  const result = await pocketci([], { POCKETCI_STATE_DIR: "/var/pci" });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^Deno permissions for the native driver:/);
+  assert.match(result.stdout, /\n {2}--allow-run\n {6}tasks are host programs/);
+  assert.match(
+    result.stdout,
+    /\nFlags: --allow-read=\/var\/pci --allow-write=\/var\/pci --allow-env=PATH,HOME --allow-run\n/,
+  );
+});
+
+Deno.test("pocketci permissions --json for a planned driver", async () => {
+  const result = await pocketci(["--driver=k8s://prod?kubeconfig=/etc/k8s/config", "--json"]);
+  assert.equal(result.code, 0, result.stderr);
+  const parsed = JSON.parse(result.stdout);
+  assert.equal(parsed.driver, "k8s");
+  assert.equal(parsed.implemented, false);
+  assert.deepEqual(parsed.flags, [
+    "--allow-read=/etc/k8s/config",
+    "--allow-net",
+    "--allow-env=KUBECONFIG,HOME",
+  ]);
+  assert.ok(parsed.permissions.every((entry: { reasons: string[] }) => entry.reasons.length > 0));
+});
+
+Deno.test("pocketci permissions takes the driver from POCKETCI_DRIVER and never prints a secret", async () => {
+  const result = await pocketci([], { POCKETCI_DRIVER: "hetzner:token=sekrit_value_123" });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /hetzner driver/);
+  assert.ok(!result.stdout.includes("sekrit_value_123"));
+});
+
+Deno.test("pocketci permissions rejects a bad DSN or flag with exit code 2", async () => {
+  const bad = await pocketci(["--driver=nope"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^pocketci permissions: unknown driver "nope"/);
+  assert.equal(bad.stdout, "");
+  const flag = await pocketci(["--bogus"]);
+  assert.equal(flag.code, 2);
+  assert.match(flag.stderr, /unknown option --bogus/);
+  const help = await pocketci(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^Usage: pocketci permissions/);
+});
