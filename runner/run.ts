@@ -232,6 +232,7 @@ export class PipelineRun {
       runId: options.runId,
       namespace: options.dsn.namespace,
       createdAt: new Date().toISOString(),
+      detail: { owner: "runner" },
     };
     await journal.record(workDirRecord);
 
