@@ -20,6 +20,7 @@ import {
   type SandboxHandle,
   type TaskHandle,
   type TaskSpec,
+  UnsupportedError,
   type VolumeHandle,
   type VolumeSpec,
 } from "../contract.ts";
@@ -55,6 +56,13 @@ function startError(spec: TaskSpec, image: string, error: unknown): DriverError 
       `task ${spec.name}: command ${missing[1]} not found in image ${image}`,
     );
   }
+  if (spec.privileged && /unable to apply caps/.test(message)) {
+    return new UnsupportedError(
+      "docker",
+      "privileged",
+      `this engine cannot start privileged containers (${message}); it probably runs inside a container that lacks some capabilities`,
+    );
+  }
   if (statusCode(error) === 404 && /image/i.test(message)) {
     return new DriverError(
       "image_not_found",
@@ -87,6 +95,7 @@ export class DockerDriver implements Driver {
   readonly #removals = new Map<string, Promise<void>>();
   readonly #removalFailures: { resource: ResourceRecord; reason: string }[] = [];
   readonly #sandboxes = new Set<DockerSandbox>();
+  readonly #removedTasks = new Set<string>();
   #network: Promise<string> | undefined;
   #closing: Promise<CleanupReport> | undefined;
 
@@ -156,8 +165,9 @@ export class DockerDriver implements Driver {
     }
   }
 
-  #scheduleRemoval(container: Docker.Container): () => Promise<void> {
+  #scheduleRemoval(container: Docker.Container, taskId?: string): () => Promise<void> {
     return () => {
+      if (taskId !== undefined) this.#removedTasks.add(taskId);
       let pending = this.#removals.get(container.id);
       if (!pending) {
         pending = (async () => {
@@ -202,7 +212,8 @@ export class DockerDriver implements Driver {
       throw startError(spec, image, error);
     }
     await this.#tracker.record("container", container.id, { name, task: spec.id });
-    const remove = this.#scheduleRemoval(container);
+    this.#removedTasks.delete(spec.id);
+    const remove = this.#scheduleRemoval(container, spec.id);
     const stdin = spec.stdin;
     let attach: Duplex;
     try {
@@ -236,6 +247,7 @@ export class DockerDriver implements Driver {
   /** Re-attaches to a task of this run: replays its output and follows it. */
   async attachTask(id: string, output: OutputSink): Promise<TaskHandle | undefined> {
     this.#assertOpen();
+    if (this.#removedTasks.has(id)) return undefined;
     const container = this.#docker.getContainer(this.containerName(id));
     let info: Docker.ContainerInspectInfo;
     try {
