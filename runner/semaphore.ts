@@ -22,7 +22,7 @@ export class Semaphore {
 
   /** Waits for a slot; rejects with the signal's reason if it aborts first. Returns the release function. */
   acquire(signal?: AbortSignal): Promise<() => void> {
-    signal?.throwIfAborted();
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#active < this.#limit) {
       this.#active++;
       return Promise.resolve(this.#releaser());

@@ -1,0 +1,185 @@
+import assert from "node:assert/strict";
+import {
+  cache,
+  pipeline,
+  sandbox,
+  secret,
+  task,
+  TaskError,
+  type TaskResult,
+  volume,
+} from "./mod.ts";
+import { type ExecRequest, installHost, type PipelineHost, type TaskRequest } from "./host.ts";
+import { parseDurationMs, parseMemoryBytes } from "./parse.ts";
+import { pipelineFromModule } from "./pipeline.ts";
+
+function result(
+  request: { name?: string },
+  status: TaskResult["status"],
+  code: number | null,
+): TaskResult {
+  return {
+    name: request.name ?? "exec",
+    id: "id-1",
+    code,
+    stdout: "",
+    stderr: "",
+    status,
+    durationMs: 1,
+  };
+}
+
+/** A host that records requests and answers with a scripted status. */
+function fakeHost(status: TaskResult["status"] = "success", code: number | null = 0) {
+  const tasks: TaskRequest[] = [];
+  const execs: ExecRequest[] = [];
+  const closed: string[] = [];
+  const host: PipelineHost = {
+    runTask: (request, onOutput) => {
+      tasks.push(request);
+      onOutput?.("stdout", "chunk");
+      return Promise.resolve(result(request, status, code));
+    },
+    createVolume: (request) =>
+      Promise.resolve({ id: `v-${request.name}`, name: request.name, kind: request.kind }),
+    readFiles: () => Promise.resolve({}),
+    readFile: () => Promise.resolve(new Uint8Array()),
+    writeFiles: () => Promise.resolve(),
+    exportTo: () => Promise.resolve(),
+    startSandbox: (request) => Promise.resolve({ id: "sb-1", name: request.name }),
+    execSandbox: (_id, request) => {
+      execs.push(request);
+      return Promise.resolve(result({}, status, code));
+    },
+    closeSandbox: (id) => {
+      closed.push(id);
+      return Promise.resolve();
+    },
+  };
+  installHost(host);
+  return { tasks, execs, closed };
+}
+
+Deno.test("builders are immutable: a partial builder is a reusable template", async () => {
+  const { tasks } = fakeHost();
+  const base = task("t").image("busybox").env({ A: "1" });
+  const withB = base.env({ B: "2" });
+  await base.run("echo", "a");
+  await withB.workDir("sub").sh("echo b");
+  assert.deepEqual(tasks[0].env, { A: "1" });
+  assert.equal(tasks[0].workDir, undefined);
+  assert.deepEqual(tasks[0].command, ["echo", "a"]);
+  assert.deepEqual(tasks[1].env, { A: "1", B: "2" });
+  assert.equal(tasks[1].workDir, "sub");
+  assert.deepEqual(tasks[1].command, ["sh", "-c", "echo b"]);
+  assert.ok(Object.isFrozen(base));
+});
+
+Deno.test("builder methods map to the request (limits, mounts, stdin, container options)", async () => {
+  const { tasks } = fakeHost();
+  const src = await volume("src", { from: ".", exclude: ["node_modules"] });
+  const deps = await cache("npm");
+  await task("full").image("node:22").mount(src, "src").mount(deps, "/root/.npm").stdin("in")
+    .user("nobody").privileged().limits({ cpu: 0.5, memory: "512Mi" }).timeout("1m30s")
+    .pull("always").platform("linux/amd64").entrypoint("/bin/sh", "-c").allowFailure()
+    .env({ TOKEN: secret("TOKEN") }).run("true");
+  const request = tasks[0];
+  assert.deepEqual(request.mounts, [
+    { volumeId: "v-src", path: "src" },
+    { volumeId: "v-npm", path: "/root/.npm" },
+  ]);
+  assert.equal(new TextDecoder().decode(request.stdin), "in");
+  assert.equal(request.user, "nobody");
+  assert.equal(request.privileged, true);
+  assert.equal(request.cpu, 0.5);
+  assert.equal(request.memoryBytes, 512 * 1024 * 1024);
+  assert.equal(request.timeoutMs, 90_000);
+  assert.equal(request.pull, "always");
+  assert.equal(request.platform, "linux/amd64");
+  assert.deepEqual(request.entrypoint, ["/bin/sh", "-c"]);
+  assert.equal(request.allowFailure, true);
+  assert.deepEqual(
+    request.env,
+    { TOKEN: { pocketciSecret: "TOKEN" } },
+    "secrets cross as references",
+  );
+});
+
+Deno.test("statuses: failure and timeout reject unless allowed; cancelled and error always reject", async () => {
+  for (const [status, code] of [["failure", 3], ["timeout", 143]] as const) {
+    fakeHost(status, code);
+    await assert.rejects(
+      task("t").run("x"),
+      (error: unknown) => error instanceof TaskError && error.result.status === status,
+    );
+    assert.equal((await task("t").allowFailure().run("x")).status, status);
+  }
+  for (const status of ["cancelled", "error"] as const) {
+    fakeHost(status, null);
+    await assert.rejects(task("t").allowFailure().run("x"), TaskError);
+  }
+  fakeHost("failure", 7);
+  await assert.rejects(task("named").run("x"), /task "named" failed with exit code 7/);
+});
+
+Deno.test("sandbox calls: per-call settings do not leak; derived builders do not own the sandbox", async () => {
+  const { execs, closed } = fakeHost();
+  const box = await sandbox("dev").image("busybox").timeout("5s").start();
+  const tmp = box.env({ X: "1" }).workDir("/tmp").stdin("data").allowFailure();
+  await tmp.sh("echo");
+  await box.run("ls");
+  assert.deepEqual(execs[0].env, { X: "1" });
+  assert.equal(execs[0].workDir, "/tmp");
+  assert.equal(execs[0].allowFailure, true);
+  assert.equal(execs[0].timeoutMs, 5000, "the sandbox builder's timeout is the calls' default");
+  assert.deepEqual(execs[1].env, {});
+  assert.equal(execs[1].workDir, undefined);
+  assert.equal("close" in tmp, false);
+  await box[Symbol.asyncDispose]();
+  assert.deepEqual(closed, ["sb-1"]);
+});
+
+Deno.test("onOutput receives chunks", async () => {
+  fakeHost();
+  const chunks: string[] = [];
+  await task("t").onOutput((_stream, chunk) => chunks.push(chunk)).run("x");
+  assert.deepEqual(chunks, ["chunk"]);
+});
+
+Deno.test("bad arguments are one-line errors at the call site", () => {
+  assert.throws(() => task(""), /non-empty name/);
+  assert.throws(() => task("t").timeout("soon"), /invalid duration "soon"/);
+  assert.throws(() => task("t").limits({ memory: "lots" }), /invalid memory "lots"/);
+  assert.throws(() => task("t").limits({ cpu: -1 }), /invalid cpu limit/);
+  assert.throws(() => task("t").env({ "BAD-NAME": "x" }), /invalid environment variable name/);
+  assert.throws(() => task("t").pull("sometimes" as "always"), /pull policy/);
+  assert.throws(() => secret("no spaces"), /invalid secret name/);
+  assert.rejects(volume("bad name"), /invalid volume name/);
+});
+
+Deno.test("durations and memory quantities", () => {
+  assert.equal(parseDurationMs("500ms"), 500);
+  assert.equal(parseDurationMs("1m30s"), 90_000);
+  assert.equal(parseDurationMs("1.5h"), 5_400_000);
+  assert.equal(parseDurationMs("7d"), 604_800_000);
+  assert.equal(parseDurationMs(250), 250);
+  assert.throws(() => parseDurationMs("0s"));
+  assert.equal(parseMemoryBytes("1Gi"), 1024 ** 3);
+  assert.equal(parseMemoryBytes("512M"), 512e6);
+  assert.equal(parseMemoryBytes("512MB"), 512e6);
+  assert.equal(parseMemoryBytes(1024), 1024);
+});
+
+Deno.test("a pipeline module: pipeline(...) or a plain function as default export", () => {
+  const fn = async () => {};
+  const declared = pipelineFromModule({ default: pipeline("named", fn) }, "file");
+  assert.equal(typeof declared === "object" && declared.name, "named");
+  const plain = pipelineFromModule({ default: fn }, "file");
+  assert.equal(typeof plain === "object" && plain.name, "file");
+  assert.match(String(pipelineFromModule({}, "file")), /no default export/);
+});
+
+Deno.test("outside a run the DSL says how to run the pipeline", async () => {
+  installHost(undefined);
+  await assert.rejects(task("t").run("x"), /pocketci run/);
+});
