@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DriverError, type TaskSpec } from "../contract.ts";
-import { listTar, tarFromFiles } from "../archive/mod.ts";
+import { createTarStream, listTar, tarFromFiles } from "../archive/mod.ts";
 import { createTestContext } from "../../tests/conformance/context.ts";
 import { OutputCollector } from "../../tests/conformance/driver_suite.ts";
 import { nativeFactory, nativePermissions } from "./factory.ts";
@@ -161,6 +161,21 @@ Deno.test("native: putArchive refuses a path leading out of the volume through a
     await assert.rejects(
       () => driver.getArchive(volume, ["out/work"]),
       (error: unknown) => error instanceof DriverError && error.code === "invalid",
+    );
+    await assert.rejects(
+      () =>
+        driver.putArchive(
+          volume,
+          createTarStream([{
+            path: "etc",
+            type: "symlink",
+            mode: 0o777,
+            size: 0,
+            mtime: 0,
+            linkTarget: "/etc",
+          }]),
+        ),
+      isInvalid("points outside the destination"),
     );
     const entries = await listTar(await driver.getArchive(volume, ["out"]));
     assert.deepEqual(entries.map((entry) => [entry.path, entry.type]), [["out", "symlink"]]);

@@ -24,7 +24,7 @@ import {
   UnsupportedError,
   type VolumeHandle,
 } from "../../drivers/contract.ts";
-import { listTar, tarFromFiles } from "../../drivers/archive/mod.ts";
+import { createTarStream, listTar, tarFromFiles } from "../../drivers/archive/mod.ts";
 import { createTestContext, type TestContext } from "./context.ts";
 
 /** How to run the suite against one driver. */
@@ -437,6 +437,39 @@ export function defineDriverConformance(options: ConformanceOptions): void {
         () => driver.getArchive(volume, ["no/such/file"]),
         (error: unknown) => error instanceof DriverError && error.code === "not_found",
       );
+    });
+  });
+
+  test("putArchive refuses entries escaping the volume; removeVolume empties it", async () => {
+    await withDriver(async (driver) => {
+      const volume = await driver.createVolume({ name: "guarded", kind: "volume" });
+      const body = new TextEncoder().encode("x");
+      const tarOf = (path: string) =>
+        createTarStream([{ path, type: "file", mode: 0o644, size: 1, mtime: 0, body }]);
+      for (const path of ["../escape.txt", "a/../../escape.txt"]) {
+        await assert.rejects(
+          () => driver.putArchive(volume, tarOf(path)),
+          DriverError,
+          `putArchive accepted ${path}`,
+        );
+      }
+      // An absolute entry is either refused or kept inside the volume (leading / dropped).
+      const absolute = await driver.putArchive(volume, tarOf("/abs-escape.txt")).then(
+        () => true,
+        (error: unknown) => {
+          assert.ok(error instanceof DriverError, String(error));
+          return false;
+        },
+      );
+      if (absolute) {
+        assert.equal(decoder.decode(await readVolumeFile(driver, volume, "abs-escape.txt")), "x");
+      }
+      await driver.putArchive(volume, tarFromFiles({ "keep.txt": "kept" }));
+      assert.equal(decoder.decode(await readVolumeFile(driver, volume, "keep.txt")), "kept");
+      await driver.removeVolume(volume);
+      const fresh = await driver.createVolume({ name: "guarded", kind: "volume" });
+      const entries = await listTar(await driver.getArchive(fresh));
+      assert.deepEqual(entries.filter((entry) => entry.path.replace(/^\.\/?/, "") !== ""), []);
     });
   });
 
