@@ -20,6 +20,7 @@ import {
 } from "../runner/permission_flags.ts";
 import { permissionFlags } from "../drivers/permissions.ts";
 import type { PermissionNeed } from "../drivers/contract.ts";
+import type { ResolvedDsn } from "../dsn/types.ts";
 
 /** The help text of `pocketci run`. */
 export const RUN_HELP = `Usage: pocketci run PIPELINE.ts [flags] [-- args...]
@@ -161,24 +162,32 @@ export async function launchConfig(
       `pipeline file ${flags.pipeline} does not exist; pass the path of a .ts file`,
     );
   }
-  const { driverStringFrom, newRunId, parseDuration, resolveDsn, secretValues } = await import(
-    "../dsn/mod.ts"
-  );
   const { DsnError } = await import("../dsn/types.ts");
   const { defaultStateDir } = await import("../runner/state.ts");
   const { parseSecretFile, secretsFromEnv } = await import("../runner/secrets.ts");
+  const { parseDurationMs } = await import("../dsl/parse.ts");
+  const { newRunId } = await import("../dsn/run_id.ts");
   const env = Deno.env.toObject();
-  let dsn;
-  try {
-    dsn = resolveDsn(driverStringFrom(flags.driver, env), { env, pipelinePath, cwd });
-  } catch (error) {
-    if (error instanceof DsnError) throw new UsageError(`--driver: ${error.message}`);
-    throw error;
+  const driverText = flags.driver ?? (env.POCKETCI_DRIVER?.trim() || "native");
+  let dsn: ResolvedDsn;
+  let dsnSecrets: string[] = [];
+  if (driverText === "native") {
+    // The plain default needs no parsing; skipping the DSN layer keeps start-up lean.
+    dsn = await plainNativeDsn(pipelinePath);
+  } else {
+    const { resolveDsn, secretValues } = await import("../dsn/mod.ts");
+    try {
+      dsn = resolveDsn(driverText, { env, pipelinePath, cwd });
+    } catch (error) {
+      if (error instanceof DsnError) throw new UsageError(`--driver: ${error.message}`);
+      throw error;
+    }
+    dsnSecrets = secretValues(dsn);
   }
   let timeoutMs: number | undefined;
   if (flags.timeout !== undefined) {
     try {
-      timeoutMs = parseDuration(flags.timeout);
+      timeoutMs = parseDurationMs(flags.timeout);
     } catch (error) {
       throw new UsageError(`--timeout: ${(error as Error).message}`);
     }
@@ -201,7 +210,7 @@ export async function launchConfig(
   return {
     pipelinePath,
     dsn,
-    dsnSecrets: secretValues(dsn),
+    dsnSecrets,
     secrets: [...secrets],
     runId: newRunId(),
     args: flags.args,
@@ -211,6 +220,25 @@ export async function launchConfig(
     permissions: absoluteGrants(flags.grants, cwd),
     json: flags.json,
     colour: !flags.json && Deno.stdout.isTerminal() && env.NO_COLOR === undefined,
+  };
+}
+
+/**
+ * What the DSN layer resolves the plain string `native` to, for a pipeline at
+ * `pipelinePath` (absolute): the namespace is `ci-` plus the first 10 hex digits of
+ * the SHA-256 of the path (the same as `defaultNamespace`; a test keeps them equal).
+ */
+export async function plainNativeDsn(pipelinePath: string): Promise<ResolvedDsn> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(pipelinePath));
+  const hex = Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0"))
+    .join("");
+  return {
+    driver: "native",
+    namespace: `ci-${hex.slice(0, 10)}`,
+    namespaceFromDsn: false,
+    params: {},
+    config: {},
+    warnings: [],
   };
 }
 
@@ -235,7 +263,11 @@ export function childPermissionFlags(
   return permissionFlags([...driverNeeds, ...runnerNeeds, ...grantsAsNeeds(config.permissions)]);
 }
 
-async function runChild(config: LaunchConfig): Promise<number> {
+async function runChild(
+  config: LaunchConfig,
+  checked: Promise<boolean>,
+  notChecked: () => void,
+): Promise<number> {
   const { getDriverFactory } = await import("../drivers/registry.ts");
   const factory = await getDriverFactory(config.dsn.driver);
   const flags = childPermissionFlags(config, factory.permissions(config.dsn.config));
@@ -266,6 +298,12 @@ async function runChild(config: LaunchConfig): Promise<number> {
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
   try {
+    if (!(await checked)) {
+      child.kill("SIGKILL");
+      await child.status;
+      notChecked();
+      return 2;
+    }
     const { processStartTime } = await import("../runner/state.ts");
     const startTime = await processStartTime(child.pid);
     const writer = child.stdin.getWriter();
@@ -308,13 +346,18 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const config = await launchConfig(flags);
-  if (!flags.noCheck && !(await typeChecks(config.pipelinePath))) {
+  // The type-check runs while the runner child starts; the child gets its
+  // configuration (and so starts running) only once the check passed.
+  const checked = flags.noCheck ? Promise.resolve(true) : typeChecks(config.pipelinePath);
+  const notChecked = () =>
     writeErr(
       `pocketci run: ${flags.pipeline} does not type-check (errors above); fix it or pass --no-check`,
     );
-    return 2;
-  }
   if (flags.inProcess) {
+    if (!(await checked)) {
+      notChecked();
+      return 2;
+    }
     const { launch } = await import("../runner/launch.ts");
     const { processStartTime } = await import("../runner/state.ts");
     const outcome = await launch({
@@ -324,7 +367,7 @@ export async function main(args: string[]): Promise<number> {
     return outcome.exitCode;
   }
   try {
-    return await runChild(config);
+    return await runChild(config, checked, notChecked);
   } catch (error) {
     writeErr(`pocketci run: cannot start the runner: ${(error as Error).message.split("\n")[0]}`);
     return 2;

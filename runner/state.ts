@@ -123,11 +123,14 @@ function resourceKey(resource: ResourceRecord): string {
 /** The append-only journal of one run. */
 export class RunJournal {
   readonly #path: string;
+  readonly #file: Deno.FsFile;
+  readonly #encoder = new TextEncoder();
   #queue: Promise<void> = Promise.resolve();
   readonly #outstanding = new Map<string, ResourceRecord>();
 
-  private constructor(path: string) {
+  private constructor(path: string, file: Deno.FsFile) {
     this.#path = path;
+    this.#file = file;
   }
 
   /** Creates the journal and writes its header. */
@@ -136,10 +139,9 @@ export class RunJournal {
     header: Omit<RunHeader, "type" | "version">,
   ): Promise<RunJournal> {
     await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-    const journal = new RunJournal(path);
-    await Deno.writeTextFile(path, JSON.stringify({ type: "run", version: 1, ...header }) + "\n", {
-      createNew: true,
-    });
+    const file = await Deno.open(path, { createNew: true, write: true, append: true });
+    const journal = new RunJournal(path, file);
+    await journal.#append({ type: "run", version: 1, ...header });
     return journal;
   }
 
@@ -172,6 +174,7 @@ export class RunJournal {
    */
   async finish(): Promise<void> {
     await this.#append({ type: "end", at: new Date().toISOString() });
+    this.#file.close();
     const left = this.outstanding().filter((resource) => resource.kind !== "cache");
     if (left.length === 0) await Deno.remove(this.#path).catch(() => {});
   }

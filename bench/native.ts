@@ -1,0 +1,263 @@
+/**
+ * Native driver benchmarks:
+ * - per-task overhead: 200 sequential trivial tasks through `pocketci run` against
+ *   200 spawns of the same program from a plain Deno script and from a bash loop
+ *   (goal: at most 2 ms per task above a raw spawn);
+ * - start-up: `pocketci run` of a one-task pipeline against `deno run` of an empty
+ *   script (goal: at most 150 ms above bare `deno run`).
+ *
+ * Run with `deno task bench` (or `deno run -A --unstable-worker-options bench/native.ts`).
+ *
+ * @module
+ */
+
+// deno-lint-ignore-file no-console
+
+const TASKS = 200;
+const STARTUP_RUNS = 7;
+const ROOT = new URL("../", import.meta.url).pathname;
+const DENO = Deno.execPath();
+
+/** The absolute path of `program` on PATH (not a shell builtin). */
+async function which(program: string): Promise<string> {
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
+    const path = `${dir}/${program}`;
+    const info = await Deno.stat(path).catch(() => undefined);
+    if (info?.isFile) return path;
+  }
+  throw new Error(`${program} is not on PATH`);
+}
+
+async function run(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<{ ms: number; stdout: string; stderr: string; code: number }> {
+  const started = performance.now();
+  const output = await new Deno.Command(command, {
+    args,
+    cwd: options.cwd,
+    env: options.env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const ms = performance.now() - started;
+  const decoder = new TextDecoder();
+  return {
+    ms,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+    code: output.code,
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function fmt(ms: number): string {
+  return `${ms.toFixed(2)} ms`;
+}
+
+async function perTask(dir: string, truePath: string): Promise<void> {
+  await Deno.writeTextFile(
+    `${dir}/many.ts`,
+    `import { pipeline, task } from "pocketci";
+export default pipeline("bench", async () => {
+  const t = task("t");
+  const started = performance.now();
+  for (let i = 0; i < ${TASKS}; i++) await t.run(${JSON.stringify(truePath)});
+  console.log("ELAPSED " + (performance.now() - started));
+});
+`,
+  );
+  await Deno.writeTextFile(
+    `${dir}/spawn.ts`,
+    `const started = performance.now();
+for (let i = 0; i < ${TASKS}; i++) await new Deno.Command(${JSON.stringify(truePath)}).output();
+console.log("ELAPSED " + (performance.now() - started));
+`,
+  );
+  const env = { POCKETCI_STATE_DIR: `${dir}/state`, NO_COLOR: "1" };
+  const pocketci = await run(DENO, [
+    "run",
+    "-A",
+    "--unstable-worker-options",
+    `${ROOT}pocketci.ts`,
+    "run",
+    "--json",
+    `${dir}/many.ts`,
+  ], { env });
+  if (pocketci.code !== 0) throw new Error(`pocketci run failed: ${pocketci.stderr}`);
+  const pipelineMs = Number(/"message":"ELAPSED ([\d.]+)"/.exec(pocketci.stdout)?.[1]);
+  const spawn = await run(DENO, ["run", "-A", `${dir}/spawn.ts`]);
+  const denoMs = Number(/ELAPSED ([\d.]+)/.exec(spawn.stdout)?.[1]);
+  const bash = await run("bash", [
+    "-c",
+    `s=$(date +%s%N); for i in $(seq ${TASKS}); do ${truePath}; done; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`,
+  ]);
+  const bashMs = Number(bash.stdout.trim()) / 1000;
+  const perPipeline = pipelineMs / TASKS;
+  const perDeno = denoMs / TASKS;
+  const perBash = bashMs / TASKS;
+  const perDriver = await driverOnly(dir, truePath);
+  const perRunner = await runnerOnly(dir);
+  console.log(`\nPer-task overhead (${TASKS} sequential runs of ${truePath})`);
+  console.log(`  pocketci tasks (native)   ${fmt(perPipeline)} per task`);
+  console.log(`  Deno.Command spawns       ${fmt(perDeno)} per spawn`);
+  console.log(`  bash loop                 ${fmt(perBash)} per spawn`);
+  console.log(`  native driver alone       ${fmt(perDriver)} per task (no runner)`);
+  console.log(`  runner alone              ${fmt(perRunner)} per task (instant driver)`);
+  console.log(
+    `  overhead above Deno spawn ${fmt(perPipeline - perDeno)} per task (goal <= 2 ms: ${
+      perPipeline - perDeno <= 2 ? "met" : "MISSED"
+    }); ratio ${(perPipeline / perDeno).toFixed(2)}x Deno, ${
+      (perPipeline / perBash).toFixed(2)
+    }x bash`,
+  );
+}
+
+/** Per-task cost of the native driver alone (no runner, no worker). */
+async function driverOnly(dir: string, truePath: string): Promise<number> {
+  const { nativeFactory } = await import("../drivers/native/factory.ts");
+  const runDir = `${dir}/driver-only`;
+  await Deno.mkdir(runDir, { recursive: true });
+  const driver = await nativeFactory.create({}, {
+    namespace: "bench",
+    runId: "bench",
+    runDir,
+    stateDir: `${dir}/driver-state`,
+    record: () => Promise.resolve(),
+    forget: () => Promise.resolve(),
+    warn: () => {},
+  });
+  const started = performance.now();
+  for (let i = 0; i < TASKS; i++) {
+    const handle = await driver.startTask(
+      { id: `t${i}`, name: "t", command: [truePath], env: {}, mounts: [] },
+      () => {},
+    );
+    await handle.wait();
+    await handle.remove();
+  }
+  const ms = (performance.now() - started) / TASKS;
+  await driver.close();
+  return ms;
+}
+
+/** Per-task cost of the runner alone: the real runner and Worker with an instant driver. */
+async function runnerOnly(dir: string): Promise<number> {
+  const { PipelineRun } = await import("../runner/run.ts");
+  const { NATIVE_CAPABILITIES } = await import("../drivers/native/factory.ts");
+  const { NO_PERMISSIONS } = await import("../runner/pipeline_worker.ts");
+  type Driver = import("../drivers/contract.ts").Driver;
+  const unused = () => Promise.reject(new Error("not used by the benchmark"));
+  const driver: Driver = {
+    name: "native",
+    capabilities: NATIVE_CAPABILITIES,
+    startTask: (spec) =>
+      Promise.resolve({
+        id: spec.id,
+        wait: () => Promise.resolve({ code: 0 }),
+        stop: () => Promise.resolve(),
+        remove: () => Promise.resolve(),
+      }),
+    attachTask: () => Promise.resolve(undefined),
+    createVolume: unused,
+    removeVolume: unused,
+    putArchive: unused,
+    getArchive: unused,
+    startSandbox: unused,
+    close: () => Promise.resolve({ removed: [], failed: [] }),
+  };
+  let output = "";
+  const run = new PipelineRun({
+    pipelinePath: `${dir}/many.ts`,
+    dsn: {
+      driver: "native",
+      namespace: "bench",
+      namespaceFromDsn: false,
+      params: {},
+      config: {},
+      warnings: [],
+    },
+    factory: {
+      name: "native",
+      capabilities: () => NATIVE_CAPABILITIES,
+      permissions: () => [],
+      create: () => Promise.resolve(driver),
+    },
+    runId: `bench${Date.now()}`,
+    args: [],
+    secrets: new Map(),
+    stateDir: `${dir}/runner-state`,
+    permissions: NO_PERMISSIONS,
+    reporters: [{ event: (event) => event.type === "log" && (output += event.message) }],
+  });
+  await run.start();
+  return Number(/ELAPSED ([\d.]+)/.exec(output)?.[1]) / TASKS;
+}
+
+async function startup(dir: string, truePath: string): Promise<void> {
+  await Deno.writeTextFile(`${dir}/empty.ts`, "");
+  await Deno.writeTextFile(
+    `${dir}/one.ts`,
+    `import { pipeline, task } from "pocketci";
+export default pipeline("one", async () => { await task("t").run(${JSON.stringify(truePath)}); });
+`,
+  );
+  const env = { POCKETCI_STATE_DIR: `${dir}/state`, NO_COLOR: "1" };
+  const pocketciArgs = (extra: string[]) => [
+    "run",
+    "-A",
+    "--unstable-worker-options",
+    `${ROOT}pocketci.ts`,
+    "run",
+    ...extra,
+    `${dir}/one.ts`,
+  ];
+  // Warm the module and type-check caches once.
+  await run(DENO, pocketciArgs([]), { env });
+  await run(DENO, ["run", `${dir}/empty.ts`]);
+  const bare: number[] = [];
+  const checked: number[] = [];
+  const unchecked: number[] = [];
+  const inProcess: number[] = [];
+  for (let i = 0; i < STARTUP_RUNS; i++) {
+    bare.push((await run(DENO, ["run", `${dir}/empty.ts`])).ms);
+    const withCheck = await run(DENO, pocketciArgs([]), { env });
+    if (withCheck.code !== 0) throw new Error(`pocketci run failed: ${withCheck.stderr}`);
+    checked.push(withCheck.ms);
+    unchecked.push((await run(DENO, pocketciArgs(["--no-check"]), { env })).ms);
+    inProcess.push((await run(DENO, pocketciArgs(["--no-check", "--in-process"]), { env })).ms);
+  }
+  const base = median(bare);
+  console.log(`\nStart-up (median of ${STARTUP_RUNS}; one-task pipeline)`);
+  console.log(`  deno run empty.ts                         ${fmt(base)}`);
+  for (
+    const [label, values] of [
+      ["pocketci run (type-check, narrowed child)", checked],
+      ["pocketci run --no-check                  ", unchecked],
+      ["pocketci run --no-check --in-process     ", inProcess],
+    ] as const
+  ) {
+    const ms = median(values);
+    console.log(
+      `  ${label} ${fmt(ms)}  (+${fmt(ms - base)}, ${(ms / base).toFixed(2)}x; goal +150 ms: ${
+        ms - base <= 150 ? "met" : "MISSED"
+      })`,
+    );
+  }
+}
+
+if (import.meta.main) {
+  const dir = await Deno.makeTempDir({ prefix: "pocketci-bench-" });
+  try {
+    const truePath = await which("true");
+    await perTask(dir, truePath);
+    await startup(dir, truePath);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
