@@ -69,12 +69,24 @@ export function nativePermissions(config: Readonly<Record<string, unknown>>): Pe
       reason: "creates and removes task directories, volumes and caches under the state directory",
     },
     {
+      permission: "read",
+      values: [...commandDirs(), "/usr/bin/setsid", "/bin/setsid"],
+      reason:
+        "finds task commands on PATH and starts them through setsid in their own process group (Deno's own lookup and detached spawn are over a millisecond slower per task)",
+    },
+    {
       permission: "env",
       values: ["PATH", "HOME"],
       reason:
         "every task gets the host's PATH and HOME (and nothing else from the host environment)",
     },
   ];
+}
+
+/** The absolute directories of the host's PATH, where task commands are looked up. */
+function commandDirs(): string[] {
+  const path = readEnv().PATH ?? "/usr/local/bin:/usr/bin:/bin";
+  return [...new Set(path.split(":").filter((dir) => dir.startsWith("/") && !dir.includes(",")))];
 }
 
 function readEnv(): Record<string, string | undefined> {
@@ -89,5 +101,6 @@ function readEnv(): Record<string, string | undefined> {
     POCKETCI_STATE_DIR: get("POCKETCI_STATE_DIR"),
     XDG_STATE_HOME: get("XDG_STATE_HOME"),
     HOME: get("HOME"),
+    PATH: get("PATH"),
   };
 }

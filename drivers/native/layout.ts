@@ -84,8 +84,9 @@ export async function prepareTaskDir(
     await requireDirectory(taskName, workDir);
     return { cwd: workDir, links: [] };
   } else {
-    cwd = joinPath(base, relativeOrThrow(taskName, "working directory", workDir ?? ""));
-    await Deno.mkdir(cwd, { recursive: true });
+    const relative = relativeOrThrow(taskName, "working directory", workDir ?? "");
+    cwd = joinPath(base, relative);
+    if (relative !== "") await Deno.mkdir(cwd, { recursive: true });
   }
   const planned = mounts.map((mount) => {
     if (mount.path.startsWith("/")) {
