@@ -91,7 +91,7 @@ class Extractor {
         }
         await this.#ensureDir(parentOf(path));
         await this.#clear(full, path);
-        await (this.#options.symlink ?? Deno.symlink)(target, full);
+        await (this.#options.symlink ?? denoSymlink)(target, full);
         this.#forgetSafeDirs(path);
         this.#symlinks++;
         return;
@@ -179,6 +179,17 @@ class Extractor {
       }
     }
     return true;
+  }
+}
+
+async function denoSymlink(target: string, path: string): Promise<void> {
+  try {
+    await Deno.symlink(target, path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotCapable)) throw error;
+    throw new TarError(
+      `cannot create the symlink "${path}": Deno allows symlinks only with unscoped --allow-read and --allow-write`,
+    );
   }
 }
 
