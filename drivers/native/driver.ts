@@ -50,6 +50,11 @@ import { NATIVE_CAPABILITIES } from "./factory.ts";
 /** Grace period for an aborted sandbox call when the caller gives none. */
 const DEFAULT_GRACE_MS = 10_000;
 
+interface VolumeEntry {
+  readonly handle: VolumeHandle;
+  readonly record?: ResourceRecord;
+}
+
 interface TaskState {
   readonly process: GroupProcess;
   readonly dir: string;
@@ -78,7 +83,7 @@ class NativeDriver implements Driver {
   readonly #baseEnv = hostBaseEnv();
   readonly #tasks = new Map<string, TaskState>();
   readonly #sandboxes = new Set<NativeSandbox>();
-  readonly #volumes = new Map<string, { handle: VolumeHandle; record?: ResourceRecord }>();
+  readonly #volumes = new Map<string, Promise<VolumeEntry>>();
   readonly #workspaceRecord: ResourceRecord;
   #warnedImage = false;
   #closed = false;
@@ -159,27 +164,31 @@ class NativeDriver implements Driver {
     this.#ensureOpen();
     if (spec.name === "") throw new DriverError("invalid", "a volume needs a non-empty name");
     const key = `${spec.kind}:${spec.name}`;
-    const known = this.#volumes.get(key);
-    if (known !== undefined) {
-      if (spec.kind === "cache") await touchCache(known.handle.id, spec.name, this.#context.runId);
-      return known.handle;
+    let pending = this.#volumes.get(key);
+    if (pending === undefined) {
+      // Stored before the first await, so concurrent calls for one name share one volume.
+      pending = this.#newVolume(spec);
+      this.#volumes.set(key, pending);
+      pending.catch(() => this.#volumes.delete(key));
+    } else if (spec.kind === "cache") {
+      await touchCache((await pending).handle.id, spec.name, this.#context.runId);
     }
+    return (await pending).handle;
+  }
+
+  async #newVolume(spec: VolumeSpec): Promise<VolumeEntry> {
     const safe = await safeName(spec.name);
     if (spec.kind === "cache") {
       const dir = joinPath(this.#cacheRoot, safe);
       await Deno.mkdir(dir, { recursive: true });
       await touchCache(dir, spec.name, this.#context.runId);
-      const handle: VolumeHandle = { name: spec.name, kind: "cache", id: dir };
-      this.#volumes.set(key, { handle });
-      return handle;
+      return { handle: { name: spec.name, kind: "cache", id: dir } };
     }
     const dir = joinPath(this.#workspace, `volumes/${safe}`);
     await Deno.mkdir(dir, { recursive: true });
     const record = this.record("dir", dir, { role: "volume", volume: spec.name });
     await this.#context.record(record);
-    const handle: VolumeHandle = { name: spec.name, kind: "volume", id: dir };
-    this.#volumes.set(key, { handle, record });
-    return handle;
+    return { handle: { name: spec.name, kind: "volume", id: dir }, record };
   }
 
   /** Removes a run volume. Caches are left alone: only `pocketci gc` removes them. */
@@ -187,7 +196,7 @@ class NativeDriver implements Driver {
     this.#ensureOpen();
     if (volume.kind === "cache") return;
     const key = `volume:${volume.name}`;
-    const known = this.#volumes.get(key);
+    const known = await this.#volumes.get(key)?.catch(() => undefined);
     if (known === undefined || known.handle.id !== volume.id) {
       throw new DriverError("not_found", `volume "${volume.name}" does not belong to this run`);
     }
@@ -288,7 +297,10 @@ class NativeDriver implements Driver {
         () => this.#removeDir(state.dir, state.dirRecord, state.links),
       );
     }
-    for (const { record } of this.#volumes.values()) {
+    const volumes = await Promise.all(
+      [...this.#volumes.values()].map((pending) => pending.catch(() => undefined)),
+    );
+    for (const record of volumes.map((entry) => entry?.record)) {
       if (record === undefined) continue;
       await attempt(record, async () => {
         await Deno.remove(record.id, { recursive: true }).catch(ignoreNotFound);

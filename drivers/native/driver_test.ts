@@ -284,3 +284,25 @@ Deno.test("native: the declared permissions are enough to run tasks, volumes, ar
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("native: concurrent createVolume calls for one name share one volume and one record", async () => {
+  const ctx = await createTestContext();
+  const driver = await nativeFactory.create({}, ctx);
+  try {
+    const handles = await Promise.all(
+      Array.from({ length: 5 }, () => driver.createVolume({ name: "same", kind: "volume" })),
+    );
+    assert.equal(new Set(handles.map((handle) => handle.id)).size, 1);
+    assert.equal(ctx.recorded.filter((record) => record.id === handles[0].id).length, 1);
+    const caches = await Promise.all(
+      Array.from({ length: 3 }, () => driver.createVolume({ name: "same", kind: "cache" })),
+    );
+    assert.equal(new Set(caches.map((handle) => handle.id)).size, 1);
+    assert.notEqual(caches[0].id, handles[0].id);
+  } finally {
+    assert.deepEqual((await driver.close()).failed, []);
+    assert.deepEqual([...ctx.live.values()], []);
+    assert.deepEqual(ctx.unmatchedForgets, []);
+    await ctx.dispose();
+  }
+});
