@@ -30,7 +30,8 @@ export abstract class Builder {
   /** A builder of the same kind with `config`. */
   protected abstract derive(config: BuilderConfig): this;
 
-  private with(changes: Partial<BuilderConfig>): this {
+  /** A builder of the same kind with `changes` applied. */
+  #with(changes: Partial<BuilderConfig>): this {
     return this.derive(withChanges(this.config, changes));
   }
 
@@ -44,12 +45,12 @@ export abstract class Builder {
     if (typeof image !== "string" || image.trim() === "") {
       throw new Error('image() needs an image reference, such as image("busybox")');
     }
-    return this.with({ image });
+    return this.#with({ image });
   }
 
   /** Adds environment variables; values may be `secret("NAME")`. */
   env(vars: Readonly<Record<string, EnvValue>>): this {
-    return this.with({ env: mergeEnv(this.config.env, vars) });
+    return this.#with({ env: mergeEnv(this.config.env, vars) });
   }
 
   /** Sets the working directory (default: a fresh per-task directory, `/workspace` in containers). */
@@ -57,7 +58,7 @@ export abstract class Builder {
     if (typeof path !== "string" || path === "") {
       throw new Error("workDir() needs a path");
     }
-    return this.with({ workDir: path });
+    return this.#with({ workDir: path });
   }
 
   /** Mounts a volume or cache at `path` (relative to the working directory, or absolute). */
@@ -66,28 +67,28 @@ export abstract class Builder {
       throw new Error("mount() needs a volume from volume() or cache()");
     }
     const mounts = [...this.config.mounts, { volume, path: checkMountPath(path) }];
-    return this.with({ mounts: Object.freeze(mounts) });
+    return this.#with({ mounts: Object.freeze(mounts) });
   }
 
   /** Feeds standard input (then closes it). */
   stdin(input: string | Uint8Array): this {
-    return this.with({ stdin: encodeStdin(input) });
+    return this.#with({ stdin: encodeStdin(input) });
   }
 
   /** Runs as another user. */
   user(user: string): this {
-    return this.with({ user });
+    return this.#with({ user });
   }
 
   /** Runs privileged (or not). */
   privileged(enabled = true): this {
-    return this.with({ privileged: enabled });
+    return this.#with({ privileged: enabled });
   }
 
   /** Sets CPU (cores) and memory (bytes or a quantity such as `"512Mi"`) limits. */
   limits(limits: Limits): this {
     const parsed = parseLimits(limits);
-    return this.with({
+    return this.#with({
       cpu: parsed.cpu ?? this.config.cpu,
       memoryBytes: parsed.memoryBytes ?? this.config.memoryBytes,
     });
@@ -95,18 +96,18 @@ export abstract class Builder {
 
   /** Stops the task after this long from its start (`"2s"`, `"1m30s"`, or milliseconds). */
   timeout(duration: number | string): this {
-    return this.with({ timeoutMs: parseTimeout(duration) });
+    return this.#with({ timeoutMs: parseTimeout(duration) });
   }
 
   /** Receives output chunks as they arrive (secrets masked). */
   onOutput(callback: OutputCallback): this {
     if (typeof callback !== "function") throw new Error("onOutput() needs a function");
-    return this.with({ onOutput: callback });
+    return this.#with({ onOutput: callback });
   }
 
   /** Resolves instead of rejecting on a non-zero exit or a timeout. */
   allowFailure(allow = true): this {
-    return this.with({ allowFailure: allow });
+    return this.#with({ allowFailure: allow });
   }
 
   /** Sets the image pull policy (container drivers). */
@@ -114,16 +115,16 @@ export abstract class Builder {
     if (policy !== "missing" && policy !== "always" && policy !== "never") {
       throw new Error(`invalid pull policy "${policy}": use "missing", "always" or "never"`);
     }
-    return this.with({ pull: policy });
+    return this.#with({ pull: policy });
   }
 
   /** Sets the image platform, such as `linux/amd64` (container drivers). */
   platform(platform: string): this {
-    return this.with({ platform });
+    return this.#with({ platform });
   }
 
   /** Sets an explicit entrypoint (container drivers clear the image's entrypoint otherwise). */
   entrypoint(...entrypoint: string[]): this {
-    return this.with({ entrypoint: Object.freeze([...entrypoint]) });
+    return this.#with({ entrypoint: Object.freeze([...entrypoint]) });
   }
 }

@@ -11,6 +11,7 @@ export { cache, Volume, volume } from "./volume.ts";
 export { secret } from "./secret.ts";
 export { TaskError } from "./errors.ts";
 export { Builder } from "./builder.ts";
+export type { BuilderConfig } from "./config.ts";
 export type {
   EnvValue,
   ExportOptions,

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- pipelines print with console; the runner routes it to the run's output
 // A non-zero exit rejects with TaskError unless the task allows failure; either way
 // the result says what happened.
 //   pocketci run examples/allow-failure.ts

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- pipelines print with console; the runner routes it to the run's output
 // A cache survives runs of the same pipeline: run this twice and the second run
 // finds what the first one stored. `pocketci gc --cache-ttl=7d` removes unused caches.
 //   pocketci run examples/cache.ts

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- pipelines print with console; the runner routes it to the run's output
 // The smallest pipeline: one task, its output checked by the pipeline itself.
 //   pocketci run examples/hello-world.ts
 import { pipeline, task } from "pocketci";

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- pipelines print with console; the runner routes it to the run's output
 // A host directory goes into a volume, a task builds from it, and the result comes
 // back to the host: `./site` in, `./site-out/` out (both next to this file).
 //   pocketci run examples/host-directory.ts

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- pipelines print with console; the runner routes it to the run's output
 // Tasks started together run together (cap them with --parallelism N). A partial
 // builder is a template: every method returns a new builder.
 //   pocketci run examples/parallel.ts --parallelism 2

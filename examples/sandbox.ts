@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- pipelines print with console; the runner routes it to the run's output
 // A sandbox is a long-lived environment: state persists between calls, and each
 // call takes its own settings. `await using` closes it at the end of the block.
 //   pocketci run examples/sandbox.ts

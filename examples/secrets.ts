@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- pipelines print with console; the runner routes it to the run's output
 // Secrets are resolved by the runner from what you allow, never by pipeline code,
 // and masked everywhere PocketCI prints or records them.
 //   API_TOKEN=t0ps3cret pocketci run examples/secrets.ts --secret API_TOKEN

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- pipelines print with console; the runner routes it to the run's output
 // A timeout counts from the task's start and stops the task (SIGTERM, then SIGKILL).
 // The whole run can be limited too: pocketci run --timeout 5m ...
 //   pocketci run examples/timeout.ts
