@@ -70,6 +70,9 @@ export function containerOptions(
   const hostConfig: Docker.HostConfig = {
     Mounts: mounts,
     NetworkMode: plan.network,
+    // The engine's init (tini) as PID 1: SIGTERM reaches the command, and a command that kills
+    // itself with a signal is not shielded by PID-1 signal semantics.
+    Init: true,
     Privileged: spec.privileged === true,
   };
   if (limits?.cpu !== undefined) {

@@ -15,6 +15,7 @@ import {
   type DriverCapabilities,
   type DriverContext,
   DriverError,
+  type ExitStatus,
   type OutputSink,
   type ResourceRecord,
   type SandboxHandle,
@@ -32,7 +33,7 @@ import { describeAddress } from "./engine_address.ts";
 import { ImageManager } from "./images.ts";
 import { LABEL, labelsFor, resourceName } from "./labels.ts";
 import { DockerSandbox } from "./sandbox.ts";
-import { DockerTask, pump, waitForExit } from "./task.ts";
+import { DockerTask, initFailureFilter, pump, waitForExit } from "./task.ts";
 import { ResourceTracker } from "./tracker.ts";
 import { firstLine, VolumeStore } from "./volumes.ts";
 
@@ -228,7 +229,8 @@ export class DockerDriver implements Driver {
       await remove();
       throw startError(spec, image, error);
     }
-    const outputDone = pump(attach, output);
+    const filter = initFailureFilter(output);
+    const outputDone = pump(attach, filter.sink);
     try {
       await container.start();
     } catch (error) {
@@ -241,7 +243,31 @@ export class DockerDriver implements Driver {
       attach.write(stdin);
       attach.end();
     }
-    return new DockerTask(spec.id, container, waitForExit(container, outputDone), remove);
+    return new DockerTask(
+      spec.id,
+      container,
+      this.#status(spec.command, image, container, outputDone, filter.failure),
+      remove,
+    );
+  }
+
+  /** The exit status, or a command_not_found error when the init could not execute the command. */
+  async #status(
+    command: readonly string[],
+    image: string,
+    container: Docker.Container,
+    outputDone: Promise<void>,
+    initFailure: () => string | undefined,
+  ): Promise<ExitStatus> {
+    const status = await waitForExit(container, outputDone);
+    const failure = initFailure();
+    if (failure !== undefined && status.code === 127) {
+      throw new DriverError(
+        "command_not_found",
+        `command ${command[0]} cannot be run in image ${image} (${failure})`,
+      );
+    }
+    return status;
   }
 
   /** Re-attaches to a task of this run: replays its output and follows it. */

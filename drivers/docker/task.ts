@@ -100,7 +100,7 @@ export class DockerTask implements TaskHandle {
   stop(graceMs: number): Promise<void> {
     this.#stopping ??= (async () => {
       try {
-        await this.container.kill({ signal: "SIGTERM" });
+        await this.container.kill({ signal: graceMs > 0 ? "SIGTERM" : "SIGKILL" });
       } catch (error) {
         // 409: not running; 404: already gone.
         if (statusCode(error) === 409 || statusCode(error) === 404) {
@@ -127,4 +127,31 @@ export class DockerTask implements TaskHandle {
   remove(): Promise<void> {
     return this.#remove();
   }
+}
+
+const TINI_EXEC_FAILURE = /^\[FATAL tini \(\d+\)\] exec (.*) failed: ([^\n]*)/;
+
+/**
+ * Tasks run under the engine's init (tini), so a command that cannot be executed shows up as
+ * tini's "exec ... failed" line and exit code 127 rather than as a start error. This sink
+ * wrapper takes that line out of the task's stderr and remembers it.
+ */
+export function initFailureFilter(
+  output: OutputSink,
+): { sink: OutputSink; failure: () => string | undefined } {
+  let failure: string | undefined;
+  let first = true;
+  const decoder = new TextDecoder();
+  const sink: OutputSink = (stream, chunk) => {
+    if (stream === "stderr" && first) {
+      first = false;
+      const match = TINI_EXEC_FAILURE.exec(decoder.decode(chunk.subarray(0, 1024)));
+      if (match) {
+        failure = `${match[1]}: ${match[2]}`;
+        return;
+      }
+    }
+    output(stream, chunk);
+  };
+  return { sink, failure: () => failure };
 }

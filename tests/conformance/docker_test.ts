@@ -45,6 +45,6 @@ if (!ignoreDocker) {
     maintenance: (ctx) => dockerFactory.maintenance!({}, ctx),
     image: TEST_IMAGE,
     absoluteMounts: true,
-    tasksArePid1: true,
+    tasksArePid1: false,
   });
 }
