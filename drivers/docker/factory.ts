@@ -23,7 +23,7 @@ function hostOf(config: Readonly<Record<string, unknown>>): string | undefined {
   return typeof config.host === "string" && config.host !== "" ? config.host : undefined;
 }
 
-async function open(config: Readonly<Record<string, unknown>>) {
+async function open(config: Readonly<Record<string, unknown>>): Promise<import("./engine.ts").Engine> {
   const [{ openEngine }, { readEngineEnv, resolveEngineAddress }] = await Promise.all([
     import("./engine.ts"),
     import("./engine_address.ts"),
@@ -38,9 +38,8 @@ export const dockerFactory: DriverFactory = {
   permissions: (config: Readonly<Record<string, unknown>>): PermissionNeed[] =>
     dockerPermissions(config, currentPermissionEnv()),
   async create(config: Readonly<Record<string, unknown>>, context: DriverContext): Promise<Driver> {
-    const engine = await open(config);
-    const { DockerDriver } = await import("./driver.ts");
-    return new DockerDriver(engine, context);
+    const { createDockerDriver } = await import("./create.ts");
+    return await createDockerDriver(context, { host: hostOf(config) });
   },
   maintenance(
     config: Readonly<Record<string, unknown>>,
