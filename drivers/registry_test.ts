@@ -68,10 +68,14 @@ Deno.test("planned permissions follow the configuration", async () => {
 Deno.test("native permissions use the given state directory", async () => {
   const native = await getDriverFactory("native");
   const needs = native.permissions({ stateDir: "/state" });
+  const pathDirs = [
+    ...new Set((Deno.env.get("PATH") ?? "").split(":").filter((dir) => dir.startsWith("/"))),
+  ];
   assert.deepEqual(needs.map((need) => [need.permission, need.values]), [
     ["run", true],
     ["read", ["/state"]],
     ["write", ["/state"]],
+    ["read", [...pathDirs, "/usr/bin/setsid", "/bin/setsid"]],
     ["env", ["PATH", "HOME"]],
   ]);
 });
