@@ -769,6 +769,18 @@ export function defineDriverConformance(options: ConformanceOptions): void {
           () => run(driver, sh("true", { user: "nobody" })),
           isUnsupported("user"),
         );
+        if (caps.sandboxes) {
+          const box = await driver.startSandbox(spec([]));
+          await assert.rejects(
+            () => box.exec({ command: ["true"], user: "nobody" }, () => {}),
+            isUnsupported("user"),
+          );
+          await assert.rejects(
+            () => driver.startSandbox(spec([], { user: "nobody" })),
+            isUnsupported("user"),
+          );
+          await box.close();
+        }
       }
       if (caps.privileged) {
         const result = await run(driver, sh("grep CapEff /proc/self/status", { privileged: true }));
