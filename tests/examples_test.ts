@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { runCli } from "./helpers/cli.ts";
+import { assertEngine, ignoreDocker } from "./docker/engine_fixture.ts";
 
 const EXAMPLES = new URL("../examples/", import.meta.url).pathname;
 
@@ -118,4 +119,24 @@ Deno.test("example secrets: masked in live output and in what the pipeline sees"
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /--secret API_TOKEN/);
   await Deno.remove(result.dir, { recursive: true });
+});
+
+Deno.test({
+  name: "examples run on the docker driver too (busybox image)",
+  ignore: ignoreDocker,
+  fn: async () => {
+    assertEngine();
+    for (
+      const [name, expected] of [
+        ["hello-world.ts", /greet \| hello from docker/],
+        ["sandbox.ts", /notes: kept between calls/],
+        ["host-directory.ts", /index\.html has \d+ characters/],
+      ] as const
+    ) {
+      const result = await example(name, ["--driver=docker"]);
+      assert.equal(result.code, 0, `${name}: ${result.stderr}`);
+      assert.match(result.stdout, expected);
+      await Deno.remove(result.dir, { recursive: true });
+    }
+  },
 });

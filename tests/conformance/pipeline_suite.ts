@@ -318,6 +318,21 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
     },
   );
 
+  if (caps.sandboxes) {
+    test("the runner closes a sandbox the pipeline left open", async () => {
+      const result = await run(`export default pipeline("p", async () => {
+        const box = await sandbox("left-open").image(IMAGE).start();
+        await box.sh("true");
+      });`);
+      assert.equal(result.outcome.exitCode, 0, result.stderr);
+      assert.ok(
+        result.events.some((event) => event.type === "sandbox.end"),
+        "the sandbox was closed",
+      );
+      await cleanup(result);
+    });
+  }
+
   test("secrets are masked in results, onOutput, events and logs, including split and encoded forms", async () => {
     const value = "s3cr3t-Value-42";
     const multi = "first-line-secret\nsecond-line-secret";
@@ -423,7 +438,8 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
   for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     test(`${signal} cancels running tasks, removes resources and exits ${code}`, async () => {
       const result = await run(
-        `export default pipeline("p", async () => {
+        `export default pipeline("p", async (ctx) => {
+        ctx.signal.addEventListener("abort", () => console.log("ABORTED " + ctx.signal.reason));
         const v = await volume("v");
         await t("long").mount(v, "v").sh("sleep 30");
       });`,
@@ -435,6 +451,10 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
       );
       assert.equal(result.outcome.exitCode, code);
       assert.equal(endsByName(result.events).get("long")?.status, "cancelled");
+      assert.ok(
+        result.logs.includes(`ABORTED interrupted by ${signal}`),
+        `ctx.signal aborted: ${result.logs.join(" | ")}`,
+      );
       await cleanup(result);
     });
   }
