@@ -29,6 +29,15 @@ export class JsonReporter implements Reporter {
   }
 }
 
+/** Longest unterminated line kept before it is printed in pieces. */
+const MAX_PARTIAL_LINE = 64 * 1024;
+
+/** A command as one short line for the live output. */
+export function commandLine(command: readonly string[]): string {
+  const text = command.join(" ").replace(/\s*\n\s*/g, "; ").trim();
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
 const COLOURS = [36, 35, 33, 32, 34, 91, 96, 95, 93, 92];
 const STATUS_COLOURS: Record<TaskStatus, number> = {
   success: 32,
@@ -111,15 +120,21 @@ export class TextReporter implements Reporter {
       case "task.start": {
         const label = this.#label(event.id, event.name);
         if (event.kind === "task") {
-          this.#out.stderr(this.#paint(2, `▶ ${label}: ${event.command.join(" ")}`) + "\n");
+          this.#out.stderr(this.#paint(2, `▶ ${label}: ${commandLine(event.command)}`) + "\n");
         }
         break;
       }
       case "task.output": {
         const key = `${event.id}\u0000${event.stream}`;
         const lines = ((this.#partial.get(key) ?? "") + event.data).split("\n");
-        this.#partial.set(key, lines.pop() ?? "");
+        let rest = lines.pop() ?? "";
         for (const line of lines) this.#line(event.id, event.stream, line);
+        // A line without an end must not grow without bound: print it in pieces.
+        while (rest.length > MAX_PARTIAL_LINE) {
+          this.#line(event.id, event.stream, rest.slice(0, MAX_PARTIAL_LINE));
+          rest = rest.slice(MAX_PARTIAL_LINE);
+        }
+        this.#partial.set(key, rest);
         break;
       }
       case "task.end": {

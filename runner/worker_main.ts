@@ -107,8 +107,11 @@ Object.assign(globalThis.console, {
   log: route("info"),
   info: route("info"),
   debug: route("info"),
+  dir: route("info"),
+  table: route("info"),
   warn: route("warn"),
   error: route("error"),
+  trace: route("error"),
 });
 
 /** Runs the pipeline module's default export once the runner says start. */
