@@ -354,9 +354,24 @@ class NativeDriver implements Driver {
         ...detail,
         ...(startTime === undefined ? {} : { startTime }),
       });
-      await this.#context.record(record);
+      let recorded = true;
+      try {
+        await this.#context.record(record);
+      } catch (error) {
+        recorded = false;
+        this.#context.warn(
+          `could not record process ${process.pid} for gc: ${(error as Error).message}`,
+        );
+      }
       await process.wait();
-      await this.#forget(record);
+      if (!recorded) return;
+      try {
+        await this.#forget(record);
+      } catch (error) {
+        this.#context.warn(
+          `could not mark process ${process.pid} as gone: ${(error as Error).message}`,
+        );
+      }
     })();
   }
 

@@ -306,3 +306,24 @@ Deno.test("native: concurrent createVolume calls for one name share one volume a
     await ctx.dispose();
   }
 });
+
+Deno.test("native: a failing journal write is a warning, not a crash", async () => {
+  const ctx = await createTestContext();
+  const failing = {
+    ...ctx,
+    record: (resource: Parameters<typeof ctx.record>[0]) =>
+      resource.kind === "process" ? Promise.reject(new Error("disk full")) : ctx.record(resource),
+  };
+  const driver = await nativeFactory.create({}, failing);
+  try {
+    const output = new OutputCollector();
+    const handle = await driver.startTask(sh("echo fine"), output.sink);
+    assert.equal((await handle.wait()).code, 0);
+    assert.equal(output.stdout, "fine\n");
+    assert.ok(ctx.warnings.some((warning) => warning.includes("disk full")), ctx.warnings.join());
+  } finally {
+    await driver.close();
+    assert.deepEqual(ctx.unmatchedForgets, []);
+    await ctx.dispose();
+  }
+});
