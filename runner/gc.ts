@@ -141,7 +141,9 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
     if (!wanted(header.driver)) continue;
     let complete = true;
     const reason = `left by dead run ${header.runId}`;
-    for (const resource of journal.outstanding) {
+    const removed: ResourceRecord[] = [];
+    // Newest first: a container goes before the volume and network it uses.
+    for (const resource of [...journal.outstanding].reverse()) {
       if (resource.kind === "cache") continue;
       let ok: boolean;
       if (resource.detail?.owner === "runner" && resource.kind === "dir") {
@@ -158,8 +160,16 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
         ok = await remove(resource, reason, () => maintenance.removeResource(resource));
       }
       complete &&= ok;
+      if (ok) removed.push(resource);
     }
-    if (complete && !options.dryRun) await Deno.remove(journal.path).catch(() => {});
+    if (options.dryRun) continue;
+    if (complete) {
+      await Deno.remove(journal.path).catch(() => {});
+    } else if (removed.length > 0) {
+      // Keep the journal for the next pass, without what is already gone.
+      const lines = removed.map((resource) => JSON.stringify({ type: "forget", resource }) + "\n");
+      await Deno.writeTextFile(journal.path, lines.join(""), { append: true }).catch(() => {});
+    }
   }
 
   // 2. Caches unused for longer than the TTL, never one a live run uses.

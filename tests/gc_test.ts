@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { runCli, tempProject } from "./helpers/cli.ts";
 import { parseJournal } from "../runner/state.ts";
+import { assertEngine, ignoreDocker } from "./docker/engine_fixture.ts";
 
 const ENTRY = new URL("../pocketci.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
@@ -129,4 +130,59 @@ export default pipeline("c", async () => {
 Deno.test("gc: bad flags exit 2", async () => {
   assert.equal((await runCli(["gc", "--cache-ttl=soon"])).code, 2);
   assert.equal((await runCli(["gc", "--nope"])).code, 2);
+});
+
+Deno.test({
+  name: "gc: removes the containers, volumes and networks a killed docker run left",
+  ignore: ignoreDocker,
+  fn: async () => {
+    assertEngine();
+    const dir = await tempProject({
+      "pipeline.ts": LONG_PIPELINE.replace('task("long")', 'task("long").image("busybox")'),
+    });
+    const stateDir = `${dir}/.state`;
+    const env = { POCKETCI_STATE_DIR: stateDir, NO_COLOR: "1" };
+    const runner = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--unstable-worker-options",
+        `--config=${CONFIG}`,
+        ENTRY,
+        "run",
+        "--in-process",
+        "--driver=docker",
+        `${dir}/pipeline.ts`,
+      ],
+      env,
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const reader = runner.stdout.getReader();
+    let seen = "";
+    while (!seen.includes("long | started")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the run ended early: ${seen}`);
+      seen += new TextDecoder().decode(value);
+    }
+    runner.kill("SIGKILL");
+    await runner.status;
+    await reader.cancel();
+    const [journal] = await journals(stateDir);
+    const kinds = journal.outstanding.map((resource) => resource.kind);
+    assert.ok(kinds.includes("container") && kinds.includes("volume"), kinds.join(","));
+    const collected = await runCli(["gc"], { env });
+    assert.equal(collected.code, 0, collected.stdout);
+    for (const resource of journal.outstanding) {
+      if (resource.kind !== "container" && resource.kind !== "volume") continue;
+      const inspect = await new Deno.Command("docker", {
+        args: [resource.kind === "container" ? "container" : "volume", "inspect", resource.id],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      assert.equal(inspect.success, false, `${resource.kind} ${resource.id} is gone`);
+    }
+    assert.deepEqual(await journals(stateDir), []);
+    await Deno.remove(dir, { recursive: true });
+  },
 });

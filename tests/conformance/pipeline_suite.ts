@@ -12,11 +12,14 @@
 import assert from "node:assert/strict";
 import type { DriverCapabilities } from "../../drivers/contract.ts";
 import type { RunEvent } from "../../runner/events.ts";
+import { collectGarbage } from "../../runner/gc.ts";
+import { getDriverFactory } from "../../drivers/registry.ts";
 import {
   endsByName,
   type HarnessOptions,
   type HarnessResult,
   loggedJson,
+  resolveDriver,
   runPipelineSource,
 } from "../helpers/pipeline_harness.ts";
 
@@ -277,7 +280,31 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
       assert.equal(second.outcome.exitCode, 0, second.stderr);
       const before = Number(loggedJson<string>(first.logs, "R"));
       assert.equal(Number(loggedJson<string>(second.logs, "R")), before + 1);
-      await cleanup(second);
+      // gc removes the cache once it has been unused for longer than the TTL.
+      const collect = async (stateDir: string, now?: Date) =>
+        await collectGarbage({
+          stateDir,
+          dsn: await resolveDriver(options.driver, `${dir}/pipeline.ts`),
+          defaultDsn: () => {
+            throw new Error("only the tested driver is collected");
+          },
+          factory: getDriverFactory,
+          cacheTtlMs: 1,
+          dryRun: false,
+          now,
+        });
+      const report = await collect(second.stateDir, new Date(Date.now() + 60_000));
+      assert.deepEqual(report.problems, []);
+      assert.ok(
+        report.actions.some((action) =>
+          action.action === "removed" && action.resource.kind === "cache"
+        ),
+        JSON.stringify(report.actions),
+      );
+      const third = await run(body, { dir });
+      assert.equal(Number(loggedJson<string>(third.logs, "R")), 0, "the cache was removed");
+      await collect(third.stateDir, new Date(Date.now() + 60_000));
+      await cleanup(third);
     },
   );
 
