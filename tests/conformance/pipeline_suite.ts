@@ -346,6 +346,20 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
   );
 
   if (caps.sandboxes) {
+    test("an idle open sandbox holds no --parallelism slot; its calls do", async () => {
+      const result = await run(
+        `export default pipeline("p", async () => {
+        await using box = await sandbox("idle").image(IMAGE).start();
+        await t("while-open").sh("echo ran");
+        await Promise.all([box.sh("sleep 0.3"), t("queued").sh("sleep 0.3")]);
+      });`,
+        { parallelism: 1, timeoutMs: 30_000 },
+      );
+      assert.equal(result.outcome.exitCode, 0, result.stderr);
+      assert.equal(maxConcurrent(result.events), 1);
+      await cleanup(result);
+    });
+
     test("the runner closes a sandbox the pipeline left open", async () => {
       const result = await run(`export default pipeline("p", async () => {
         const box = await sandbox("left-open").image(IMAGE).start();
