@@ -38,3 +38,43 @@ Deno.test("run flags: values inline or separate, grants, args after --", () => {
   assert.throws(() => parseRunFlags(["p.ts", "q.ts"]), /after `--`/);
   assert.throws(() => parseRunFlags(["--timeout"]), /needs a value/);
 });
+
+Deno.test("the runner child holds the driver's permissions, the runner's own and the user's grants only", async () => {
+  const { childPermissionFlags } = await import("./run.ts");
+  const { nativePermissions } = await import("../drivers/native/factory.ts");
+  const base = {
+    pipelinePath: "/work/project/pipeline.ts",
+    dsn: await plainNativeDsn("/work/project/pipeline.ts"),
+    dsnSecrets: [],
+    secrets: [],
+    runId: "r",
+    args: [],
+    stateDir: "/state",
+    json: false,
+    colour: false,
+    permissions: {
+      read: false,
+      write: false,
+      net: false,
+      env: false,
+      run: false,
+      ffi: false,
+      sys: false,
+    },
+  } as const;
+  const flags = childPermissionFlags(base, nativePermissions({ stateDir: "/state" }));
+  const joined = flags.join(" ");
+  assert.ok(flags.includes("--allow-run"), joined);
+  assert.match(joined, /--allow-read=[^ ]*\/work\/project/);
+  assert.match(joined, /--allow-write=[^ ]*\/work\/project/);
+  assert.match(joined, /--allow-write=[^ ]*\/state/);
+  for (const absent of ["--allow-net", "--allow-ffi", "--allow-all"]) {
+    assert.ok(!joined.includes(absent), `${absent} in ${joined}`);
+  }
+  assert.ok(!flags.includes("--allow-env"), "no unrestricted env");
+  const granted = childPermissionFlags(
+    { ...base, permissions: { ...base.permissions, net: ["example.com"] } },
+    nativePermissions({ stateDir: "/state" }),
+  );
+  assert.ok(granted.includes("--allow-net=example.com"), granted.join(" "));
+});
