@@ -348,7 +348,7 @@ class NativeDriver implements Driver {
 
   #track(process: GroupProcess, detail: Record<string, string>): Promise<void> {
     return (async () => {
-      const startTime = await process.startTime();
+      const startTime = process.startTime;
       const record = this.record("process", String(process.pid), {
         pgid: String(process.pid),
         ...detail,

@@ -43,12 +43,14 @@ export class GroupProcess {
   #stopping = false;
   #leaderExited = false;
   #done = false;
+  readonly #startTime: string | undefined;
   #markKilled: () => void = () => {};
   readonly #killed = new Promise<void>((resolve) => this.#markKilled = resolve);
 
   private constructor(child: Deno.ChildProcess, stdin: Uint8Array | undefined) {
     this.#child = child;
     this.pid = child.pid;
+    this.#startTime = startTimeNow(child.pid);
     if (stdin !== undefined) void this.#feed(stdin);
     const pumps = [this.#pump("stdout", child.stdout), this.#pump("stderr", child.stderr)];
     this.#finished = this.#finish(pumps);
@@ -115,8 +117,8 @@ export class GroupProcess {
   }
 
   /** The kernel's start time of the leader (Linux), to recognise this process later. */
-  async startTime(): Promise<string | undefined> {
-    return await processStartTime(this.pid);
+  get startTime(): string | undefined {
+    return this.#startTime;
   }
 
   /**
@@ -359,6 +361,23 @@ let procReadable: boolean | undefined;
 export async function processStartTime(pid: number): Promise<string | undefined> {
   if (!IS_LINUX) return undefined;
   return (await statFields(pid))?.[19];
+}
+
+let procStatReadable = IS_LINUX;
+
+/**
+ * The start time of a process just spawned, read synchronously (a few microseconds)
+ * so recording it costs no extra round trip; undefined once Deno refuses /proc.
+ */
+function startTimeNow(pid: number): string | undefined {
+  if (!procStatReadable) return undefined;
+  try {
+    const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return text.slice(text.lastIndexOf(")") + 2).split(" ")[19];
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) procStatReadable = false;
+    return undefined;
+  }
 }
 
 /** Fields of /proc/PID/stat after the command name: [state, ppid, pgrp, ...]. */
