@@ -20,9 +20,14 @@ export interface DockerDriverOptions {
 }
 
 /** Connects to the engine (one-line error when it cannot) and returns a driver bound to the run. */
-export async function createDockerDriver(context: DriverContext, options: DockerDriverOptions = {}): Promise<DockerDriver> {
+export async function createDockerDriver(
+  context: DriverContext,
+  options: DockerDriverOptions = {},
+): Promise<DockerDriver> {
   const env = readEngineEnv();
-  const address = options.host ? parseEngineHost(options.host, "the given host", env) : resolveEngineAddress(undefined, env);
+  const address = options.host
+    ? parseEngineHost(options.host, "the given host", env)
+    : resolveEngineAddress(undefined, env);
   const engine = await openEngine(address, options.ssh);
   return new DockerDriver(engine, context);
 }

@@ -23,7 +23,9 @@ function hostOf(config: Readonly<Record<string, unknown>>): string | undefined {
   return typeof config.host === "string" && config.host !== "" ? config.host : undefined;
 }
 
-async function open(config: Readonly<Record<string, unknown>>): Promise<import("./engine.ts").Engine> {
+async function open(
+  config: Readonly<Record<string, unknown>>,
+): Promise<import("./engine.ts").Engine> {
   const [{ openEngine }, { readEngineEnv, resolveEngineAddress }] = await Promise.all([
     import("./engine.ts"),
     import("./engine_address.ts"),

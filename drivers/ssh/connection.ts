@@ -155,6 +155,17 @@ export class SshConnection {
       username: options.user,
       readyTimeout: options.readyTimeoutMs ?? 20_000,
       keepaliveInterval: 15_000,
+      // AES-GCM runs in native code (node:crypto); ssh2's chacha20-poly1305 would run in
+      // JavaScript here because its optional native binding is not built under Deno.
+      algorithms: {
+        cipher: [
+          "aes128-gcm@openssh.com",
+          "aes256-gcm@openssh.com",
+          "aes128-ctr",
+          "aes256-ctr",
+          "chacha20-poly1305@openssh.com",
+        ],
+      },
       authHandler: auth.methods.map((m) => ({ ...m })) as never,
       hostVerifier: (key: Uint8Array | string) => {
         const blob = typeof key === "string" ? new TextEncoder().encode(key) : new Uint8Array(key);
@@ -191,6 +202,9 @@ export class SshConnection {
         }; check that the host is up, sshd listens on port ${options.port} and no firewall blocks it`,
       );
     }
+    // Every Engine API request is a few small writes; Nagle's algorithm would hold them back
+    // until the peer's delayed ACK (~40 ms each).
+    client.setNoDelay(true);
     return new SshConnection(client, label);
   }
 

@@ -23,7 +23,13 @@ const ignore = problem !== undefined && Deno.env.get("CI") !== "true";
 const encoder = new TextEncoder();
 
 const test = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name: `docker over ssh: ${name}`, ignore, sanitizeResources: false, sanitizeOps: false, fn });
+  Deno.test({
+    name: `docker over ssh: ${name}`,
+    ignore,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn,
+  });
 
 /** Runs `fn` with HOME pointing at the fixture's home and no ssh-agent, as a user with that ~/.ssh. */
 async function withHome<T>(home: string, fn: () => Promise<T>): Promise<T> {
@@ -39,7 +45,11 @@ async function withHome<T>(home: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-async function runTask(driver: Driver, command: string[], stdin?: string): Promise<{ code: number; out: OutputCollector }> {
+async function runTask(
+  driver: Driver,
+  command: string[],
+  stdin?: string,
+): Promise<{ code: number; out: OutputCollector }> {
   const out = new OutputCollector();
   const handle = await driver.startTask({
     id: `t-${crypto.randomUUID().slice(0, 8)}`,
@@ -82,19 +92,34 @@ test("tasks, stdin, volumes and a sandbox exec with stdin work over one SSH conn
           mounts: [{ volume, path: "d" }],
         }, writer.sink);
         assert.equal((await handle.wait()).code, 0);
-        const tar = new Uint8Array(await new Response(await driver.getArchive(volume, ["file.txt"])).arrayBuffer());
+        const tar = new Uint8Array(
+          await new Response(await driver.getArchive(volume, ["file.txt"])).arrayBuffer(),
+        );
         assert.ok(new TextDecoder().decode(tar).includes("remote\n"));
-        const box = await driver.startSandbox({ id: "box", name: "box", image: TEST_IMAGE, command: [], env: {}, mounts: [] });
+        const box = await driver.startSandbox({
+          id: "box",
+          name: "box",
+          image: TEST_IMAGE,
+          command: [],
+          env: {},
+          mounts: [],
+        });
         const boxOut = new OutputCollector();
         const status = await box.exec(
-          { command: ["sh", "-c", "cat; echo \"[$GREETING]\"; exit 7"], env: { GREETING: "hi" }, stdin: encoder.encode("piped in\n") },
+          {
+            command: ["sh", "-c", 'cat; echo "[$GREETING]"; exit 7'],
+            env: { GREETING: "hi" },
+            stdin: encoder.encode("piped in\n"),
+          },
           boxOut.sink,
         );
         assert.equal(status.code, 7);
         assert.equal(boxOut.stdout, "piped in\n[hi]\n");
         await box.close();
         // Parallel requests share the same connection too.
-        const parallel = await Promise.all([1, 2, 3, 4].map((n) => runTask(driver, ["echo", String(n)])));
+        const parallel = await Promise.all(
+          [1, 2, 3, 4].map((n) => runTask(driver, ["echo", String(n)])),
+        );
         assert.deepEqual(parallel.map((r) => r.out.stdout), ["1\n", "2\n", "3\n", "4\n"]);
       } finally {
         const report = await driver.close();
@@ -102,7 +127,11 @@ test("tasks, stdin, volumes and a sandbox exec with stdin work over one SSH conn
       }
     });
     const logins = sshd.log().match(/Accepted publickey for root/g) ?? [];
-    assert.equal(logins.length, 1, `expected one SSH login for the whole run, sshd logged:\n${sshd.log()}`);
+    assert.equal(
+      logins.length,
+      1,
+      `expected one SSH login for the whole run, sshd logged:\n${sshd.log()}`,
+    );
   } finally {
     await ctx.dispose();
     await sshd.stop();
@@ -137,20 +166,30 @@ test("a changed host key is refused with a clear error", async () => {
     const other = await startSshd();
     const otherKey = other.hostKey;
     await other.stop();
-    await Deno.writeTextFile(`${sshd.home}/.ssh/known_hosts`, `[127.0.0.1]:${sshd.port} ${otherKey}\n`);
+    await Deno.writeTextFile(
+      `${sshd.home}/.ssh/known_hosts`,
+      `[127.0.0.1]:${sshd.port} ${otherKey}\n`,
+    );
     await withHome(sshd.home, async () => {
       await assert.rejects(
         () => dockerFactory.create({ host: sshd.url }, ctx),
         (error: unknown) => {
           assert.ok(error instanceof DriverError);
-          assert.match(error.message, /host key of \[127\.0\.0\.1\]:\d+ \(ssh-ed25519 SHA256:.+\) does not match/);
+          assert.match(
+            error.message,
+            /host key of \[127\.0\.0\.1\]:\d+ \(ssh-ed25519 SHA256:.+\) does not match/,
+          );
           assert.match(error.message, /ssh-keygen -R/);
           assert.ok(!error.message.includes("\n"));
           return true;
         },
       );
     });
-    assert.equal((sshd.log().match(/Accepted publickey/g) ?? []).length, 0, "no login may happen with a wrong host key");
+    assert.equal(
+      (sshd.log().match(/Accepted publickey/g) ?? []).length,
+      0,
+      "no login may happen with a wrong host key",
+    );
   } finally {
     await ctx.dispose();
     await sshd.stop();
@@ -180,7 +219,10 @@ test("a key the server does not accept, and a closed port, are one-line errors",
   try {
     await Deno.writeTextFile(`${sshd.dir}/authorized_keys`, "");
     await withHome(sshd.home, async () => {
-      await assert.rejects(() => dockerFactory.create({ host: sshd.url }, ctx), /accepted none of the keys offered \(.*id_ed25519\)/);
+      await assert.rejects(
+        () => dockerFactory.create({ host: sshd.url }, ctx),
+        /accepted none of the keys offered \(.*id_ed25519\)/,
+      );
       const closed = await (async () => {
         const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
         const port = (l.addr as Deno.NetAddr).port;
@@ -237,12 +279,20 @@ export default pipeline("over-ssh", async () => {
 });
 `,
     );
-    const result = await runCli(["run", `${dir}/pipeline.ts`, `--driver=docker:host=${sshd.url}`, `--state-dir=${dir}/state`], {
+    const result = await runCli([
+      "run",
+      `${dir}/pipeline.ts`,
+      `--driver=docker:host=${sshd.url}`,
+      `--state-dir=${dir}/state`,
+    ], {
       cwd: dir,
       env: { HOME: sshd.home, SSH_AUTH_SOCK: "" },
     });
     assert.equal(result.code, 0, result.stdout + result.stderr);
-    assert.match(result.stdout + result.stderr, /RESULT \["task-ran-remotely\\n","stdin-through-ssh"\]/);
+    assert.match(
+      result.stdout + result.stderr,
+      /RESULT \["task-ran-remotely\\n","stdin-through-ssh"\]/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     await sshd.stop();

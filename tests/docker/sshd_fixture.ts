@@ -32,7 +32,9 @@ export interface SshdFixture {
 async function run(cmd: string, args: string[]): Promise<string> {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
   if (!out.success) {
-    throw new Error(`${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+    throw new Error(
+      `${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`,
+    );
   }
   return new TextDecoder().decode(out.stdout);
 }
@@ -64,10 +66,31 @@ export async function startSshd(options: { hashed?: boolean } = {}): Promise<Ssh
   const dir = await Deno.makeTempDir({ prefix: "pocketci-sshd-" });
   const home = `${dir}/home`;
   await Deno.mkdir(`${home}/.ssh`, { recursive: true, mode: 0o700 });
-  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "pocketci-test-host", "-f", `${dir}/host_key`]);
-  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "pocketci-test-client", "-f", `${home}/.ssh/id_ed25519`]);
+  await run("ssh-keygen", [
+    "-q",
+    "-t",
+    "ed25519",
+    "-N",
+    "",
+    "-C",
+    "pocketci-test-host",
+    "-f",
+    `${dir}/host_key`,
+  ]);
+  await run("ssh-keygen", [
+    "-q",
+    "-t",
+    "ed25519",
+    "-N",
+    "",
+    "-C",
+    "pocketci-test-client",
+    "-f",
+    `${home}/.ssh/id_ed25519`,
+  ]);
   await Deno.copyFile(`${home}/.ssh/id_ed25519.pub`, `${dir}/authorized_keys`);
-  const hostKey = (await Deno.readTextFile(`${dir}/host_key.pub`)).trim().split(" ").slice(0, 2).join(" ");
+  const hostKey = (await Deno.readTextFile(`${dir}/host_key.pub`)).trim().split(" ").slice(0, 2)
+    .join(" ");
   const port = await freePort();
   await Deno.writeTextFile(`${home}/.ssh/known_hosts`, `[127.0.0.1]:${port} ${hostKey}\n`);
   if (options.hashed) await run("ssh-keygen", ["-q", "-H", "-f", `${home}/.ssh/known_hosts`]);
