@@ -276,6 +276,7 @@ class NativeDriver implements Driver {
   async close(): Promise<CleanupReport> {
     if (this.#closed) return { removed: [], failed: [] };
     this.#closed = true;
+    this.#removed = [];
     const failed: { resource: ResourceRecord; reason: string }[] = [];
     const attempt = async (resource: ResourceRecord, work: () => Promise<void>) => {
       try {
@@ -317,17 +318,11 @@ class NativeDriver implements Driver {
     return { removed, failed };
   }
 
+  // The methods below are for NativeSandbox, which shares the driver's bookkeeping.
+
   /** Records a process and forgets it once it finished; resolves after forgetting. */
   track(process: GroupProcess, detail: Record<string, string>): Promise<void> {
     return this.#track(process, detail);
-  }
-
-  get context(): DriverContext {
-    return this.#context;
-  }
-
-  async forgetRemoved(record: ResourceRecord): Promise<void> {
-    await this.#forget(record);
   }
 
   async removeDirectory(
