@@ -30,6 +30,12 @@ export function parseSshUrl(url: string, defaultUser = "root"): SshTarget {
       `invalid ssh address ${JSON.stringify(url)}: expected ssh://user@host[:port]`,
     );
   }
+  if (parsed.password) {
+    throw new DriverError(
+      "invalid",
+      "ssh addresses must not contain a password: use a key or ssh-agent",
+    );
+  }
   if (parsed.protocol !== "ssh:" || parsed.hostname === "") {
     throw new DriverError(
       "invalid",
