@@ -2,7 +2,8 @@
 # Makes a Docker engine ready for the docker driver's tests (idempotent, Debian, root):
 # installs docker.io, starts dockerd in the background when it is not answering, waits for it,
 # and builds the local images the tests use (no registry is reachable here):
-#   busybox:latest  from Debian's busybox-static (/bin/busybox plus every applet as a symlink).
+#   busybox:latest  from Debian's busybox-static (/bin/busybox plus every applet as a symlink);
+#   pocketci-test/entrypoint:latest  busybox with an ENTRYPOINT.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -43,5 +44,11 @@ if ! docker image inspect busybox:latest >/dev/null 2>&1; then
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
   tar -C "$root" -c . | docker import --change 'ENV PATH=/bin' --change 'CMD ["sh"]' - busybox:latest >/dev/null
+fi
+# An image with an ENTRYPOINT, to check that the driver clears it unless a task sets one.
+if ! docker image inspect pocketci-test/entrypoint:latest >/dev/null 2>&1; then
+  echo "setup_docker: building pocketci-test/entrypoint:latest"
+  printf 'FROM busybox:latest\nENTRYPOINT ["echo", "from-image-entrypoint"]\n' |
+    DOCKER_BUILDKIT=0 docker build -q -t pocketci-test/entrypoint:latest - >/dev/null
 fi
 echo "setup_docker: engine $(docker version --format '{{.Server.Version}}') ready, busybox:latest present"

@@ -15,6 +15,8 @@ import { parseEngineHost, readEngineEnv, resolveEngineAddress } from "./engine_a
 export interface DockerDriverOptions {
   /** `unix://...`, `tcp://...` or `ssh://user@host[:port]`; default `DOCKER_HOST`, then the local socket. */
   readonly host?: string;
+  /** Where `host` came from, for error messages (default "the given host"). */
+  readonly hostSource?: string;
   /** SSH settings for an `ssh://` host (keys, known_hosts, a host-key check of the caller's own). */
   readonly ssh?: EngineSshOptions;
 }
@@ -26,7 +28,7 @@ export async function createDockerDriver(
 ): Promise<DockerDriver> {
   const env = readEngineEnv();
   const address = options.host
-    ? parseEngineHost(options.host, "the given host", env)
+    ? parseEngineHost(options.host, options.hostSource ?? "the given host", env)
     : resolveEngineAddress(undefined, env);
   const engine = await openEngine(address, options.ssh);
   return new DockerDriver(engine, context);

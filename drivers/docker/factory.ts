@@ -41,7 +41,10 @@ export const dockerFactory: DriverFactory = {
     dockerPermissions(config, currentPermissionEnv()),
   async create(config: Readonly<Record<string, unknown>>, context: DriverContext): Promise<Driver> {
     const { createDockerDriver } = await import("./create.ts");
-    return await createDockerDriver(context, { host: hostOf(config) });
+    return await createDockerDriver(context, {
+      host: hostOf(config),
+      hostSource: "the DSN's host parameter",
+    });
   },
   maintenance(
     config: Readonly<Record<string, unknown>>,

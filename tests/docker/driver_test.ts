@@ -1,0 +1,325 @@
+/**
+ * Docker-specific behaviour on the local engine, beyond the shared conformance suite: labels on
+ * every resource, the per-run network with sandboxes reachable by name, entrypoints, pull
+ * policies, limits and OOM, users, removal off the critical path, close() and gc maintenance,
+ * and one-line errors for unreachable engines.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+// @ts-types="npm:@types/dockerode@^3"
+import Docker from "dockerode";
+import { type Driver, DriverError, type TaskSpec } from "../../drivers/contract.ts";
+import { dockerFactory } from "../../drivers/docker/factory.ts";
+import { LABEL } from "../../drivers/docker/labels.ts";
+import { createTestContext, type TestContext } from "../conformance/context.ts";
+import { OutputCollector } from "../conformance/driver_suite.ts";
+import { assertEngine, ignoreDocker, TEST_IMAGE } from "./engine_fixture.ts";
+
+const docker = new Docker({ socketPath: "/var/run/docker.sock" });
+
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({
+    name: `docker driver: ${name}`,
+    ignore: ignoreDocker,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn,
+  });
+
+let counter = 0;
+function spec(command: string[], extra: Partial<TaskSpec> = {}): TaskSpec {
+  const id = `t${++counter}-${crypto.randomUUID().slice(0, 6)}`;
+  return { id, name: extra.name ?? id, image: TEST_IMAGE, command, env: {}, mounts: [], ...extra };
+}
+
+async function run(driver: Driver, task: TaskSpec) {
+  const out = new OutputCollector();
+  const handle = await driver.startTask(task, out.sink);
+  const status = await handle.wait();
+  return { status, stdout: out.stdout, stderr: out.stderr, handle };
+}
+
+async function withDriver(
+  body: (driver: Driver, ctx: TestContext) => Promise<void>,
+): Promise<void> {
+  const ctx = await createTestContext();
+  const driver = await dockerFactory.create({}, ctx);
+  try {
+    await body(driver, ctx);
+  } finally {
+    const report = await driver.close();
+    assert.deepEqual(report.failed, []);
+    await ctx.dispose();
+  }
+}
+
+test("the local engine answers and the test image exists", () => Promise.resolve(assertEngine()));
+
+test("containers, volumes and the network carry namespace, run and task labels", async () => {
+  await withDriver(async (driver, ctx) => {
+    const volume = await driver.createVolume({ name: "lab", kind: "volume" });
+    const out = new OutputCollector();
+    const task = spec(["sleep", "5"], { name: "labelled", mounts: [{ volume, path: "v" }] });
+    const handle = await driver.startTask(task, out.sink);
+    const filters = { label: [`${LABEL.run}=${ctx.runId}`] };
+    const [container] = await docker.listContainers({
+      filters: { label: [...filters.label, `${LABEL.task}=${task.id}`] },
+    });
+    assert.equal(container.Labels[LABEL.namespace], ctx.namespace);
+    assert.equal(container.Labels[LABEL.kind], "task");
+    const [vol] = (await docker.listVolumes({ filters })).Volumes;
+    assert.equal(vol.Name, volume.id);
+    assert.equal(vol.Labels[LABEL.namespace], ctx.namespace);
+    const [network] = await docker.listNetworks({ filters });
+    assert.equal(network.Labels?.[LABEL.namespace], ctx.namespace);
+    assert.equal(
+      (await docker.getContainer(container.Id).inspect()).HostConfig.NetworkMode,
+      network.Name,
+    );
+    await handle.stop(0);
+  });
+});
+
+test("a sandbox is reachable from tasks by its name on the run's network", async () => {
+  await withDriver(async (driver) => {
+    const box = await driver.startSandbox({ ...spec([]), name: "db" });
+    const serve = new OutputCollector();
+    const started = await box.exec(
+      { command: ["sh", "-c", "mkdir -p /www && echo pong > /www/ping && httpd -p 8080 -h /www"] },
+      serve.sink,
+    );
+    assert.equal(started.code, 0, serve.stderr);
+    const client = await run(driver, spec(["wget", "-q", "-O", "-", "http://db:8080/ping"]));
+    assert.equal(client.stdout, "pong\n", client.stderr);
+    await box.close();
+  });
+});
+
+test("the image's ENTRYPOINT is cleared unless the task sets one", async () => {
+  await withDriver(async (driver) => {
+    const image = "pocketci-test/entrypoint:latest";
+    assert.equal((await run(driver, spec(["echo", "plain"], { image }))).stdout, "plain\n");
+    const explicit = await run(driver, spec(["x"], { image, entrypoint: ["echo", "explicit"] }));
+    assert.equal(explicit.stdout, "explicit x\n");
+  });
+});
+
+test("pull policies: never refuses a missing image; missing tries the registry and names the image", async () => {
+  await withDriver(async (driver) => {
+    await assert.rejects(
+      () =>
+        driver.startTask(
+          spec(["true"], { image: "pocketci-test/absent:1", pull: "never" }),
+          () => {},
+        ),
+      (error: unknown) =>
+        error instanceof DriverError && error.code === "image_not_found" &&
+        /pocketci-test\/absent:1 is not present .* "never"/.test(error.message),
+    );
+    await assert.rejects(
+      () => driver.startTask(spec(["true"], { image: "localhost:1/pocketci-absent:1" }), () => {}),
+      (error: unknown) =>
+        error instanceof DriverError && error.code === "image_not_found" &&
+        /^cannot pull image localhost:1\/pocketci-absent:1: .+/.test(error.message) &&
+        !error.message.includes("\n"),
+    );
+    // A present image is used as is under "never" and "missing".
+    assert.equal((await run(driver, spec(["true"], { pull: "never" }))).status.code, 0);
+  });
+});
+
+test("memory and cpu limits are applied; an OOM kill says so", async () => {
+  await withDriver(async (driver) => {
+    const out = new OutputCollector();
+    const limited = await driver.startTask(
+      spec(["sleep", "5"], { limits: { cpu: 0.5, memoryBytes: 64 * 1024 * 1024 } }),
+      out.sink,
+    );
+    const [info] = await docker.listContainers({ filters: { label: [`${LABEL.task}`] } }).then(
+      async (list) => await Promise.all(list.map((c) => docker.getContainer(c.Id).inspect())),
+    ).then((all) => all.filter((i) => i.Config.Labels[LABEL.task]?.startsWith(limited.id)));
+    assert.equal(info.HostConfig.NanoCpus, 500_000_000);
+    assert.equal(info.HostConfig.Memory, 64 * 1024 * 1024);
+    await limited.stop(0);
+    const oom = await run(
+      driver,
+      spec(["sh", "-c", "head -c 200000000 /dev/zero | tr '\\0' a | sort >/dev/null"], {
+        limits: { memoryBytes: 24 * 1024 * 1024 },
+      }),
+    );
+    assert.equal(oom.status.code, 137);
+    assert.equal(oom.status.oomKilled, true);
+    assert.equal(oom.status.signal, 9);
+  });
+});
+
+test("user, privileged refusal or success, and env reach the container", async () => {
+  await withDriver(async (driver) => {
+    const user = await run(
+      driver,
+      spec(["sh", "-c", "id -u; echo $GREETING"], { user: "65534", env: { GREETING: "hi" } }),
+    );
+    assert.equal(user.stdout, "65534\nhi\n");
+    try {
+      const privileged = await run(
+        driver,
+        spec(["sh", "-c", "grep CapEff /proc/self/status"], { privileged: true }),
+      );
+      assert.match(privileged.stdout, /CapEff:\s+[0-9a-f]*f{8}/);
+    } catch (error) {
+      assert.ok(error instanceof DriverError && error.code === "unsupported", String(error));
+      assert.match(error.message, /cannot start privileged containers/);
+    }
+  });
+});
+
+test("removal is off the critical path: remove() returns at once, close() finishes it", async () => {
+  const ctx = await createTestContext();
+  const driver = await dockerFactory.create({}, ctx);
+  const { handle } = await run(driver, spec(["true"]));
+  const started = performance.now();
+  await handle.remove();
+  assert.ok(performance.now() - started < 20, `remove() took ${performance.now() - started} ms`);
+  const report = await driver.close();
+  assert.deepEqual(report.failed, []);
+  const left = await docker.listContainers({
+    all: true,
+    filters: { label: [`${LABEL.run}=${ctx.runId}`] },
+  });
+  assert.deepEqual(left, []);
+  assert.deepEqual([...ctx.live.values()], []);
+  await ctx.dispose();
+});
+
+test("close() removes running and stopped containers, volumes and the network; caches stay until gc", async () => {
+  const ctx = await createTestContext();
+  const driver = await dockerFactory.create({}, ctx);
+  const cache = await driver.createVolume({ name: "keep", kind: "cache" });
+  const volume = await driver.createVolume({ name: "gone", kind: "volume" });
+  await driver.startTask(
+    spec(["sleep", "60"], { mounts: [{ volume, path: "v" }, { volume: cache, path: "c" }] }),
+    () => {},
+  );
+  await run(driver, spec(["true"]));
+  await driver.startSandbox(spec([]));
+  const report = await driver.close();
+  assert.deepEqual(report.failed, []);
+  const filters = { label: [`${LABEL.run}=${ctx.runId}`] };
+  assert.deepEqual(await docker.listContainers({ all: true, filters }), []);
+  assert.deepEqual(await docker.listNetworks({ filters }), []);
+  const volumes = (await docker.listVolumes({ filters })).Volumes ?? [];
+  assert.deepEqual(volumes.map((v) => v.Name), [cache.id]);
+  // gc: maintenance lists the cache and removes it; it refuses what the namespace does not own.
+  const maintenance = await dockerFactory.maintenance!({}, ctx);
+  const listed = await maintenance.listResources();
+  assert.deepEqual(listed.map((r) => [r.kind, r.id]), [["cache", cache.id]]);
+  assert.equal(listed[0].runId, ctx.runId);
+  await assert.rejects(
+    () => maintenance.removeResource({ kind: "network", id: "bridge", driver: "docker" }),
+    /does not carry the label io\.pocketci\.namespace=/,
+  );
+  await maintenance.removeResource(listed[0]);
+  assert.deepEqual(await maintenance.listResources(), []);
+  await ctx.dispose();
+});
+
+test("gc maintenance removes what a killed run left (containers, volumes, network)", async () => {
+  const ctx = await createTestContext();
+  const driver = await dockerFactory.create({}, ctx);
+  const volume = await driver.createVolume({ name: "orphan", kind: "volume" });
+  await driver.startTask(spec(["sleep", "60"], { mounts: [{ volume, path: "v" }] }), () => {});
+  await driver.putArchive(volume, ReadableStream.from([new Uint8Array(1024)]));
+  // No close(): as if the run was killed with SIGKILL.
+  const maintenance = await dockerFactory.maintenance!({}, ctx);
+  const left = await maintenance.listResources();
+  assert.deepEqual(new Set(left.map((r) => r.kind)), new Set(["container", "volume", "network"]));
+  for (const kind of ["container", "volume", "network"]) {
+    for (const resource of left.filter((r) => r.kind === kind)) {
+      await maintenance.removeResource(resource);
+    }
+  }
+  assert.deepEqual(await maintenance.listResources(), []);
+  await (driver as unknown as { engine: { close(): Promise<void> } }).engine.close();
+  await ctx.dispose();
+});
+
+test("an unreachable engine is one line that says what was tried and how to fix it", async () => {
+  const ctx = await createTestContext();
+  try {
+    await assert.rejects(
+      () => dockerFactory.create({ host: "unix:///nonexistent/docker.sock" }, ctx),
+      (error: unknown) => {
+        assert.ok(error instanceof DriverError && error.code === "unavailable");
+        assert.match(
+          error.message,
+          /socket \/nonexistent\/docker\.sock \(the DSN's host parameter\) does not exist; start dockerd/,
+        );
+        assert.ok(!error.message.includes("\n"));
+        return true;
+      },
+    );
+    await assert.rejects(
+      () => dockerFactory.create({ host: "tcp://127.0.0.1:1" }, ctx),
+      /cannot reach the Docker engine at tcp:\/\/127\.0\.0\.1:1 \(the DSN's host parameter\): ECONNREFUSED; check that dockerd listens there/,
+    );
+    // A stale socket path nobody listens on (connecting to a non-socket file is refused too).
+    const dir = await Deno.makeTempDir();
+    await Deno.writeTextFile(`${dir}/dead.sock`, "");
+    await assert.rejects(
+      () => dockerFactory.create({ host: `unix://${dir}/dead.sock` }, ctx),
+      /nothing listens on .*dead\.sock .*dockerd is not running/,
+    );
+    await Deno.remove(dir, { recursive: true });
+  } finally {
+    await ctx.dispose();
+  }
+});
+
+test("the driver works with exactly the permissions it declares", async () => {
+  const needs = dockerFactory.permissions({});
+  const flags = needs.map((n) =>
+    n.values === true ? `--allow-${n.permission}` : `--allow-${n.permission}=${n.values.join(",")}`
+  );
+  const dir = await Deno.makeTempDir();
+  try {
+    const script = `${dir}/probe.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { dockerFactory } from ${
+        JSON.stringify(new URL("../../drivers/docker/factory.ts", import.meta.url).href)
+      };
+const records = [];
+const ctx = { namespace: "perm-probe", runId: "run-" + Date.now(), runDir: "/nonexistent", stateDir: "/nonexistent",
+  record: (r) => { records.push(r); return Promise.resolve(); }, forget: () => Promise.resolve(), warn: () => {} };
+const driver = await dockerFactory.create({}, ctx);
+let out = "";
+const volume = await driver.createVolume({ name: "p", kind: "volume" });
+await driver.putArchive(volume, ReadableStream.from([new Uint8Array(1024)]));
+const handle = await driver.startTask({ id: "p", name: "p", image: ${
+        JSON.stringify(TEST_IMAGE)
+      }, command: ["echo", "permitted"], env: {}, mounts: [{ volume, path: "v" }],
+  stdin: new TextEncoder().encode("x") }, (_s, c) => out += new TextDecoder().decode(c));
+const status = await handle.wait();
+const report = await driver.close();
+if (status.code !== 0 || out !== "permitted\\n" || report.failed.length) { console.error(status, out, report); Deno.exit(1); }
+`,
+    );
+    const result = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        `--config=${new URL("../../deno.json", import.meta.url).pathname}`,
+        ...flags,
+        script,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(result.stderr);
+    assert.ok(result.success, `flags ${flags.join(" ")}: ${stderr}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
