@@ -1,0 +1,293 @@
+/**
+ * Docker driver benchmarks (issue 4), on the local engine with the local `busybox` image:
+ * - 50 sequential trivial tasks (`true`) through `pocketci run --driver=docker`, against 50
+ *   `docker run --rm busybox true` from a bash loop and against the raw API floor (dockerode
+ *   create/start/wait/remove in a plain script, same HostConfig). Goals: <= 0.9x the CLI loop,
+ *   <= 1.1x the raw floor.
+ * - 20 such tasks in parallel, the same three ways.
+ * - A task writing 200 MB to stdout: the driver's throughput against `docker logs` of the same
+ *   container, and peak memory (driver alone and the whole `pocketci run` process tree). Goals:
+ *   >= 0.8x `docker logs`; peak memory < 150 MB.
+ * - 20 sequential tasks over SSH (`ssh://root@127.0.0.1`, a real local sshd) against the same
+ *   on the local socket. Goal: <= 1.3x.
+ *
+ * Run with `deno task bench` or `deno run -A --unstable-worker-options bench/docker.ts`.
+ *
+ * @module
+ */
+
+// deno-lint-ignore-file no-console
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const DENO = Deno.execPath();
+const IMAGE = "busybox:latest";
+const SEQUENTIAL = 50;
+const PARALLEL = 20;
+const SSH_TASKS = 20;
+const BIG_BYTES = 200_000_000;
+
+interface Proc {
+  ms: number;
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+async function run(command: string, args: string[], env?: Record<string, string>): Promise<Proc> {
+  const started = performance.now();
+  const out = await new Deno.Command(command, { args, env, stdout: "piped", stderr: "piped" }).output();
+  const decoder = new TextDecoder();
+  return {
+    ms: performance.now() - started,
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
+    code: out.code,
+  };
+}
+
+function ratio(a: number, b: number): string {
+  return `${(a / b).toFixed(2)}x`;
+}
+
+function verdict(ok: boolean): string {
+  return ok ? "met" : "MISSED";
+}
+
+/** Runs a pipeline through the real CLI; returns the ELAPSED figure it logs. */
+async function pocketci(dir: string, name: string, body: string, driver: string, env: Record<string, string> = {}): Promise<number> {
+  await Deno.writeTextFile(
+    `${dir}/${name}.ts`,
+    `import { pipeline, task } from "pocketci";
+export default pipeline(${JSON.stringify(name)}, async () => {
+  const t = task("t").image(${JSON.stringify(IMAGE)});
+  const started = performance.now();
+${body}
+  console.log("ELAPSED " + (performance.now() - started));
+});
+`,
+  );
+  const result = await run(DENO, [
+    "run",
+    "-A",
+    "--unstable-worker-options",
+    `${ROOT}pocketci.ts`,
+    "run",
+    "--json",
+    `--driver=${driver}`,
+    `--state-dir=${dir}/state`,
+    `${dir}/${name}.ts`,
+  ], { NO_COLOR: "1", ...env });
+  if (result.code !== 0) throw new Error(`pocketci run ${name} failed (${result.code}): ${result.stderr}${result.stdout.slice(-2000)}`);
+  const elapsed = Number(/"message":"ELAPSED ([\d.]+)/.exec(result.stdout)?.[1]);
+  if (!Number.isFinite(elapsed)) throw new Error(`no ELAPSED in pocketci output: ${result.stdout.slice(-500)}`);
+  return elapsed;
+}
+
+/** The raw API floor: dockerode create/start/wait/remove with the driver's HostConfig. */
+async function rawFloor(dir: string, count: number, parallel: boolean): Promise<number> {
+  await Deno.writeTextFile(
+    `${dir}/raw.ts`,
+    `import Docker from "dockerode";
+const docker = new Docker({ socketPath: "/var/run/docker.sock" });
+const network = "pocketci-bench-raw-" + Date.now();
+await docker.createNetwork({ Name: network, Driver: "bridge" });
+async function one() {
+  const c = await docker.createContainer({
+    Image: ${JSON.stringify(IMAGE)}, Cmd: ["true"], Entrypoint: [""], WorkingDir: "/workspace",
+    AttachStdout: true, AttachStderr: true,
+    HostConfig: { Init: true, NetworkMode: network, Mounts: [] },
+  });
+  await c.start();
+  await c.wait();
+  await c.remove({ force: true });
+}
+const started = performance.now();
+if (${parallel}) await Promise.all(Array.from({ length: ${count} }, one));
+else for (let i = 0; i < ${count}; i++) await one();
+console.log("ELAPSED " + (performance.now() - started));
+await docker.getNetwork(network).remove();
+`,
+  );
+  const result = await run(DENO, ["run", "-A", `--config=${ROOT}deno.json`, `${dir}/raw.ts`]);
+  if (result.code !== 0) throw new Error(`raw floor failed: ${result.stderr}`);
+  return Number(/ELAPSED ([\d.]+)/.exec(result.stdout)?.[1]);
+}
+
+async function cliLoop(count: number, parallel: boolean): Promise<number> {
+  const loop = parallel
+    ? `for i in $(seq ${count}); do docker run --rm ${IMAGE} true & done; wait`
+    : `for i in $(seq ${count}); do docker run --rm ${IMAGE} true; done`;
+  const result = await run("bash", ["-c", `s=$(date +%s%N); ${loop}; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`]);
+  if (result.code !== 0) throw new Error(`docker CLI loop failed: ${result.stderr}`);
+  return Number(result.stdout.trim().split("\n").pop()) / 1000;
+}
+
+async function tasks(dir: string): Promise<string[]> {
+  const lines: string[] = [];
+  for (const parallel of [false, true]) {
+    const count = parallel ? PARALLEL : SEQUENTIAL;
+    const body = parallel
+      ? `  await Promise.all(Array.from({ length: ${count} }, () => t.run("true")));`
+      : `  for (let i = 0; i < ${count}; i++) await t.run("true");`;
+    const ours = await pocketci(dir, parallel ? "parallel" : "sequential", body, "docker");
+    const cli = await cliLoop(count, parallel);
+    const raw = await rawFloor(dir, count, parallel);
+    const per = (ms: number) => `${(ms / count).toFixed(0)} ms/task`;
+    const title = parallel ? `${count} trivial tasks in parallel` : `${count} sequential trivial tasks`;
+    lines.push(
+      `${title}: pocketci ${(ours / 1000).toFixed(2)} s (${per(ours)}), docker CLI ${(cli / 1000).toFixed(2)} s (${per(cli)}), ` +
+        `raw API ${(raw / 1000).toFixed(2)} s (${per(raw)}); ratio ${ratio(ours, cli)} CLI (goal <= 0.9x: ${
+          verdict(ours <= 0.9 * cli)
+        }), ${ratio(ours, raw)} raw (goal <= 1.1x: ${verdict(ours <= 1.1 * raw)})`,
+    );
+    console.log(lines.at(-1));
+  }
+  return lines;
+}
+
+/** Peak resident memory (VmHWM) of a process tree, sampled until `done` settles. */
+async function peakTreeRss(root: number, done: Promise<unknown>): Promise<number> {
+  let finished = false;
+  done.finally(() => finished = true);
+  const peaks = new Map<number, number>();
+  while (!finished) {
+    const pids = [root];
+    for (const entry of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      try {
+        const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        if (pids.includes(ppid)) pids.push(Number(entry.name));
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+    for (const pid of pids) {
+      try {
+        const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+        const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+        if (hwm > (peaks.get(pid) ?? 0)) peaks.set(pid, hwm);
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // Processes that are not Deno (the shell running the pipeline, dockerd) are not counted: only
+  // the root and its Deno children are PocketCI.
+  return [...peaks.values()].reduce((a, b) => a + b, 0);
+}
+
+async function bigOutput(dir: string): Promise<string[]> {
+  const { dockerFactory } = await import("../drivers/docker/factory.ts");
+  const ctx = {
+    namespace: "bench",
+    runId: `bench-${Date.now()}`,
+    runDir: dir,
+    stateDir: dir,
+    record: () => Promise.resolve(),
+    forget: () => Promise.resolve(),
+    warn: () => {},
+  };
+  const driver = await dockerFactory.create({}, ctx);
+  const lines: string[] = [];
+  try {
+    let bytes = 0;
+    let peak = Deno.memoryUsage().rss;
+    const sampler = setInterval(() => peak = Math.max(peak, Deno.memoryUsage().rss), 20);
+    const script = `head -c ${BIG_BYTES} /dev/zero | tr '\\0' a`;
+    const started = performance.now();
+    const handle = await driver.startTask(
+      { id: "big", name: "big", image: IMAGE, command: ["sh", "-c", script], env: {}, mounts: [] },
+      (_stream, chunk) => bytes += chunk.length,
+    );
+    await handle.wait();
+    const ours = performance.now() - started;
+    clearInterval(sampler);
+    if (bytes !== BIG_BYTES) throw new Error(`received ${bytes} bytes, expected ${BIG_BYTES}`);
+    const id = (handle as unknown as { container: { id: string } }).container.id;
+    const logs = await run("bash", ["-c", `s=$(date +%s%N); docker logs ${id} | wc -c; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`]);
+    const [count, micros] = logs.stdout.trim().split("\n").map(Number);
+    if (count !== BIG_BYTES) throw new Error(`docker logs gave ${count} bytes`);
+    const logsMs = micros / 1000;
+    await handle.remove();
+    const mbps = (ms: number) => `${(BIG_BYTES / 1e6 / (ms / 1000)).toFixed(0)} MB/s`;
+    lines.push(
+      `200 MB to stdout (driver): ${mbps(ours)} (task start to exit, all bytes delivered) vs docker logs of the same container ` +
+        `${mbps(logsMs)}: ${ratio(logsMs, ours)} (goal >= 0.8x: ${verdict(logsMs / ours >= 0.8)}); peak RSS ${
+          (peak / 1e6).toFixed(0)
+        } MB (goal < 150 MB: ${verdict(peak < 150e6)})`,
+    );
+    console.log(lines.at(-1));
+  } finally {
+    await driver.close();
+  }
+  // The same task through the whole runner (live output, logs, bounded result buffers).
+  await Deno.writeTextFile(
+    `${dir}/big.ts`,
+    `import { pipeline, task } from "pocketci";
+export default pipeline("big", async () => {
+  const started = performance.now();
+  const r = await task("big").image(${JSON.stringify(IMAGE)}).sh("head -c ${BIG_BYTES} /dev/zero | tr '\\\\0' a");
+  console.log("ELAPSED " + (performance.now() - started) + " " + r.code);
+});
+`,
+  );
+  const child = new Deno.Command(DENO, {
+    args: [
+      "run",
+      "-A",
+      "--unstable-worker-options",
+      `${ROOT}pocketci.ts`,
+      "run",
+      "--json",
+      "--driver=docker",
+      `--state-dir=${dir}/state`,
+      `${dir}/big.ts`,
+    ],
+    env: { NO_COLOR: "1" },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const status = child.output();
+  const peak = await peakTreeRss(child.pid, status);
+  const out = await status;
+  if (!out.success) throw new Error(`pocketci run big failed: ${new TextDecoder().decode(out.stderr)}`);
+  lines.push(`200 MB to stdout (pocketci run, runner + driver): peak RSS of the process tree ${(peak / 1e6).toFixed(0)} MB`);
+  console.log(lines.at(-1));
+  return lines;
+}
+
+async function overSsh(dir: string): Promise<string[]> {
+  const { startSshd } = await import("../tests/docker/sshd_fixture.ts");
+  const sshd = await startSshd();
+  try {
+    const body = `  for (let i = 0; i < ${SSH_TASKS}; i++) await t.run("true");`;
+    const local = await pocketci(dir, "ssh-local", body, "docker");
+    const remote = await pocketci(dir, "ssh-remote", body, `docker:host=${sshd.url}`, { HOME: sshd.home, SSH_AUTH_SOCK: "" });
+    const line = `${SSH_TASKS} sequential tasks over SSH (${sshd.url}): ${(remote / SSH_TASKS).toFixed(0)} ms/task vs local socket ${
+      (local / SSH_TASKS).toFixed(0)
+    } ms/task: ${ratio(remote, local)} (goal <= 1.3x: ${verdict(remote <= 1.3 * local)})`;
+    console.log(line);
+    return [line];
+  } finally {
+    await sshd.stop();
+  }
+}
+
+/** Runs every docker benchmark and prints one line per figure; returns the lines. */
+export async function main(): Promise<string[]> {
+  const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
+  const engine = (await run("docker", ["version", "--format", "{{.Server.Version}}"])).stdout.trim();
+  console.log(`Machine: ${cpu}, ${navigator.hardwareConcurrency} cores; Docker Engine ${engine}; Deno ${Deno.version.deno}`);
+  const dir = await Deno.makeTempDir({ prefix: "pocketci-bench-docker-" });
+  try {
+    // Warm up: the image, the helper image and the module cache.
+    await pocketci(dir, "warmup", `  await t.run("true");`, "docker");
+    return [...await tasks(dir), ...await bigOutput(dir), ...await overSsh(dir)];
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+if (import.meta.main) await main();
