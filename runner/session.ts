@@ -468,8 +468,12 @@ export class RunSession implements PipelineHost {
     );
   }
 
-  /** Starts a sandbox. */
-  async startSandbox(request: TaskRequest): Promise<SandboxInfo> {
+  /** Starts a sandbox (tracked, so cleanup waits for a start in flight and closes it). */
+  startSandbox(request: TaskRequest): Promise<SandboxInfo> {
+    return this.#track(this.#startSandbox(request));
+  }
+
+  async #startSandbox(request: TaskRequest): Promise<SandboxInfo> {
     const driver = this.#options.driver;
     if (!driver.capabilities.sandboxes) {
       throw new UnsupportedError(driver.name, "sandboxes", "use task() instead of sandbox()");
@@ -562,8 +566,13 @@ export class RunSession implements PipelineHost {
     this.#options.emit({ type: "sandbox.end", id: sandboxId, name: sandbox.name });
   }
 
-  /** Creates a volume or opens a cache, seeding it from the host when asked. */
-  async createVolume(request: VolumeRequest): Promise<VolumeInfo> {
+  /** Creates a volume or opens a cache, seeding it from the host when asked (tracked). */
+  createVolume(request: VolumeRequest): Promise<VolumeInfo> {
+    return this.#track(this.#createVolume(request));
+  }
+
+  async #createVolume(request: VolumeRequest): Promise<VolumeInfo> {
+    this.#cancel.signal.throwIfAborted();
     const driver = this.#options.driver;
     if (request.kind === "cache" && !driver.capabilities.caches) {
       throw new UnsupportedError(driver.name, "caches", "use volume() instead of cache()");
@@ -594,12 +603,14 @@ export class RunSession implements PipelineHost {
 
   /** Reads files as text. */
   readFiles(volumeId: string, paths: readonly string[]): Promise<Record<string, string>> {
-    return volumeArchives(this.#options.driver).readFiles(this.#volume(volumeId), paths);
+    return this.#track(
+      volumeArchives(this.#options.driver).readFiles(this.#volume(volumeId), paths),
+    );
   }
 
   /** Reads one file's bytes. */
   readFile(volumeId: string, path: string): Promise<Uint8Array> {
-    return volumeArchives(this.#options.driver).readFile(this.#volume(volumeId), path);
+    return this.#track(volumeArchives(this.#options.driver).readFile(this.#volume(volumeId), path));
   }
 
   /** Writes files. */
@@ -607,11 +618,17 @@ export class RunSession implements PipelineHost {
     volumeId: string,
     files: Readonly<Record<string, string | Uint8Array>>,
   ): Promise<void> {
-    return volumeArchives(this.#options.driver).writeFiles(this.#volume(volumeId), files);
+    return this.#track(
+      volumeArchives(this.#options.driver).writeFiles(this.#volume(volumeId), files),
+    );
   }
 
   /** Exports a volume (or a path in it) to a confined host directory. */
-  async exportTo(volumeId: string, hostDir: string, path?: string): Promise<void> {
+  exportTo(volumeId: string, hostDir: string, path?: string): Promise<void> {
+    return this.#track(this.#exportTo(volumeId, hostDir, path));
+  }
+
+  async #exportTo(volumeId: string, hostDir: string, path?: string): Promise<void> {
     const volume = this.#volume(volumeId);
     const destination = await confineHostPath(this.#options.paths, hostDir, "write");
     await volumeArchives(this.#options.driver).exportTo(volume, destination, path);
