@@ -135,13 +135,16 @@ export class PipelineWorker {
         "",
       )
         .replace(/^Uncaught /, "");
+      const first = message.split("\n")[0];
+      const ownCode = new URL("../", import.meta.url).href;
+      const where = event.filename && !event.filename.startsWith("data:") &&
+          !event.filename.startsWith(ownCode)
+        ? ` (at ${event.filename.replace(/^file:\/\//, "")}:${event.lineno}:${event.colno})`
+        : "";
       if (!this.#isLoaded) {
-        this.#loadFailed(new PipelineLoadError(message.split("\n")[0]));
+        this.#loadFailed(new PipelineLoadError(first + where));
       } else {
-        this.#finished({
-          name: "Error",
-          message: `uncaught error in the pipeline: ${message.split("\n")[0]}`,
-        });
+        this.#finished({ name: "UncaughtError", message: first + where });
       }
     };
   }

@@ -463,6 +463,12 @@ function describeFailure(
       },
     };
   }
+  if (error.name === "UncaughtError") {
+    return {
+      errorText:
+        `the pipeline did not handle an error (await every task, or catch it): ${error.message}`,
+    };
+  }
   return {
     errorText: `the pipeline threw ${
       error.name === "Error" ? "an error" : error.name

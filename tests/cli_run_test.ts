@@ -201,3 +201,25 @@ Deno.test("check: 0 for a good pipeline, 1 for type errors, 2 for a missing file
   assert.equal((await runCli(["check", `${dir}/none.ts`])).code, 2);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("run: a top-level throw is a load error (2); an unhandled task rejection fails the run (1)", async () => {
+  const dir = await tempProject({
+    "top.ts": `throw new Error("top-level boom");\n`,
+    "unhandled.ts": `import { task } from "pocketci";
+export default async () => {
+  task("x").sh("exit 1");
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+};\n`,
+  });
+  const env = { POCKETCI_STATE_DIR: `${dir}/.state` };
+  const top = await runCli(["run", "--no-check", `${dir}/top.ts`], { env });
+  assert.equal(top.code, 2);
+  assert.match(top.stderr, /cannot load the pipeline: Error: top-level boom \(at .*top\.ts:1:7\)/);
+  const unhandled = await runCli(["run", "--no-check", `${dir}/unhandled.ts`], { env });
+  assert.equal(unhandled.code, 1);
+  assert.match(
+    unhandled.stderr,
+    /did not handle an error \(await every task, or catch it\): TaskError/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
