@@ -35,7 +35,8 @@ interface Proc {
 
 async function run(command: string, args: string[], env?: Record<string, string>): Promise<Proc> {
   const started = performance.now();
-  const out = await new Deno.Command(command, { args, env, stdout: "piped", stderr: "piped" }).output();
+  const out = await new Deno.Command(command, { args, env, stdout: "piped", stderr: "piped" })
+    .output();
   const decoder = new TextDecoder();
   return {
     ms: performance.now() - started,
@@ -54,7 +55,13 @@ function verdict(ok: boolean): string {
 }
 
 /** Runs a pipeline through the real CLI; returns the ELAPSED figure it logs. */
-async function pocketci(dir: string, name: string, body: string, driver: string, env: Record<string, string> = {}): Promise<number> {
+async function pocketci(
+  dir: string,
+  name: string,
+  body: string,
+  driver: string,
+  env: Record<string, string> = {},
+): Promise<number> {
   await Deno.writeTextFile(
     `${dir}/${name}.ts`,
     `import { pipeline, task } from "pocketci";
@@ -77,9 +84,15 @@ ${body}
     `--state-dir=${dir}/state`,
     `${dir}/${name}.ts`,
   ], { NO_COLOR: "1", ...env });
-  if (result.code !== 0) throw new Error(`pocketci run ${name} failed (${result.code}): ${result.stderr}${result.stdout.slice(-2000)}`);
+  if (result.code !== 0) {
+    throw new Error(
+      `pocketci run ${name} failed (${result.code}): ${result.stderr}${result.stdout.slice(-2000)}`,
+    );
+  }
   const elapsed = Number(/"message":"ELAPSED ([\d.]+)/.exec(result.stdout)?.[1]);
-  if (!Number.isFinite(elapsed)) throw new Error(`no ELAPSED in pocketci output: ${result.stdout.slice(-500)}`);
+  if (!Number.isFinite(elapsed)) {
+    throw new Error(`no ELAPSED in pocketci output: ${result.stdout.slice(-500)}`);
+  }
   return elapsed;
 }
 
@@ -117,7 +130,10 @@ async function cliLoop(count: number, parallel: boolean): Promise<number> {
   const loop = parallel
     ? `for i in $(seq ${count}); do docker run --rm ${IMAGE} true & done; wait`
     : `for i in $(seq ${count}); do docker run --rm ${IMAGE} true; done`;
-  const result = await run("bash", ["-c", `s=$(date +%s%N); ${loop}; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`]);
+  const result = await run("bash", [
+    "-c",
+    `s=$(date +%s%N); ${loop}; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`,
+  ]);
   if (result.code !== 0) throw new Error(`docker CLI loop failed: ${result.stderr}`);
   return Number(result.stdout.trim().split("\n").pop()) / 1000;
 }
@@ -133,12 +149,18 @@ async function tasks(dir: string): Promise<string[]> {
     const cli = await cliLoop(count, parallel);
     const raw = await rawFloor(dir, count, parallel);
     const per = (ms: number) => `${(ms / count).toFixed(0)} ms/task`;
-    const title = parallel ? `${count} trivial tasks in parallel` : `${count} sequential trivial tasks`;
+    const title = parallel
+      ? `${count} trivial tasks in parallel`
+      : `${count} sequential trivial tasks`;
     lines.push(
-      `${title}: pocketci ${(ours / 1000).toFixed(2)} s (${per(ours)}), docker CLI ${(cli / 1000).toFixed(2)} s (${per(cli)}), ` +
-        `raw API ${(raw / 1000).toFixed(2)} s (${per(raw)}); ratio ${ratio(ours, cli)} CLI (goal <= 0.9x: ${
-          verdict(ours <= 0.9 * cli)
-        }), ${ratio(ours, raw)} raw (goal <= 1.1x: ${verdict(ours <= 1.1 * raw)})`,
+      `${title}: pocketci ${(ours / 1000).toFixed(2)} s (${per(ours)}), docker CLI ${
+        (cli / 1000).toFixed(2)
+      } s (${per(cli)}), ` +
+        `raw API ${(raw / 1000).toFixed(2)} s (${per(raw)}); ratio ${
+          ratio(ours, cli)
+        } CLI (goal <= 0.9x: ${verdict(ours <= 0.9 * cli)}), ${
+          ratio(ours, raw)
+        } raw (goal <= 1.1x: ${verdict(ours <= 1.1 * raw)})`,
     );
     console.log(lines.at(-1));
   }
@@ -206,17 +228,22 @@ async function bigOutput(dir: string): Promise<string[]> {
     clearInterval(sampler);
     if (bytes !== BIG_BYTES) throw new Error(`received ${bytes} bytes, expected ${BIG_BYTES}`);
     const id = (handle as unknown as { container: { id: string } }).container.id;
-    const logs = await run("bash", ["-c", `s=$(date +%s%N); docker logs ${id} | wc -c; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`]);
+    const logs = await run("bash", [
+      "-c",
+      `s=$(date +%s%N); docker logs ${id} | wc -c; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`,
+    ]);
     const [count, micros] = logs.stdout.trim().split("\n").map(Number);
     if (count !== BIG_BYTES) throw new Error(`docker logs gave ${count} bytes`);
     const logsMs = micros / 1000;
     await handle.remove();
     const mbps = (ms: number) => `${(BIG_BYTES / 1e6 / (ms / 1000)).toFixed(0)} MB/s`;
     lines.push(
-      `200 MB to stdout (driver): ${mbps(ours)} (task start to exit, all bytes delivered) vs docker logs of the same container ` +
-        `${mbps(logsMs)}: ${ratio(logsMs, ours)} (goal >= 0.8x: ${verdict(logsMs / ours >= 0.8)}); peak RSS ${
-          (peak / 1e6).toFixed(0)
-        } MB (goal < 150 MB: ${verdict(peak < 150e6)})`,
+      `200 MB to stdout (driver): ${
+        mbps(ours)
+      } (task start to exit, all bytes delivered) vs docker logs of the same container ` +
+        `${mbps(logsMs)}: ${ratio(logsMs, ours)} (goal >= 0.8x: ${
+          verdict(logsMs / ours >= 0.8)
+        }); peak RSS ${(peak / 1e6).toFixed(0)} MB (goal < 150 MB: ${verdict(peak < 150e6)})`,
     );
     console.log(lines.at(-1));
   } finally {
@@ -228,7 +255,9 @@ async function bigOutput(dir: string): Promise<string[]> {
     `import { pipeline, task } from "pocketci";
 export default pipeline("big", async () => {
   const started = performance.now();
-  const r = await task("big").image(${JSON.stringify(IMAGE)}).sh("head -c ${BIG_BYTES} /dev/zero | tr '\\\\0' a");
+  const r = await task("big").image(${
+      JSON.stringify(IMAGE)
+    }).sh("head -c ${BIG_BYTES} /dev/zero | tr '\\\\0' a");
   console.log("ELAPSED " + (performance.now() - started) + " " + r.code);
 });
 `,
@@ -252,8 +281,14 @@ export default pipeline("big", async () => {
   const status = child.output();
   const peak = await peakTreeRss(child.pid, status);
   const out = await status;
-  if (!out.success) throw new Error(`pocketci run big failed: ${new TextDecoder().decode(out.stderr)}`);
-  lines.push(`200 MB to stdout (pocketci run, runner + driver): peak RSS of the process tree ${(peak / 1e6).toFixed(0)} MB`);
+  if (!out.success) {
+    throw new Error(`pocketci run big failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  lines.push(
+    `200 MB to stdout (pocketci run, runner + driver): peak RSS of the process tree ${
+      (peak / 1e6).toFixed(0)
+    } MB`,
+  );
   console.log(lines.at(-1));
   return lines;
 }
@@ -264,10 +299,15 @@ async function overSsh(dir: string): Promise<string[]> {
   try {
     const body = `  for (let i = 0; i < ${SSH_TASKS}; i++) await t.run("true");`;
     const local = await pocketci(dir, "ssh-local", body, "docker");
-    const remote = await pocketci(dir, "ssh-remote", body, `docker:host=${sshd.url}`, { HOME: sshd.home, SSH_AUTH_SOCK: "" });
-    const line = `${SSH_TASKS} sequential tasks over SSH (${sshd.url}): ${(remote / SSH_TASKS).toFixed(0)} ms/task vs local socket ${
-      (local / SSH_TASKS).toFixed(0)
-    } ms/task: ${ratio(remote, local)} (goal <= 1.3x: ${verdict(remote <= 1.3 * local)})`;
+    const remote = await pocketci(dir, "ssh-remote", body, `docker:host=${sshd.url}`, {
+      HOME: sshd.home,
+      SSH_AUTH_SOCK: "",
+    });
+    const line = `${SSH_TASKS} sequential tasks over SSH (${sshd.url}): ${
+      (remote / SSH_TASKS).toFixed(0)
+    } ms/task vs local socket ${(local / SSH_TASKS).toFixed(0)} ms/task: ${
+      ratio(remote, local)
+    } (goal <= 1.3x: ${verdict(remote <= 1.3 * local)})`;
     console.log(line);
     return [line];
   } finally {
@@ -277,9 +317,13 @@ async function overSsh(dir: string): Promise<string[]> {
 
 /** Runs every docker benchmark and prints one line per figure; returns the lines. */
 export async function main(): Promise<string[]> {
-  const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
-  const engine = (await run("docker", ["version", "--format", "{{.Server.Version}}"])).stdout.trim();
-  console.log(`Machine: ${cpu}, ${navigator.hardwareConcurrency} cores; Docker Engine ${engine}; Deno ${Deno.version.deno}`);
+  const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ??
+    "unknown CPU";
+  const engine = (await run("docker", ["version", "--format", "{{.Server.Version}}"])).stdout
+    .trim();
+  console.log(
+    `Machine: ${cpu}, ${navigator.hardwareConcurrency} cores; Docker Engine ${engine}; Deno ${Deno.version.deno}`,
+  );
   const dir = await Deno.makeTempDir({ prefix: "pocketci-bench-docker-" });
   try {
     // Warm up: the image, the helper image and the module cache.
