@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { relative } from "node:path";
 import { runCli, tempProject } from "./helpers/cli.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).pathname;
@@ -52,10 +53,13 @@ export default async () => {
 });
 
 Deno.test("run: imports of pocketci, a relative mod.ts and jsr:@pocketci/pocketci all work from any directory", async () => {
+  const scratch = await Deno.makeTempDir({ prefix: "pocketci-cli-" });
+  const relativeMod = relative(scratch, MOD);
+  await Deno.remove(scratch);
   const { dir, env } = await project(`
 import { pipeline, task } from "pocketci";
 import { task as viaJsr } from "jsr:@pocketci/pocketci";
-import { task as viaPath, VERSION } from "${MOD}";
+import { task as viaPath, VERSION } from "${relativeMod}";
 export default pipeline("imports", async () => {
   console.log("same: " + (task === viaJsr && task === viaPath) + " " + VERSION);
   await task("t").run("true");
