@@ -200,6 +200,33 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
     await cleanup(result);
   });
 
+  test("each task gets a fresh working directory; absolute mounts where the driver can", async () => {
+    const result = await run(`export default pipeline("p", async () => {
+      const data = await volume("abs");
+      await t("first").sh("echo x > leftover.txt");
+      const second = await t("second").allowFailure().sh("test ! -e leftover.txt");
+      const absolute = await t("absolute").mount(data, "/mnt/pocketci-abs").sh("echo ok > /mnt/pocketci-abs/f; cat /mnt/pocketci-abs/f")
+        .then((r) => r, (e) => e.result);
+      out("R", { fresh: second.code, absolute });
+    });`);
+    assert.equal(result.outcome.exitCode, 0, result.stderr);
+    const r = loggedJson<
+      { fresh: number; absolute: { status: string; stdout: string; error?: string } }
+    >(
+      result.logs,
+      "R",
+    );
+    assert.equal(r.fresh, 0, "a file from another task's working directory is not visible");
+    if (caps.images) {
+      assert.equal(r.absolute.status, "success", r.absolute.error);
+      assert.equal(r.absolute.stdout, "ok\n");
+    } else {
+      assert.equal(r.absolute.status, "error", "no silent remap of an absolute mount");
+      assert.match(String(r.absolute.error), /absolute/);
+    }
+    await cleanup(result);
+  });
+
   test("volumes: seeded from a host directory (binary-safe, excludes), readFile, writeFiles, exportTo", async () => {
     const result = await run(
       `export default pipeline("p", async () => {
