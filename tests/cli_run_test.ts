@@ -227,3 +227,21 @@ export default async () => {
   );
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("run: a second Ctrl-C kills tasks that ignore SIGTERM without waiting for the grace period", async () => {
+  const { dir, env } = await project(`
+import { pipeline, task } from "pocketci";
+export default pipeline("stubborn", async () => {
+  await task("stubborn").sh("trap '' TERM; echo started; sleep 60");
+});`);
+  const started = performance.now();
+  const result = await runCli(["run", `${dir}/pipeline.ts`], {
+    env,
+    signal: { name: "SIGINT", when: "stubborn | started", repeatAfterMs: 700 },
+  });
+  assert.equal(result.code, 130, result.stderr);
+  assert.ok(performance.now() - started < 9_000, "did not wait for the 10 s grace period");
+  assert.match(result.stderr, /second SIGINT: killing tasks now/);
+  assert.deepEqual(await Array.fromAsync(Deno.readDir(`${dir}/.state/work`)), []);
+  await Deno.remove(dir, { recursive: true });
+});
