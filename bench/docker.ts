@@ -174,10 +174,10 @@ async function peakTreeRss(root: number, done: Promise<unknown>): Promise<number
   const peaks = new Map<number, number>();
   while (!finished) {
     const pids = [root];
-    for (const entry of Deno.readDirSync("/proc")) {
+    for await (const entry of Deno.readDir("/proc")) {
       if (!/^\d+$/.test(entry.name)) continue;
       try {
-        const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+        const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
         const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
         if (pids.includes(ppid)) pids.push(Number(entry.name));
       } catch {
@@ -186,7 +186,7 @@ async function peakTreeRss(root: number, done: Promise<unknown>): Promise<number
     }
     for (const pid of pids) {
       try {
-        const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+        const status = await Deno.readTextFile(`/proc/${pid}/status`);
         const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
         if (hwm > (peaks.get(pid) ?? 0)) peaks.set(pid, hwm);
       } catch {

@@ -95,7 +95,9 @@ export function dockerPermissions(
   const configPath = dockerConfigPath(env);
   const reasons: Record<string, string> = {
     unix: `the Docker engine socket ${address.kind === "unix" ? address.path : ""}`,
-    ssh: "private keys and known_hosts in ~/.ssh, and the ssh-agent socket",
+    ssh: `private keys and known_hosts in ~/.ssh${
+      env.SSH_AUTH_SOCK ? ", and the ssh-agent socket" : ""
+    }`,
   };
   if (configPath) read.push(configPath);
   needs.push({

@@ -18,12 +18,16 @@ export interface RegistryAuth {
   readonly serveraddress: string;
 }
 
-interface DockerConfigFile {
+/** The parts of the Docker CLI's `config.json` that hold registry credentials. */
+export interface DockerConfigFile {
+  /** Inline credentials per registry. */
   auths?: Record<
     string,
     { auth?: string; username?: string; password?: string; identitytoken?: string }
   >;
+  /** A credential helper per registry (`docker-credential-<name>`). */
   credHelpers?: Record<string, string>;
+  /** The default credential helper. */
   credsStore?: string;
 }
 

@@ -13,23 +13,6 @@ import type { SshConnection } from "./connection.ts";
 
 type Callback = (error: Error | null, socket?: Duplex) => void;
 
-interface RequestOptions {
-  readonly headers?: Readonly<Record<string, unknown>>;
-}
-
-function closeWhenDone(stream: Duplex): Duplex {
-  // Without keep-alive the client ends the socket once the response is complete; half-closing
-  // the channel would leave it open until the engine and sshd close their side, and sshd
-  // answers the next channel open only after that. Closing the channel outright avoids the wait.
-  const end = stream.end.bind(stream);
-  stream.end = ((...args: Parameters<Duplex["end"]>) => {
-    end(...args);
-    stream.destroy();
-    return stream;
-  }) as Duplex["end"];
-  return stream;
-}
-
 function socketShims(stream: Duplex): Duplex {
   // The http client calls these on net.Socket; a channel has no such knobs.
   const s = stream as Duplex & Record<string, unknown>;

@@ -323,3 +323,54 @@ if (status.code !== 0 || out !== "permitted\\n" || report.failed.length) { conso
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+test("pulls send the credentials from the Docker CLI config to the registry", async () => {
+  // A registry stand-in on 127.0.0.1 (the engine treats loopback registries as plain HTTP): it
+  // asks for Basic auth, records what the engine sent, and has no images.
+  const seen: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    const auth = request.headers.get("authorization");
+    if (auth) seen.push(auth);
+    if (!auth) {
+      return new Response("{}", {
+        status: 401,
+        headers: { "WWW-Authenticate": 'Basic realm="pocketci-test"' },
+      });
+    }
+    return new Response(
+      JSON.stringify({ errors: [{ code: "MANIFEST_UNKNOWN", message: "manifest unknown" }] }),
+      {
+        status: 404,
+        headers: { "Content-Type": "application/json" },
+      },
+    );
+  });
+  const registry = `127.0.0.1:${server.addr.port}`;
+  const configDir = await Deno.makeTempDir();
+  const saved = Deno.env.get("DOCKER_CONFIG");
+  try {
+    await Deno.writeTextFile(
+      `${configDir}/config.json`,
+      JSON.stringify({ auths: { [registry]: { auth: btoa("ci-robot:registry-pass") } } }),
+    );
+    Deno.env.set("DOCKER_CONFIG", configDir);
+    await withDriver(async (driver) => {
+      const image = `${registry}/pocketci/absent:1`;
+      await assert.rejects(
+        () => driver.startTask(spec(["true"], { image }), () => {}),
+        (error: unknown) =>
+          error instanceof DriverError && error.code === "image_not_found" &&
+          error.message.startsWith(`cannot pull image ${image}: `) && !error.message.includes("\n"),
+      );
+    });
+    assert.ok(
+      seen.includes(`Basic ${btoa("ci-robot:registry-pass")}`),
+      `the registry saw: ${JSON.stringify(seen)}`,
+    );
+  } finally {
+    if (saved === undefined) Deno.env.delete("DOCKER_CONFIG");
+    else Deno.env.set("DOCKER_CONFIG", saved);
+    await server.shutdown();
+    await Deno.remove(configDir, { recursive: true });
+  }
+});

@@ -223,7 +223,7 @@ test("a key the server does not accept, and a closed port, are one-line errors",
         () => dockerFactory.create({ host: sshd.url }, ctx),
         /accepted none of the keys offered \(.*id_ed25519\)/,
       );
-      const closed = await (async () => {
+      const closed = (() => {
         const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
         const port = (l.addr as Deno.NetAddr).port;
         l.close();

@@ -51,7 +51,7 @@ export async function sshdProblem(): Promise<string | undefined> {
   return undefined;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -91,7 +91,7 @@ export async function startSshd(options: { hashed?: boolean } = {}): Promise<Ssh
   await Deno.copyFile(`${home}/.ssh/id_ed25519.pub`, `${dir}/authorized_keys`);
   const hostKey = (await Deno.readTextFile(`${dir}/host_key.pub`)).trim().split(" ").slice(0, 2)
     .join(" ");
-  const port = await freePort();
+  const port = freePort();
   await Deno.writeTextFile(`${home}/.ssh/known_hosts`, `[127.0.0.1]:${port} ${hostKey}\n`);
   if (options.hashed) await run("ssh-keygen", ["-q", "-H", "-f", `${home}/.ssh/known_hosts`]);
   await Deno.remove(`${home}/.ssh/known_hosts.old`).catch(() => {});
