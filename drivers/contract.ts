@@ -180,6 +180,7 @@ export interface SandboxHandle {
 export type ResourceKind =
   | "process"
   | "dir"
+  | "cgroup"
   | "container"
   | "volume"
   | "cache"

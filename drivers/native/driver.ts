@@ -45,7 +45,9 @@ import {
 } from "./layout.ts";
 import { GroupProcess } from "./process_group.ts";
 import { touchCache } from "./caches.ts";
-import { NATIVE_CAPABILITIES } from "./factory.ts";
+import { nativeCapabilities } from "./factory.ts";
+import { type CgroupSupport, detectCgroups } from "./cgroup_detect.ts";
+import { CgroupLimits, type LimitGroup } from "./cgroup_limits.ts";
 
 /** Grace period for an aborted sandbox call when the caller gives none. */
 const DEFAULT_GRACE_MS = 10_000;
@@ -57,6 +59,8 @@ interface VolumeEntry {
 
 interface TaskState {
   readonly process: GroupProcess;
+  /** The exit status, once the task's cgroup (if any) was read and removed. */
+  readonly exit: Promise<ExitStatus>;
   readonly dir: string;
   readonly dirRecord: ResourceRecord;
   readonly links: readonly string[];
@@ -64,19 +68,31 @@ interface TaskState {
   removed: boolean;
 }
 
+/** Options for {@link createNativeDriver}. */
+export interface NativeDriverOptions {
+  /** What the host offers for limits; detected when absent (tests pass a verdict). */
+  readonly cgroups?: CgroupSupport;
+}
+
 /** Creates a native driver bound to one run. */
-export async function createNativeDriver(context: DriverContext): Promise<Driver> {
+export async function createNativeDriver(
+  context: DriverContext,
+  options: NativeDriverOptions = {},
+): Promise<Driver> {
   const workspace = workspaceDir(context.runDir);
-  const caches = await cacheRoot(context.stateDir, context.namespace);
-  await Deno.mkdir(workspace, { recursive: true });
-  const driver = new NativeDriver(context, workspace, caches);
+  const [caches, cgroups] = await Promise.all([
+    cacheRoot(context.stateDir, context.namespace),
+    options.cgroups ?? detectCgroups(),
+    Deno.mkdir(workspace, { recursive: true }),
+  ]);
+  const driver = new NativeDriver(context, workspace, caches, cgroups);
   await driver.init();
   return driver;
 }
 
 class NativeDriver implements Driver {
   readonly name = "native" as const;
-  readonly capabilities: DriverCapabilities = NATIVE_CAPABILITIES;
+  readonly capabilities: DriverCapabilities;
   readonly #context: DriverContext;
   readonly #workspace: string;
   readonly #cacheRoot: string;
@@ -85,14 +101,26 @@ class NativeDriver implements Driver {
   readonly #sandboxes = new Set<NativeSandbox>();
   readonly #volumes = new Map<string, Promise<VolumeEntry>>();
   readonly #workspaceRecord: ResourceRecord;
+  readonly #limits: CgroupLimits | undefined;
+  readonly #limitsUnavailable: string;
+  readonly #groups = new Set<LimitGroup>();
   #warnedImage = false;
   #closed = false;
   #removed: ResourceRecord[] = [];
 
-  constructor(context: DriverContext, workspace: string, caches: string) {
+  constructor(context: DriverContext, workspace: string, caches: string, cgroups: CgroupSupport) {
     this.#context = context;
     this.#workspace = workspace;
     this.#cacheRoot = caches;
+    this.capabilities = nativeCapabilities(cgroups.available);
+    this.#limitsUnavailable = cgroups.available ? "" : cgroups.reason;
+    this.#limits = cgroups.available
+      ? new CgroupLimits(cgroups.layout, {
+        context,
+        makeRecord: (id, detail) => this.record("cgroup", id, detail),
+        forget: (record) => this.#forget(record),
+      })
+      : undefined;
     this.#workspaceRecord = this.record("dir", workspace, { role: "workspace" });
   }
 
@@ -127,6 +155,7 @@ class NativeDriver implements Driver {
     await this.#context.record(dirRecord);
     let child: GroupProcess;
     let links: readonly string[] = [];
+    let group: LimitGroup | undefined;
     try {
       const prepared = await prepareTaskDir(
         spec.name,
@@ -136,20 +165,32 @@ class NativeDriver implements Driver {
         (mount) => this.#mountTarget(mount),
       );
       links = prepared.links;
+      group = await this.#limitGroup("task", spec);
       this.#ensureOpen();
       child = GroupProcess.spawn({
         command: [...(spec.entrypoint ?? []), ...spec.command],
         cwd: prepared.cwd,
         env: { ...this.#baseEnv, ...spec.env },
         stdin: spec.stdin,
+        cgroupProcs: group?.procs,
       });
     } catch (error) {
+      if (group !== undefined) await this.releaseGroup(group).catch(() => {});
       await this.#removeDir(dir, dirRecord, links);
       throw error;
     }
     child.addSink(output, false);
-    const settled = this.#track(child, { task: spec.id });
-    const state: TaskState = { process: child, dir, dirRecord, links, settled, removed: false };
+    const exit = this.#exitOf(child, group);
+    const settled = Promise.all([this.#track(child, { task: spec.id }), exit]).then(() => {});
+    const state: TaskState = {
+      process: child,
+      exit,
+      dir,
+      dirRecord,
+      links,
+      settled,
+      removed: false,
+    };
     this.#tasks.set(spec.id, state);
     return this.#handle(spec.id, state);
   }
@@ -253,6 +294,7 @@ class NativeDriver implements Driver {
     await Deno.mkdir(dir, { recursive: true });
     const dirRecord = this.record("dir", dir, { role: "sandbox", sandbox: spec.id });
     await this.#context.record(dirRecord);
+    let group: LimitGroup | undefined;
     try {
       const prepared = await prepareTaskDir(
         spec.name,
@@ -261,13 +303,15 @@ class NativeDriver implements Driver {
         spec.mounts,
         (mount) => this.#mountTarget(mount),
       );
+      group = await this.#limitGroup("sandbox", spec);
       const sandbox = new NativeSandbox(this, spec, dir, dirRecord, prepared.cwd, {
         ...this.#baseEnv,
         ...spec.env,
-      });
+      }, group);
       this.#sandboxes.add(sandbox);
       return sandbox;
     } catch (error) {
+      if (group !== undefined) await this.releaseGroup(group).catch(() => {});
       await this.#removeDir(dir, dirRecord, []);
       throw error;
     }
@@ -290,6 +334,12 @@ class NativeDriver implements Driver {
       await state.process.stop(0);
       await state.settled;
     }));
+    for (const group of [...this.#groups]) {
+      await this.releaseGroup(group).catch((error: Error) => {
+        for (const resource of group.records) failed.push({ resource, reason: error.message });
+      });
+    }
+    for (const failure of await this.#limits?.close() ?? []) failed.push(failure);
     for (const state of this.#tasks.values()) {
       if (state.removed) continue;
       state.removed = true;
@@ -333,6 +383,22 @@ class NativeDriver implements Driver {
     await this.#removeDir(dir, record, links);
   }
 
+  /** Removes a task's or sandbox's cgroups; tells whether the OOM killer struck. */
+  async releaseGroup(group: LimitGroup): Promise<{ oomKilled: boolean }> {
+    const result = await this.#limits!.release(group);
+    this.#groups.delete(group);
+    return result;
+  }
+
+  /** For a sandbox call killed by SIGKILL: whether the OOM killer did it. */
+  async newOomKill(group: LimitGroup): Promise<boolean> {
+    return await this.#limits!.newOomKill(group);
+  }
+
+  warn(message: string): void {
+    this.#context.warn(message);
+  }
+
   sandboxClosed(sandbox: NativeSandbox): void {
     this.#sandboxes.delete(sandbox);
   }
@@ -370,6 +436,28 @@ class NativeDriver implements Driver {
     })();
   }
 
+  async #limitGroup(role: "task" | "sandbox", spec: TaskSpec): Promise<LimitGroup | undefined> {
+    if (!hasLimits(spec) || this.#limits === undefined) return undefined;
+    const group = await this.#limits.create(role, spec.id, spec.limits!);
+    this.#groups.add(group);
+    return group;
+  }
+
+  /** The task's exit status, after its cgroup was read (OOM) and removed. */
+  async #exitOf(process: GroupProcess, group: LimitGroup | undefined): Promise<ExitStatus> {
+    const status = await process.wait();
+    if (group === undefined) return status;
+    try {
+      const { oomKilled } = await this.releaseGroup(group);
+      return oomKilled ? { ...status, oomKilled: true } : status;
+    } catch (error) {
+      this.#context.warn(
+        `could not remove the cgroup of process ${process.pid}: ${(error as Error).message}`,
+      );
+      return status;
+    }
+  }
+
   #attach(id: string, state: TaskState, output: OutputSink): TaskHandle {
     state.process.addSink(output, true);
     return this.#handle(id, state);
@@ -379,7 +467,7 @@ class NativeDriver implements Driver {
     return {
       id,
       wait: async (): Promise<ExitStatus> => {
-        const status = await state.process.wait();
+        const status = await state.exit;
         await state.settled;
         return status;
       },
@@ -410,11 +498,11 @@ class NativeDriver implements Driver {
         `task "${spec.name}" asks for privileged mode; native tasks have the runner's privileges`,
       );
     }
-    if (spec.limits?.cpu !== undefined || spec.limits?.memoryBytes !== undefined) {
+    if (hasLimits(spec) && this.#limits === undefined) {
       throw new UnsupportedError(
         "native",
         "limits",
-        `task "${spec.name}" sets CPU or memory limits, which host processes cannot be held to; use --driver=docker`,
+        `task "${spec.name}" sets CPU or memory limits, but ${this.#limitsUnavailable}`,
       );
     }
     if (spec.image !== undefined && !this.#warnedImage) {
@@ -470,6 +558,7 @@ class NativeSandbox implements SandboxHandle {
   readonly #cwd: string;
   readonly #env: Readonly<Record<string, string>>;
   readonly #running = new Set<{ process: GroupProcess; settled: Promise<void> }>();
+  readonly #group: LimitGroup | undefined;
   #closed = false;
 
   constructor(
@@ -479,8 +568,10 @@ class NativeSandbox implements SandboxHandle {
     record: ResourceRecord,
     cwd: string,
     env: Record<string, string>,
+    group: LimitGroup | undefined,
   ) {
     this.id = spec.id;
+    this.#group = group;
     this.#driver = driver;
     this.#spec = spec;
     this.#dir = dir;
@@ -519,6 +610,7 @@ class NativeSandbox implements SandboxHandle {
       cwd,
       env: { ...this.#env, ...spec.env },
       stdin: spec.stdin,
+      cgroupProcs: this.#group?.procs,
     });
     process.addSink(output, false);
     const entry = { process, settled: this.#driver.track(process, { sandbox: this.id }) };
@@ -528,6 +620,10 @@ class NativeSandbox implements SandboxHandle {
     try {
       const status = await process.wait();
       await entry.settled;
+      if (this.#group !== undefined && status.signal === 9) {
+        const oomKilled = await this.#driver.newOomKill(this.#group).catch(() => false);
+        if (oomKilled) return { ...status, oomKilled: true };
+      }
       return status;
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
@@ -543,6 +639,12 @@ class NativeSandbox implements SandboxHandle {
       await entry.process.stop(0);
       await entry.settled;
     }));
+    if (this.#group !== undefined) {
+      // On failure the driver's close() tries again and reports it.
+      await this.#driver.releaseGroup(this.#group).catch((error: Error) =>
+        this.#driver.warn(`could not remove the cgroup of sandbox "${this.id}": ${error.message}`)
+      );
+    }
     await this.#driver.removeDirectory(this.#dir, this.#record, []);
     this.#driver.sandboxClosed(this);
   }
@@ -562,6 +664,10 @@ function archiveError(error: unknown, volume: VolumeHandle): unknown {
     });
   }
   return error;
+}
+
+function hasLimits(spec: TaskSpec): boolean {
+  return spec.limits?.cpu !== undefined || spec.limits?.memoryBytes !== undefined;
 }
 
 function ignoreNotFound(error: unknown): void {

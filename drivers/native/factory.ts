@@ -13,8 +13,13 @@ import type {
   PermissionNeed,
 } from "../contract.ts";
 import { defaultStateDir } from "../../runner/state.ts";
+import { detectCgroupsSync } from "./cgroup_detect.ts";
 
-/** What the native driver honours (kept in sync with the implementation by a test). */
+/**
+ * What the native driver honours on a host without usable cgroups (kept in sync with
+ * the implementation by a test); where cgroups allow it, `limits` is true as well
+ * (see {@link nativeCapabilities}).
+ */
 export const NATIVE_CAPABILITIES: DriverCapabilities = Object.freeze({
   liveStreaming: true,
   separateStderr: true,
@@ -27,10 +32,20 @@ export const NATIVE_CAPABILITIES: DriverCapabilities = Object.freeze({
   images: false,
 });
 
+/** The native driver's capabilities, given whether this host lets it apply limits. */
+export function nativeCapabilities(limits: boolean): DriverCapabilities {
+  return limits ? LIMITED_CAPABILITIES : NATIVE_CAPABILITIES;
+}
+
+const LIMITED_CAPABILITIES: DriverCapabilities = Object.freeze({
+  ...NATIVE_CAPABILITIES,
+  limits: true,
+});
+
 /** The native driver's factory. */
 export const nativeFactory: DriverFactory = {
   name: "native",
-  capabilities: () => NATIVE_CAPABILITIES,
+  capabilities: () => nativeCapabilities(detectCgroupsSync().available),
   permissions: (config) => nativePermissions(config),
   async create(_config, context: DriverContext) {
     const { createNativeDriver } = await import("./driver.ts");
@@ -55,7 +70,7 @@ export function nativePermissions(config: Readonly<Record<string, unknown>>): Pe
       permission: "run",
       values: true,
       reason:
-        "tasks are host programs named by the pipeline, so the set cannot be listed in advance (Deno treats any --allow-run as full access, since a child process is outside Deno's sandbox); mount symlinks are made with ln -s, as Deno.symlink would need unscoped read and write",
+        "tasks are host programs named by the pipeline, so the set cannot be listed in advance (Deno treats any --allow-run as full access, since a child process is outside Deno's sandbox); mount symlinks are made with ln -s, as Deno.symlink would need unscoped read and write; CPU and memory limits are applied by /bin/sh scripts that create, write and remove cgroups under /sys/fs/cgroup (Deno opens /proc and /sys files only with --allow-all, so no --allow-read or --allow-write could scope that access)",
     },
     {
       permission: "read",

@@ -1,6 +1,6 @@
 /**
  * `pocketci gc` support for the native driver: lists the namespace's caches and
- * removes caches, processes and directories that dead runs left behind.
+ * removes caches, processes, directories and cgroups that dead runs left behind.
  *
  * @module
  */
@@ -15,6 +15,8 @@ import {
 import { listCaches, removeCache } from "./caches.ts";
 import { cacheRoot, MARKER_FILE } from "./layout.ts";
 import { processStartTime, signalGroup } from "./process_group.ts";
+import { TEARDOWN_SCRIPT } from "./cgroup_limits.ts";
+import { runShell } from "./shell.ts";
 
 /** Maintenance access to the native resources of `context.namespace`. */
 export async function createNativeMaintenance(context: DriverContext): Promise<DriverMaintenance> {
@@ -29,6 +31,8 @@ export async function createNativeMaintenance(context: DriverContext): Promise<D
           return await killRecordedGroup(resource);
         case "dir":
           return await removeRecordedDir(resource);
+        case "cgroup":
+          return await removeRecordedCgroup(resource);
         default:
           throw new DriverError("invalid", `the native driver has no ${resource.kind} resources`);
       }
@@ -72,6 +76,31 @@ async function removeRecordedDir(resource: ResourceRecord): Promise<void> {
     "invalid",
     `"${dir}" is not inside a native driver workspace; refusing to remove it`,
   );
+}
+
+/**
+ * Kills what is left in a cgroup a dead run recorded and removes it. Only paths of the
+ * driver's own layout (`.../pocketci/<run>` or `.../pocketci/<run>/<task>`) on a cgroup
+ * file system are touched.
+ */
+async function removeRecordedCgroup(resource: ResourceRecord): Promise<void> {
+  const dir = resource.id;
+  const parts = dir.split("/");
+  const at = parts.lastIndexOf("pocketci");
+  const tail = parts.length - at - 1;
+  if (
+    !dir.startsWith("/") || at < 1 || tail < 1 || tail > 2 ||
+    parts.some((part, index) => index > 0 && (part === "" || part === "." || part === ".."))
+  ) {
+    throw new DriverError("invalid", `"${dir}" is not a cgroup the native driver creates`);
+  }
+  const result = await runShell(TEARDOWN_SCRIPT, ["", "", dir]);
+  if (result.code !== 0) {
+    throw new DriverError(
+      "failed",
+      `could not remove the cgroup ${dir}: ${result.stderr.trim().split("\n").at(-1)}`,
+    );
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

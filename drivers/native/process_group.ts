@@ -13,6 +13,7 @@
 
 import { DriverError, type ExitStatus, type OutputSink } from "../contract.ts";
 import { ReplayBuffer } from "./replay_buffer.ts";
+import { SHELL } from "./shell.ts";
 
 /** How to start a process. */
 export interface GroupProcessOptions {
@@ -24,7 +25,24 @@ export interface GroupProcessOptions {
   readonly env: Readonly<Record<string, string>>;
   /** Bytes for standard input, which is then closed; absent means /dev/null. */
   readonly stdin?: Uint8Array;
+  /**
+   * `cgroup.procs` files the process joins before it runs the command (resource
+   * limits): it starts as `/bin/sh`, writes its PID to each and then execs the
+   * command, so the command never runs outside its cgroups.
+   */
+  readonly cgroupProcs?: readonly string[];
 }
+
+/**
+ * Joins the cgroups named by `$1` files `$2...`, then execs the rest of the arguments.
+ * The arguments are never interpolated into the script.
+ */
+const JOIN_SCRIPT = `n=$1; shift
+while [ "$n" -gt 0 ]; do
+  if ! echo $$ > "$1"; then echo "pocketci: cannot join the cgroup $1" >&2; exit 125; fi
+  shift; n=$((n-1))
+done
+exec "$@"`;
 
 const POLL_MS = 20;
 /** How long output may still flow after the group was killed before the pipes are cut. */
@@ -71,10 +89,24 @@ export class GroupProcess {
     // `setsid PROGRAM` (no fork: our child is never a group leader) gives the same new
     // session and group as `detached: true`, whose status Deno reports ~1.5 ms later.
     const wrapper = found.kind === "found" ? setsidBinary() : undefined;
+    let program = found.path ?? executable;
+    let programArgs = args;
+    if (options.cgroupProcs !== undefined && options.cgroupProcs.length > 0) {
+      programArgs = [
+        "-c",
+        JOIN_SCRIPT,
+        "pocketci-join",
+        String(options.cgroupProcs.length),
+        ...options.cgroupProcs,
+        program,
+        ...args,
+      ];
+      program = SHELL;
+    }
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(wrapper ?? found.path ?? executable, {
-        args: wrapper === undefined ? args : [found.path!, ...args],
+      child = new Deno.Command(wrapper ?? program, {
+        args: wrapper === undefined ? programArgs : [program, ...programArgs],
         cwd: options.cwd,
         env: { ...options.env },
         clearEnv: true,
