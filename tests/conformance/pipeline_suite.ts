@@ -61,6 +61,59 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
     await Deno.remove(result.dir, { recursive: true }).catch(() => {});
   };
 
+  test("a pipeline using every feature passes under the narrowed permissions of `pocketci run`", async () => {
+    const dir = await Deno.makeTempDir({ prefix: "pocketci-pipeline-" });
+    await Deno.mkdir(`${dir}/src`);
+    await Deno.writeTextFile(`${dir}/src/input.txt`, "from the host");
+    await Deno.writeTextFile(
+      `${dir}/pipeline.ts`,
+      header + `export default pipeline("narrowed", async () => {
+        const src = await volume("src", { from: "./src" });
+        await src.writeFiles({ "extra.txt": "written" });
+        const built = await t("build").mount(src, "src").env({ TOKEN: secret("TOKEN") })
+          .sh("cat src/input.txt src/extra.txt; mkdir -p src/dist; echo built > src/dist/out.txt; echo $TOKEN");
+        out("BUILD", built.stdout);
+        out("FILES", await src.readFiles(["dist"]));
+        await src.exportTo("./exported", { path: "dist" });
+        if (${caps.caches}) {
+          const c = await cache("narrowed-cache");
+          await t("cache").mount(c, "c").sh("echo cached > c/f");
+        }
+        if (${caps.sandboxes}) {
+          await using box = await sandbox("box").image(IMAGE).start();
+          await box.sh("mkdir -p sub && echo kept > sub/f");
+          out("BOX", (await box.workDir("sub").run("cat", "f")).stdout);
+        }
+      });`,
+    );
+    const { runCli } = await import("../helpers/cli.ts");
+    const result = await runCli(
+      ["run", `--driver=${options.driver}`, "--secret", "TOKEN", `${dir}/pipeline.ts`],
+      { env: { POCKETCI_STATE_DIR: `${dir}/.state`, TOKEN: "narrowed-secret-value" } },
+    );
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /BUILD "from the hostwritten\*\*\*\\n"/);
+    assert.doesNotMatch(result.stdout + result.stderr, /narrowed-secret-value/);
+    assert.match(result.stdout, /FILES \{"dist\/out\.txt":"built\\n"\}/);
+    assert.equal(await Deno.readTextFile(`${dir}/exported/out.txt`), "built\n");
+    if (caps.sandboxes) assert.match(result.stdout, /BOX "kept\\n"/);
+    if (caps.caches) {
+      const { collectGarbage: collect } = await import("../../runner/gc.ts");
+      await collect({
+        stateDir: `${dir}/.state`,
+        dsn: await resolveDriver(options.driver, `${dir}/pipeline.ts`),
+        defaultDsn: () => {
+          throw new Error("only the tested driver is collected");
+        },
+        factory: getDriverFactory,
+        cacheTtlMs: 1,
+        dryRun: false,
+        now: new Date(Date.now() + 60_000),
+      });
+    }
+    await Deno.remove(dir, { recursive: true });
+  });
+
   test("a successful task resolves with its result", async () => {
     const result = await run(`export default pipeline("p", async () => {
       const r = await t("hello").sh("echo out; echo err >&2");
