@@ -59,7 +59,8 @@ done`;
 
 /**
  * Prints the OOM counters ($1, $2: files or empty), then for each further directory:
- * checks it is a cgroup, kills what is in it until it is empty, and removes it.
+ * checks it is a cgroup, kills what is in it until it is empty, and removes it. A
+ * directory that vanishes meanwhile (removed by someone else) counts as removed.
  */
 export const TEARDOWN_SCRIPT = `oom=$1; failcnt=$2; shift 2
 if [ -n "$oom" ] && [ -r "$oom" ]; then echo "@oom"; cat "$oom"; fi
@@ -70,14 +71,17 @@ for d; do
   [ -w "$d/cgroup.kill" ] && echo 1 > "$d/cgroup.kill"
   i=0
   while :; do
-    pids=$(cat "$d/cgroup.procs") || exit 1
+    if ! pids=$(cat "$d/cgroup.procs" 2>/dev/null); then
+      [ -d "$d" ] || continue 2
+      cat "$d/cgroup.procs" > /dev/null; exit 1
+    fi
     [ -z "$pids" ] && break
     kill -9 $pids 2>/dev/null
     i=$((i+1))
     if [ $i -gt 500 ]; then echo "processes in $d did not exit after SIGKILL" >&2; exit 1; fi
     sleep 0.01
   done
-  rmdir "$d" || exit 1
+  if ! rmdir "$d" 2>/dev/null && [ -d "$d" ]; then rmdir "$d"; exit 1; fi
 done`;
 
 /** Hooks into the driver's bookkeeping. */

@@ -80,8 +80,8 @@ async function removeRecordedDir(resource: ResourceRecord): Promise<void> {
 
 /**
  * Kills what is left in a cgroup a dead run recorded and removes it. Only paths of the
- * driver's own layout (`.../pocketci/<run>` or `.../pocketci/<run>/<task>`) on a cgroup
- * file system are touched.
+ * driver's own layout (`.../pocketci/<run>` or `.../pocketci/<run>/<task>`) under
+ * /sys/fs/cgroup, on a cgroup file system, are touched.
  */
 async function removeRecordedCgroup(resource: ResourceRecord): Promise<void> {
   const dir = resource.id;
@@ -89,7 +89,7 @@ async function removeRecordedCgroup(resource: ResourceRecord): Promise<void> {
   const at = parts.lastIndexOf("pocketci");
   const tail = parts.length - at - 1;
   if (
-    !dir.startsWith("/") || at < 1 || tail < 1 || tail > 2 ||
+    !dir.startsWith(`${CGROUP_MOUNT}/`) || at < 1 || tail < 1 || tail > 2 ||
     parts.some((part, index) => index > 0 && (part === "" || part === "." || part === ".."))
   ) {
     throw new DriverError("invalid", `"${dir}" is not a cgroup the native driver creates`);
@@ -102,6 +102,8 @@ async function removeRecordedCgroup(resource: ResourceRecord): Promise<void> {
     );
   }
 }
+
+const CGROUP_MOUNT = "/sys/fs/cgroup";
 
 async function exists(path: string): Promise<boolean> {
   return await Deno.lstat(path).then(() => true, () => false);

@@ -799,6 +799,27 @@ export function defineDriverConformance(options: ConformanceOptions): void {
           }),
         );
         assert.notEqual(result.status.code, 0, "a 32 MiB limit did not stop a 300 MB sort");
+        assert.equal(result.status.oomKilled, true, "the OOM kill is reported");
+        const grown = await run(
+          driver,
+          sh(`x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo "\${#x}"`, {
+            limits: { memoryBytes: 32 * 1024 * 1024 },
+          }),
+        );
+        assert.deepEqual(
+          [grown.status.code, grown.status.oomKilled],
+          [137, true],
+          "a shell that outgrows 32 MiB is OOM-killed",
+        );
+        const cpu = await run(driver, sh(READ_CPU_QUOTA, { limits: { cpu: 0.5 } }));
+        assert.equal(cpu.stdout, "50000 100000\n", `CPU quota seen by the task: ${cpu.stderr}`);
+        if (caps.sandboxes) {
+          const box = await driver.startSandbox(spec([], { limits: { cpu: 0.5 } }));
+          const output = new OutputCollector();
+          await box.exec({ command: ["sh", "-c", READ_CPU_QUOTA] }, output.sink);
+          await box.close();
+          assert.equal(output.stdout, "50000 100000\n", "CPU quota seen by a sandbox call");
+        }
       } else {
         await assert.rejects(
           () => run(driver, sh("true", { limits: { memoryBytes: 64 * 1024 * 1024 } })),
@@ -818,6 +839,23 @@ export function defineDriverConformance(options: ConformanceOptions): void {
     });
   });
 }
+
+/**
+ * Prints "quota period" of the CPU cgroup the calling process is in: its own group from
+ * /proc/self/cgroup (cgroup v2 cpu.max, v1 cpu.cfs_quota_us), else the root of the
+ * hierarchy mounted in a container (which is the container's own group).
+ */
+const READ_CPU_QUOTA = `while IFS=: read -r id ctl path; do
+  case ",$ctl," in
+    ,,) for f in "/sys/fs/cgroup$path/cpu.max" "/sys/fs/cgroup/unified$path/cpu.max"; do
+          if [ -r "$f" ]; then cat "$f"; exit 0; fi; done ;;
+    *,cpu,*) for d in "/sys/fs/cgroup/$ctl$path" "/sys/fs/cgroup/$ctl" /sys/fs/cgroup/cpu,cpuacct /sys/fs/cgroup/cpu; do
+          if [ -r "$d/cpu.cfs_quota_us" ]; then
+            echo "$(cat "$d/cpu.cfs_quota_us") $(cat "$d/cpu.cfs_period_us")"; exit 0; fi; done ;;
+  esac
+done < /proc/self/cgroup
+if [ -r /sys/fs/cgroup/cpu.max ]; then cat /sys/fs/cgroup/cpu.max; exit 0; fi
+echo "no cpu cgroup found" >&2; exit 1`;
 
 function isUnsupported(capability: string): (error: unknown) => boolean {
   return (error: unknown) =>

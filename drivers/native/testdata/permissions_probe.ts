@@ -63,6 +63,31 @@ if (new TextDecoder().decode(entries[0]?.content) !== "in") throw new Error("cac
 const box = await driver.startSandbox({ id: "b", name: "b", command: [], env: {}, mounts: [] });
 if ((await box.exec({ command: ["true"] }, () => {})).code !== 0) throw new Error("exec failed");
 await box.close();
+if (driver.capabilities.limits) {
+  // cgroups are handled through /bin/sh: the declared permissions are enough for them.
+  const limits = { cpu: 0.5, memoryBytes: 32 * 1024 * 1024 };
+  const oom = await driver.startTask({
+    id: "oom",
+    name: "oom",
+    command: ["sh", "-c", 'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo "${#x}"'],
+    env: {},
+    mounts: [],
+    limits,
+  }, () => {});
+  if ((await oom.wait()).oomKilled !== true) throw new Error("limited task was not OOM-killed");
+  const limited = await driver.startSandbox({
+    id: "lb",
+    name: "lb",
+    command: [],
+    env: {},
+    mounts: [],
+    limits,
+  });
+  if ((await limited.exec({ command: ["true"] }, () => {})).code !== 0) {
+    throw new Error("limited exec failed");
+  }
+  await limited.close();
+}
 const report = await driver.close();
 if (report.failed.length > 0) throw new Error(JSON.stringify(report.failed));
 const maintenance = await nativeFactory.maintenance!({}, context);
