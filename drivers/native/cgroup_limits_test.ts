@@ -17,6 +17,8 @@ import { detectCgroups } from "./cgroup_detect.ts";
 import { createNativeDriver } from "./driver.ts";
 import { createNativeMaintenance } from "./maintenance.ts";
 import { runShell } from "./shell.ts";
+import { parseJournal } from "../../runner/state.ts";
+import { runCli, tempProject } from "../../tests/helpers/cli.ts";
 
 const support = await detectCgroups();
 const required = Deno.env.get("CI") === "true";
@@ -276,5 +278,66 @@ Deno.test("native limits: a host without usable cgroups refuses limits and says 
   } finally {
     await driver.close();
     await ctx.dispose();
+  }
+});
+
+limitsTest("pocketci gc removes the cgroups of a run killed with kill -9", async () => {
+  const dir = await tempProject({
+    "pipeline.ts": `import { pipeline, task } from "pocketci";
+export default pipeline("limited", async () => {
+  await task("long").limits({ cpu: 0.5, memory: "64Mi" }).sh("echo started; sleep 120");
+});`,
+  });
+  const stateDir = `${dir}/.state`;
+  const env = { POCKETCI_STATE_DIR: stateDir, NO_COLOR: "1" };
+  const runner = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--unstable-worker-options",
+      `--config=${new URL("../../deno.json", import.meta.url).pathname}`,
+      new URL("../../pocketci.ts", import.meta.url).pathname,
+      "run",
+      "--in-process",
+      `${dir}/pipeline.ts`,
+    ],
+    env,
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    const reader = runner.stdout.getReader();
+    let seen = "";
+    while (!seen.includes("long | started")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the run ended early: ${seen}`);
+      seen += new TextDecoder().decode(value);
+    }
+    runner.kill("SIGKILL");
+    await runner.status;
+    await reader.cancel();
+    const outstanding = [];
+    for await (const entry of Deno.readDir(`${stateDir}/runs`)) {
+      const path = `${stateDir}/runs/${entry.name}`;
+      outstanding.push(...parseJournal(path, await Deno.readTextFile(path)).outstanding);
+    }
+    const cgroups = outstanding.filter((resource) => resource.kind === "cgroup");
+    const process = outstanding.find((resource) => resource.kind === "process");
+    assert.ok(cgroups.length >= 2 && process !== undefined, JSON.stringify(outstanding));
+    for (const cgroup of cgroups) assert.ok(await exists(cgroup.id), `${cgroup.id} was left`);
+
+    const collected = await runCli(["gc"], { env });
+    assert.equal(collected.code, 0, collected.stdout + collected.stderr);
+    assert.match(collected.stdout, /removed\s+native cgroup/);
+    for (const cgroup of cgroups) assert.equal(await exists(cgroup.id), false, cgroup.id);
+    assert.equal(await alive(process.id), false, "the task died with its cgroups");
+  } finally {
+    try {
+      runner.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+    await runner.status;
+    await Deno.remove(dir, { recursive: true });
   }
 });
