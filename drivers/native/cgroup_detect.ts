@@ -66,11 +66,17 @@ export interface DirProbe {
   readonly controllers: readonly string[];
   /** cgroup v2 `cgroup.subtree_control`. */
   readonly subtree: readonly string[];
-  /** Processes in `cgroup.procs`. */
+  /** 1 when `cgroup.procs` lists any process, else 0. */
   readonly procs: number;
 }
 
-const DUMP_SCRIPT = 'cat /proc/self/cgroup && echo "@@" && cat /proc/self/mountinfo';
+// Shell builtins only (no fork per file): detection runs at the start of every run.
+const DUMP_SCRIPT =
+  `while IFS= read -r l; do printf '%s\\n' "$l"; done < /proc/self/cgroup || exit 1
+echo @@
+while IFS= read -r l; do
+  case $l in *" - cgroup"*) printf '%s\\n' "$l" ;; esac
+done < /proc/self/mountinfo`;
 
 const PROBE_FILES = [
   "cgroup.procs",
@@ -92,9 +98,15 @@ const PROBE_SCRIPT = `for d; do
   for f in ${PROBE_FILES.join(" ")}; do
     if [ -w "$d/$f" ]; then echo "file $f w"; elif [ -e "$d/$f" ]; then echo "file $f r"; fi
   done
-  [ -r "$d/cgroup.controllers" ] && echo "controllers $(cat "$d/cgroup.controllers")"
-  [ -r "$d/cgroup.subtree_control" ] && echo "subtree $(cat "$d/cgroup.subtree_control")"
-  [ -r "$d/cgroup.procs" ] && echo "procs $(wc -l < "$d/cgroup.procs")"
+  if [ -r "$d/cgroup.controllers" ]; then
+    c=; read -r c < "$d/cgroup.controllers"; echo "controllers $c"
+  fi
+  if [ -r "$d/cgroup.subtree_control" ]; then
+    c=; read -r c < "$d/cgroup.subtree_control"; echo "subtree $c"
+  fi
+  if [ -r "$d/cgroup.procs" ]; then
+    n=0; while read -r p; do n=1; break; done < "$d/cgroup.procs"; echo "procs $n"
+  fi
 done
 exit 0`;
 

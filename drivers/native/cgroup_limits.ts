@@ -59,21 +59,29 @@ done`;
 
 /**
  * Prints the OOM counters ($1, $2: files or empty), then for each further directory:
- * checks it is a cgroup, kills what is in it until it is empty, and removes it. A
+ * checks it is a cgroup when $3 is `check`, kills what is in it until it is empty, and
+ * removes it. A
  * directory that vanishes meanwhile (removed by someone else) counts as removed.
  */
-export const TEARDOWN_SCRIPT = `oom=$1; failcnt=$2; shift 2
-if [ -n "$oom" ] && [ -r "$oom" ]; then echo "@oom"; cat "$oom"; fi
-if [ -n "$failcnt" ] && [ -r "$failcnt" ]; then echo "@failcnt $(cat "$failcnt")"; fi
+export const TEARDOWN_SCRIPT = `oom=$1; failcnt=$2; check=$3; shift 3
+if [ -n "$oom" ] && [ -r "$oom" ]; then
+  echo "@oom"; while IFS= read -r l; do printf '%s\\n' "$l"; done < "$oom"
+fi
+if [ -n "$failcnt" ] && [ -r "$failcnt" ]; then read -r n < "$failcnt"; echo "@failcnt $n"; fi
 for d; do
   [ -d "$d" ] || continue
-  case $(stat -f -c %T "$d") in cgroupfs|cgroup2fs) ;; *) echo "$d is not a cgroup" >&2; exit 1 ;; esac
+  if [ "$check" = check ]; then
+    case $(stat -f -c %T "$d") in cgroupfs|cgroup2fs) ;; *) echo "$d is not a cgroup" >&2; exit 1 ;; esac
+  fi
   [ -w "$d/cgroup.kill" ] && echo 1 > "$d/cgroup.kill"
   i=0
   while :; do
-    if ! pids=$(cat "$d/cgroup.procs" 2>/dev/null); then
+    pids=
+    if [ -r "$d/cgroup.procs" ]; then
+      while read -r p; do pids="$pids $p"; done < "$d/cgroup.procs"
+    else
       [ -d "$d" ] || continue 2
-      cat "$d/cgroup.procs" > /dev/null; exit 1
+      echo "cannot read $d/cgroup.procs" >&2; exit 1
     fi
     [ -z "$pids" ] && break
     kill -9 $pids 2>/dev/null
@@ -175,6 +183,7 @@ export class CgroupLimits {
     const result = await runShell(TEARDOWN_SCRIPT, [
       group.oomFile ?? "",
       failcnt,
+      "",
       ...group.dirs,
     ]);
     const oomKilled = parseOomKills(result.stdout) > group.oomKills;
@@ -201,7 +210,7 @@ export class CgroupLimits {
     const failed: LimitFailure[] = [];
     for (const pending of this.#runDirs.values()) {
       const record = await pending;
-      const result = await runShell(TEARDOWN_SCRIPT, ["", "", record.id]);
+      const result = await runShell(TEARDOWN_SCRIPT, ["", "", "", record.id]);
       if (result.code === 0) await this.#owner.forget(record);
       else failed.push({ resource: record, reason: lastLine(result.stderr) });
     }

@@ -94,7 +94,7 @@ async function removeRecordedCgroup(resource: ResourceRecord): Promise<void> {
   ) {
     throw new DriverError("invalid", `"${dir}" is not a cgroup the native driver creates`);
   }
-  const result = await runShell(TEARDOWN_SCRIPT, ["", "", dir]);
+  const result = await runShell(TEARDOWN_SCRIPT, ["", "", "check", dir]);
   if (result.code !== 0) {
     throw new DriverError(
       "failed",
