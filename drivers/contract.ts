@@ -240,6 +240,11 @@ export interface Driver {
   readonly name: DriverName;
   /** What it can honour. */
   readonly capabilities: DriverCapabilities;
+  /**
+   * Why a capability is not claimed, when that depends on the host rather than the
+   * driver (native `limits`: no usable cgroups), for the error a pipeline gets.
+   */
+  readonly unsupportedReasons?: Readonly<Partial<Record<CapabilityName, string>>>;
   /** Starts a task. Rejects with {@link DriverError} when it could not start. */
   startTask(spec: TaskSpec, output: OutputSink): Promise<TaskHandle>;
   /**

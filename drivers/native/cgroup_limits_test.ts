@@ -262,6 +262,7 @@ Deno.test("native limits: a host without usable cgroups refuses limits and says 
   const driver = await createNativeDriver(ctx, { cgroups: { available: false, reason } });
   try {
     assert.equal(driver.capabilities.limits, false);
+    assert.deepEqual(driver.unsupportedReasons, { limits: reason });
     for (const limits of [{ cpu: 1 }, { memoryBytes: 64 * MiB }]) {
       await assert.rejects(
         () => driver.startTask(sh("true", { limits }), () => {}),

@@ -15,6 +15,7 @@ import { extractTar, packDirectory } from "../archive/mod.ts";
 import { ArchivePathError, isInside, joinPath, normalizeRelative } from "../archive/paths.ts";
 import { TarError } from "../archive/tar_format.ts";
 import {
+  type CapabilityName,
   type CleanupReport,
   type Driver,
   type DriverCapabilities,
@@ -93,6 +94,7 @@ export async function createNativeDriver(
 class NativeDriver implements Driver {
   readonly name = "native" as const;
   readonly capabilities: DriverCapabilities;
+  readonly unsupportedReasons: Readonly<Partial<Record<CapabilityName, string>>>;
   readonly #context: DriverContext;
   readonly #workspace: string;
   readonly #cacheRoot: string;
@@ -114,6 +116,7 @@ class NativeDriver implements Driver {
     this.#cacheRoot = caches;
     this.capabilities = nativeCapabilities(cgroups.available);
     this.#limitsUnavailable = cgroups.available ? "" : cgroups.reason;
+    this.unsupportedReasons = cgroups.available ? {} : { limits: cgroups.reason };
     this.#limits = cgroups.available
       ? new CgroupLimits(cgroups.layout, {
         context,
