@@ -116,18 +116,31 @@ let cachedSync: CgroupSupport | undefined;
 /** Detects cgroup support once per process (the answer does not change while it runs). */
 export function detectCgroups(): Promise<CgroupSupport> {
   if (cachedSync !== undefined) return Promise.resolve(cachedSync);
-  cached ??= detectOnce().then((support) => cachedSync = support);
+  cached ??= detectOnce().catch(failed).then((support) => cachedSync = support);
   return cached;
+}
+
+function failed(error: unknown): CgroupSupport {
+  return {
+    available: false,
+    reason: `could not inspect the host's cgroups (${
+      (error as Error).message
+    }); or use --driver=docker`,
+  };
 }
 
 /** {@link detectCgroups} for synchronous callers (the factory's `capabilities()`). */
 export function detectCgroupsSync(): CgroupSupport {
   if (cachedSync !== undefined) return cachedSync;
   if (Deno.build.os !== "linux") return cachedSync = NOT_LINUX;
-  const dump = runShellSync(DUMP_SCRIPT, []);
-  const plan = planFromDump(dump);
-  if (!("candidates" in plan)) return cachedSync = plan;
-  return cachedSync = decideSupport(plan, parseProbe(runShellSync(PROBE_SCRIPT, plan.candidates)));
+  try {
+    const plan = planFromDump(runShellSync(DUMP_SCRIPT, []));
+    if (!("candidates" in plan)) return cachedSync = plan;
+    const probes = parseProbe(runShellSync(PROBE_SCRIPT, plan.candidates));
+    return cachedSync = decideSupport(plan, probes);
+  } catch (error) {
+    return cachedSync = failed(error);
+  }
 }
 
 const NOT_LINUX: CgroupSupport = {
