@@ -245,3 +245,38 @@ export default pipeline("stubborn", async () => {
   assert.deepEqual(await Array.fromAsync(Deno.readDir(`${dir}/.state/work`)), []);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test({
+  name: "run: colour on a TTY (through script(1)), none when NO_COLOR is set",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const { dir, env } = await project(`
+import { pipeline, task } from "pocketci";
+export default pipeline("tty", async () => { await task("t").run("echo", "hi"); });`);
+    const entry = new URL("../pocketci.ts", import.meta.url).pathname;
+    const command =
+      `${Deno.execPath()} run -A --unstable-worker-options ${entry} run ${dir}/pipeline.ts`;
+    const underTty = async (extra: Record<string, string>) => {
+      const output = await new Deno.Command("script", {
+        args: ["-qec", command, "/dev/null"],
+        clearEnv: true,
+        env: {
+          PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+          HOME: Deno.env.get("HOME") ?? "/",
+          ...env,
+          ...extra,
+        },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(output.code, 0);
+      return new TextDecoder().decode(output.stdout);
+    };
+    const coloured = await underTty({});
+    assert.ok(coloured.includes("\u001b[36mt |\u001b[0m hi"), JSON.stringify(coloured));
+    const plain = await underTty({ NO_COLOR: "1" });
+    assert.ok(!plain.includes("\u001b["), JSON.stringify(plain));
+    assert.match(plain, /t \| hi/);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
