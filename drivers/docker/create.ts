@@ -17,6 +17,8 @@ export interface DockerDriverOptions {
   readonly host?: string;
   /** Where `host` came from, for error messages (default "the given host"). */
   readonly hostSource?: string;
+  /** The Docker CLI config with registry credentials (default `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`). */
+  readonly dockerConfigPath?: string;
   /** SSH settings for an `ssh://` host (keys, known_hosts, a host-key check of the caller's own). */
   readonly ssh?: EngineSshOptions;
 }
@@ -31,5 +33,5 @@ export async function createDockerDriver(
     ? parseEngineHost(options.host, options.hostSource ?? "the given host", env)
     : resolveEngineAddress(undefined, env);
   const engine = await openEngine(address, options.ssh);
-  return new DockerDriver(engine, context);
+  return new DockerDriver(engine, context, { dockerConfigPath: options.dockerConfigPath });
 }

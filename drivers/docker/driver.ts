@@ -100,12 +100,12 @@ export class DockerDriver implements Driver {
   #network: Promise<string> | undefined;
   #closing: Promise<CleanupReport> | undefined;
 
-  /** Binds a driver to an open engine and a run. */
-  constructor(engine: Engine, context: DriverContext) {
+  /** Binds a driver to an open engine and a run (`dockerConfigPath`: registry credentials file). */
+  constructor(engine: Engine, context: DriverContext, options: { dockerConfigPath?: string } = {}) {
     this.#engine = engine;
     this.#docker = engine.docker;
     this.#tracker = new ResourceTracker(context, describeAddress(engine.address));
-    this.#images = new ImageManager(this.#docker);
+    this.#images = new ImageManager(this.#docker, options.dockerConfigPath);
     this.#volumes = new VolumeStore(this.#docker, this.#tracker);
   }
 

@@ -96,10 +96,12 @@ export class ImageManager {
   readonly #docker: Docker;
   readonly #present = new Map<string, Promise<void>>();
   readonly #pulls = new Map<string, Promise<void>>();
+  readonly #configPath: string | undefined;
 
-  /** Creates a manager for one engine. */
-  constructor(docker: Docker) {
+  /** Creates a manager for one engine; `configPath` overrides the Docker CLI config's location. */
+  constructor(docker: Docker, configPath?: string) {
     this.#docker = docker;
+    this.#configPath = configPath;
   }
 
   /** Resolves once `image` is present according to `policy`. */
@@ -153,7 +155,8 @@ export class ImageManager {
     let auth;
     try {
       const config = await readDockerConfig(
-        dockerConfigPath({ DOCKER_CONFIG: envValue("DOCKER_CONFIG"), HOME: envValue("HOME") }),
+        this.#configPath ??
+          dockerConfigPath({ DOCKER_CONFIG: envValue("DOCKER_CONFIG"), HOME: envValue("HOME") }),
       );
       auth = await authForImage(ref, config);
     } catch (error) {

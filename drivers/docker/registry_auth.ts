@@ -82,12 +82,17 @@ export async function readDockerConfig(path: string | undefined): Promise<Docker
 }
 
 /** Runs `docker-credential-<helper> get` for a registry. */
-async function fromHelper(helper: string, server: string): Promise<RegistryAuth | undefined> {
+async function fromHelper(
+  helper: string,
+  server: string,
+  env?: Record<string, string>,
+): Promise<RegistryAuth | undefined> {
   const command = new Deno.Command(`docker-credential-${helper}`, {
     args: ["get"],
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
+    env,
   });
   let child: Deno.ChildProcess;
   try {
@@ -120,17 +125,21 @@ async function fromHelper(helper: string, server: string): Promise<RegistryAuth 
   return { username: parsed.Username, password: parsed.Secret, serveraddress: server };
 }
 
-/** The credentials configured for the registry an image comes from, if any. */
+/**
+ * The credentials configured for the registry an image comes from, if any. `helperEnv` adds
+ * variables for credential helpers (the process environment is passed on as well).
+ */
 export async function authForImage(
   image: string,
   config: DockerConfigFile,
+  helperEnv?: Record<string, string>,
 ): Promise<RegistryAuth | undefined> {
   const registry = registryOf(image);
   const keys = configKeys(registry);
   const server = registry === "docker.io" ? DOCKER_HUB : registry;
   for (const key of keys) {
     const helper = config.credHelpers?.[key];
-    if (helper) return await fromHelper(helper, server);
+    if (helper) return await fromHelper(helper, server, helperEnv);
   }
   for (const key of keys) {
     const entry = config.auths?.[key];
@@ -149,7 +158,7 @@ export async function authForImage(
       return { username: entry.username, password: entry.password, serveraddress: server };
     }
   }
-  if (config.credsStore) return await fromHelper(config.credsStore, server);
+  if (config.credsStore) return await fromHelper(config.credsStore, server, helperEnv);
   return undefined;
 }
 

@@ -36,7 +36,9 @@ Deno.test("registry auth: inline auths, identity tokens and Docker Hub's keys", 
 
 Deno.test("registry auth: credential helpers (per registry and credsStore) are run with the server on stdin", async () => {
   const dir = await Deno.makeTempDir();
-  const path = Deno.env.get("PATH");
+  // The helper is found through PATH; it is given to the helper only, never set process-wide
+  // (other tests run concurrently).
+  const helperEnv = { PATH: `${"DIR"}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}` };
   try {
     // A helper that answers for one server and says "not found" for the others.
     await Deno.writeTextFile(
@@ -53,26 +55,25 @@ fi
 `,
     );
     await Deno.chmod(`${dir}/docker-credential-fake`, 0o755);
-    Deno.env.set("PATH", `${dir}:${path}`);
+    helperEnv.PATH = helperEnv.PATH.replace("DIR", dir);
     const perRegistry = { credHelpers: { "registry.example": "fake" } };
-    assert.deepEqual(await authForImage("registry.example/app", perRegistry), {
+    assert.deepEqual(await authForImage("registry.example/app", perRegistry, helperEnv), {
       username: "robot",
       password: "s3cret",
       serveraddress: "registry.example",
     });
     const store = { credsStore: "fake" };
-    assert.deepEqual(await authForImage("token.example/app", store), {
+    assert.deepEqual(await authForImage("token.example/app", store, helperEnv), {
       identitytoken: "refresh",
       serveraddress: "token.example",
     });
-    assert.equal(await authForImage("busybox", store), undefined);
+    assert.equal(await authForImage("busybox", store, helperEnv), undefined);
     assert.deepEqual(credentialHelpers({ ...perRegistry, ...store }), ["docker-credential-fake"]);
     await assert.rejects(
-      () => authForImage("x.example/app", { credsStore: "absent" }),
+      () => authForImage("x.example/app", { credsStore: "absent" }, helperEnv),
       /docker-credential-absent/,
     );
   } finally {
-    Deno.env.set("PATH", path ?? "");
     await Deno.remove(dir, { recursive: true });
   }
 });

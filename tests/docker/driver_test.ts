@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 // @ts-types="npm:@types/dockerode@^3"
 import Docker from "dockerode";
 import { type Driver, DriverError, type TaskSpec } from "../../drivers/contract.ts";
+import { createDockerDriver } from "../../drivers/docker/create.ts";
 import { dockerFactory } from "../../drivers/docker/factory.ts";
 import { LABEL } from "../../drivers/docker/labels.ts";
 import { createTestContext, type TestContext } from "../conformance/context.ts";
@@ -347,29 +348,30 @@ test("pulls send the credentials from the Docker CLI config to the registry", as
   });
   const registry = `127.0.0.1:${server.addr.port}`;
   const configDir = await Deno.makeTempDir();
-  const saved = Deno.env.get("DOCKER_CONFIG");
+  const ctx = await createTestContext();
   try {
     await Deno.writeTextFile(
       `${configDir}/config.json`,
       JSON.stringify({ auths: { [registry]: { auth: btoa("ci-robot:registry-pass") } } }),
     );
-    Deno.env.set("DOCKER_CONFIG", configDir);
-    await withDriver(async (driver) => {
-      const image = `${registry}/pocketci/absent:1`;
+    const driver = await createDockerDriver(ctx, { dockerConfigPath: `${configDir}/config.json` });
+    const image = `${registry}/pocketci/absent:1`;
+    try {
       await assert.rejects(
         () => driver.startTask(spec(["true"], { image }), () => {}),
         (error: unknown) =>
           error instanceof DriverError && error.code === "image_not_found" &&
           error.message.startsWith(`cannot pull image ${image}: `) && !error.message.includes("\n"),
       );
-    });
+    } finally {
+      assert.deepEqual((await driver.close()).failed, []);
+    }
     assert.ok(
       seen.includes(`Basic ${btoa("ci-robot:registry-pass")}`),
       `the registry saw: ${JSON.stringify(seen)}`,
     );
   } finally {
-    if (saved === undefined) Deno.env.delete("DOCKER_CONFIG");
-    else Deno.env.set("DOCKER_CONFIG", saved);
+    await ctx.dispose();
     await server.shutdown();
     await Deno.remove(configDir, { recursive: true });
   }

@@ -9,14 +9,13 @@
  */
 
 import assert from "node:assert/strict";
-import { type Driver, DriverError } from "../../drivers/contract.ts";
+import { type Driver, type DriverContext, DriverError } from "../../drivers/contract.ts";
 import { createDockerDriver } from "../../drivers/docker/create.ts";
-import { dockerFactory } from "../../drivers/docker/factory.ts";
 import { createTestContext } from "../conformance/context.ts";
 import { OutputCollector } from "../conformance/driver_suite.ts";
 import { runCli } from "../helpers/cli.ts";
 import { engineProblem, TEST_IMAGE } from "./engine_fixture.ts";
-import { sshdProblem, startSshd } from "./sshd_fixture.ts";
+import { type SshdFixture, sshdProblem, startSshd } from "./sshd_fixture.ts";
 
 const problem = (await engineProblem()) ?? (await sshdProblem());
 const ignore = problem !== undefined && Deno.env.get("CI") !== "true";
@@ -31,18 +30,21 @@ const test = (name: string, fn: () => Promise<void>) =>
     fn,
   });
 
-/** Runs `fn` with HOME pointing at the fixture's home and no ssh-agent, as a user with that ~/.ssh. */
-async function withHome<T>(home: string, fn: () => Promise<T>): Promise<T> {
-  const saved = { HOME: Deno.env.get("HOME"), SSH_AUTH_SOCK: Deno.env.get("SSH_AUTH_SOCK") };
-  Deno.env.set("HOME", home);
-  Deno.env.delete("SSH_AUTH_SOCK");
-  try {
-    return await fn();
-  } finally {
-    if (saved.HOME === undefined) Deno.env.delete("HOME");
-    else Deno.env.set("HOME", saved.HOME);
-    if (saved.SSH_AUTH_SOCK !== undefined) Deno.env.set("SSH_AUTH_SOCK", saved.SSH_AUTH_SOCK);
-  }
+/**
+ * Opens a driver the way the DSN `docker:host=ssh://...` does, with the fixture's `~/.ssh` (the
+ * process environment is shared by concurrently running tests, so HOME is not changed here; the
+ * CLI test below runs a real `pocketci run` with HOME set).
+ */
+function sshDriver(sshd: SshdFixture, ctx: DriverContext, knownHosts?: string): Promise<Driver> {
+  return createDockerDriver(ctx, {
+    host: sshd.url,
+    hostSource: "the DSN's host parameter",
+    ssh: {
+      home: sshd.home,
+      agentSocket: false,
+      knownHostsFiles: [knownHosts ?? `${sshd.home}/.ssh/known_hosts`],
+    },
+  });
 }
 
 async function runTask(
@@ -74,8 +76,8 @@ test("tasks, stdin, volumes and a sandbox exec with stdin work over one SSH conn
   const sshd = await startSshd();
   const ctx = await createTestContext();
   try {
-    await withHome(sshd.home, async () => {
-      const driver = await dockerFactory.create({ host: sshd.url }, ctx);
+    {
+      const driver = await sshDriver(sshd, ctx);
       try {
         const hello = await runTask(driver, ["sh", "-c", "echo out; echo err >&2; exit 4"]);
         assert.deepEqual([hello.code, hello.out.stdout, hello.out.stderr], [4, "out\n", "err\n"]);
@@ -125,7 +127,7 @@ test("tasks, stdin, volumes and a sandbox exec with stdin work over one SSH conn
         const report = await driver.close();
         assert.deepEqual(report.failed, []);
       }
-    });
+    }
     const logins = sshd.log().match(/Accepted publickey for root/g) ?? [];
     assert.equal(
       logins.length,
@@ -144,14 +146,14 @@ test("a hashed known_hosts entry ([host]:port) is accepted", async () => {
   try {
     const knownHosts = await Deno.readTextFile(`${sshd.home}/.ssh/known_hosts`);
     assert.match(knownHosts, /^\|1\|/, "the fixture should have hashed the entry");
-    await withHome(sshd.home, async () => {
-      const driver = await dockerFactory.create({ host: sshd.url }, ctx);
+    {
+      const driver = await sshDriver(sshd, ctx);
       try {
         assert.equal((await runTask(driver, ["true"])).code, 0);
       } finally {
         await driver.close();
       }
-    });
+    }
   } finally {
     await ctx.dispose();
     await sshd.stop();
@@ -170,9 +172,9 @@ test("a changed host key is refused with a clear error", async () => {
       `${sshd.home}/.ssh/known_hosts`,
       `[127.0.0.1]:${sshd.port} ${otherKey}\n`,
     );
-    await withHome(sshd.home, async () => {
+    {
       await assert.rejects(
-        () => dockerFactory.create({ host: sshd.url }, ctx),
+        () => sshDriver(sshd, ctx),
         (error: unknown) => {
           assert.ok(error instanceof DriverError);
           assert.match(
@@ -184,7 +186,7 @@ test("a changed host key is refused with a clear error", async () => {
           return true;
         },
       );
-    });
+    }
     assert.equal(
       (sshd.log().match(/Accepted publickey/g) ?? []).length,
       0,
@@ -201,12 +203,12 @@ test("an unknown host key is refused, naming the fingerprint and how to add it",
   const ctx = await createTestContext();
   try {
     await Deno.writeTextFile(`${sshd.home}/.ssh/known_hosts`, "");
-    await withHome(sshd.home, async () => {
+    {
       await assert.rejects(
-        () => dockerFactory.create({ host: sshd.url }, ctx),
+        () => sshDriver(sshd, ctx),
         /host key of \[127\.0\.0\.1\]:\d+ \(ssh-ed25519 SHA256:.+\) is not in .*known_hosts; .*ssh-keyscan -p \d+ 127\.0\.0\.1/,
       );
-    });
+    }
   } finally {
     await ctx.dispose();
     await sshd.stop();
@@ -218,9 +220,9 @@ test("a key the server does not accept, and a closed port, are one-line errors",
   const ctx = await createTestContext();
   try {
     await Deno.writeTextFile(`${sshd.dir}/authorized_keys`, "");
-    await withHome(sshd.home, async () => {
+    {
       await assert.rejects(
-        () => dockerFactory.create({ host: sshd.url }, ctx),
+        () => sshDriver(sshd, ctx),
         /accepted none of the keys offered \(.*id_ed25519\)/,
       );
       const closed = (() => {
@@ -230,10 +232,14 @@ test("a key the server does not accept, and a closed port, are one-line errors",
         return port;
       })();
       await assert.rejects(
-        () => dockerFactory.create({ host: `ssh://root@127.0.0.1:${closed}` }, ctx),
+        () =>
+          createDockerDriver(ctx, {
+            host: `ssh://root@127.0.0.1:${closed}`,
+            ssh: { home: sshd.home, agentSocket: false },
+          }),
         /ssh: cannot connect to root@127\.0\.0\.1:\d+: ECONNREFUSED/,
       );
-    });
+    }
   } finally {
     await ctx.dispose();
     await sshd.stop();
