@@ -106,8 +106,14 @@ export async function main(args: string[]): Promise<number> {
     if (error instanceof DsnError) throw new UsageError(`--driver: ${error.message}`);
     throw error;
   }
+  let stateDir: string;
+  try {
+    stateDir = flags.stateDir ?? defaultStateDir(env);
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}, or pass --state-dir DIR`);
+  }
   const report = await collectGarbage({
-    stateDir: flags.stateDir ?? defaultStateDir(env),
+    stateDir,
     dsn,
     defaultDsn: (driver) => resolveDsn(driver, { env, cwd: Deno.cwd() }),
     factory: getDriverFactory,

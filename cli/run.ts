@@ -206,7 +206,12 @@ export async function launchConfig(
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  const stateDir = flags.stateDir ?? defaultStateDir(env);
+  let stateDir: string;
+  try {
+    stateDir = flags.stateDir ?? defaultStateDir(env);
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}, or pass --state-dir DIR`);
+  }
   return {
     pipelinePath,
     dsn,
