@@ -97,6 +97,7 @@ export class DockerDriver implements Driver {
   readonly #removalFailures: { resource: ResourceRecord; reason: string }[] = [];
   readonly #sandboxes = new Set<DockerSandbox>();
   readonly #removedTasks = new Set<string>();
+  readonly #inflight = new Set<Promise<unknown>>();
   #network: Promise<string> | undefined;
   #closing: Promise<CleanupReport> | undefined;
 
@@ -191,9 +192,21 @@ export class DockerDriver implements Driver {
     };
   }
 
+  /** Keeps track of an operation that may create resources, so close() can wait for it. */
+  #track<T>(operation: Promise<T>): Promise<T> {
+    this.#inflight.add(operation);
+    const done = () => this.#inflight.delete(operation);
+    operation.then(done, done);
+    return operation;
+  }
+
   /** Starts a task; a task ID that already has a container in this run returns that container. */
   async startTask(spec: TaskSpec, output: OutputSink): Promise<TaskHandle> {
     this.#assertOpen();
+    return await this.#track(this.#startTask(spec, output));
+  }
+
+  async #startTask(spec: TaskSpec, output: OutputSink): Promise<TaskHandle> {
     const { image, network } = await this.#prepare(spec, "task");
     const { namespace, runId } = this.#tracker;
     const name = this.containerName(spec.id);
@@ -303,6 +316,10 @@ export class DockerDriver implements Driver {
   /** Creates a volume or opens a cache. */
   async createVolume(spec: VolumeSpec): Promise<VolumeHandle> {
     this.#assertOpen();
+    return await this.#track(this.#createVolume(spec));
+  }
+
+  async #createVolume(spec: VolumeSpec): Promise<VolumeHandle> {
     try {
       return await this.#volumes.create(spec);
     } catch (error) {
@@ -317,20 +334,31 @@ export class DockerDriver implements Driver {
   }
 
   /** Extracts a tar stream into a volume. */
-  putArchive(volume: VolumeHandle, tar: ReadableStream<Uint8Array>, path?: string): Promise<void> {
+  async putArchive(
+    volume: VolumeHandle,
+    tar: ReadableStream<Uint8Array>,
+    path?: string,
+  ): Promise<void> {
     this.#assertOpen();
-    return this.#volumes.putArchive(volume, tar, path);
+    return await this.#track(this.#volumes.putArchive(volume, tar, path));
   }
 
   /** A tar stream of a volume or of some of its paths. */
-  getArchive(volume: VolumeHandle, paths?: readonly string[]): Promise<ReadableStream<Uint8Array>> {
+  async getArchive(
+    volume: VolumeHandle,
+    paths?: readonly string[],
+  ): Promise<ReadableStream<Uint8Array>> {
     this.#assertOpen();
-    return this.#volumes.getArchive(volume, paths);
+    return await this.#track(this.#volumes.getArchive(volume, paths));
   }
 
   /** Starts a long-lived sandbox container, reachable on the run's network by its name. */
   async startSandbox(spec: TaskSpec): Promise<SandboxHandle> {
     this.#assertOpen();
+    return await this.#track(this.#startSandbox(spec));
+  }
+
+  async #startSandbox(spec: TaskSpec): Promise<SandboxHandle> {
     const { image, network } = await this.#prepare(spec, "sandbox");
     const { namespace, runId } = this.#tracker;
     const name = this.containerName(spec.id);
@@ -405,6 +433,9 @@ export class DockerDriver implements Driver {
       this.#tracker.get(kind, id) ??
         { kind, id, driver: "docker", runId, namespace, detail };
     try {
+      // Whatever is still being created (a task starting, the network) is created before the
+      // listing below, or it would be missed and leak.
+      await Promise.allSettled([...this.#inflight, this.#network]);
       await Promise.all(this.#removals.values());
       failed.push(...this.#removalFailures);
       const containers = await docker.listContainers({ all: true, filters });

@@ -131,6 +131,23 @@ test("pull policies: never refuses a missing image; missing tries the registry a
   });
 });
 
+test("close() right after a failed start still removes the run's network (no race with its creation)", async () => {
+  const ctx = await createTestContext();
+  const driver = await dockerFactory.create({}, ctx);
+  await assert.rejects(() =>
+    driver.startTask(spec(["true"], { image: "pocketci-test/absent:2", pull: "never" }), () => {})
+  );
+  const report = await driver.close();
+  assert.deepEqual(report.failed, []);
+  // Give a creation that close() did not wait for the time to land.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const networks = await docker.listNetworks({ filters: { label: [`${LABEL.run}=${ctx.runId}`] } });
+  await Promise.all(networks.map((n) => docker.getNetwork(n.Id).remove()));
+  assert.deepEqual(networks.map((n) => n.Name), []);
+  assert.deepEqual([...ctx.live.values()], []);
+  await ctx.dispose();
+});
+
 test("memory and cpu limits are applied; an OOM kill says so", async () => {
   await withDriver(async (driver) => {
     const out = new OutputCollector();
