@@ -6,6 +6,7 @@
  */
 
 import { UsageError } from "./errors.ts";
+import { fromFileUrl } from "../runner/file_url.ts";
 
 /** The help text of `pocketci check`. */
 export const CHECK_HELP = `Usage: pocketci check PIPELINE.ts...
@@ -16,7 +17,7 @@ Exit codes: 0 no type errors, 1 type errors, 2 bad usage or missing file.`;
 
 /** The command that type-checks `files`. */
 export function checkCommand(files: readonly string[]): { command: string; args: string[] } {
-  const config = new URL("../deno.json", import.meta.url).pathname;
+  const config = fromFileUrl(new URL("../deno.json", import.meta.url));
   return {
     command: Deno.execPath(),
     args: ["check", "--quiet", "--unstable-worker-options", `--config=${config}`, ...files],

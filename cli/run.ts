@@ -21,6 +21,7 @@ import {
 import { permissionFlags } from "../drivers/permissions.ts";
 import type { PermissionNeed } from "../drivers/contract.ts";
 import type { ResolvedDsn } from "../dsn/types.ts";
+import { fromFileUrl } from "../runner/file_url.ts";
 
 /** The help text of `pocketci run`. */
 export const RUN_HELP = `Usage: pocketci run PIPELINE.ts [flags] [-- args...]
@@ -253,7 +254,7 @@ export function childPermissionFlags(
   driverNeeds: readonly PermissionNeed[],
 ): string[] {
   const pipelineDir = config.pipelinePath.slice(0, config.pipelinePath.lastIndexOf("/")) || "/";
-  const sourceDir = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+  const sourceDir = fromFileUrl(new URL("..", import.meta.url)).replace(/\/$/, "");
   const runnerNeeds: PermissionNeed[] = [
     { permission: "read", values: [sourceDir], reason: "loads PocketCI's own modules" },
     { permission: "read", values: [pipelineDir], reason: "loads the pipeline and seeds volumes" },
@@ -282,9 +283,9 @@ async function runChild(
       "run",
       "--unstable-worker-options",
       "--no-prompt",
-      `--config=${new URL("deno.json", sourceDir).pathname}`,
+      `--config=${fromFileUrl(new URL("deno.json", sourceDir))}`,
       ...flags,
-      new URL("runner/child.ts", sourceDir).pathname,
+      fromFileUrl(new URL("runner/child.ts", sourceDir)),
     ],
     stdin: "piped",
     stdout: "inherit",

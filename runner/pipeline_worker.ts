@@ -8,6 +8,7 @@
 
 import type { PipelineHost } from "../dsl/host.ts";
 import type { OutputCallback } from "../dsl/types.ts";
+import { toFileUrl } from "./file_url.ts";
 import {
   type RunnerMessage,
   toWireError,
@@ -113,7 +114,7 @@ export class PipelineWorker {
     });
     this.#donePromise = new Promise((resolve) => this.#finished = resolve);
     const workerMain = new URL("./worker_main.ts", import.meta.url).href;
-    const pipelineUrl = new URL(`file://${pipelinePath}`).href;
+    const pipelineUrl = toFileUrl(pipelinePath);
     const fallbackName = pipelinePath.slice(pipelinePath.lastIndexOf("/") + 1).replace(
       /\.[^.]+$/,
       "",
