@@ -280,3 +280,22 @@ export default pipeline("tty", async () => { await task("t").run("echo", "hi"); 
     await Deno.remove(dir, { recursive: true });
   },
 });
+
+Deno.test("run: a pipeline in a directory whose name has a space and a #", async () => {
+  const dir = await tempProject({
+    "with space #1/pipeline.ts": `import { pipeline, task, volume } from "pocketci";
+export default pipeline("odd", async () => {
+  const v = await volume("v", { from: "." });
+  const r = await task("t").mount(v, "v").run("ls", "v");
+  console.log("listed: " + r.stdout.trim());
+  await v.exportTo("./out");
+});\n`,
+  });
+  const result = await runCli(["run", `${dir}/with space #1/pipeline.ts`], {
+    env: { POCKETCI_STATE_DIR: `${dir}/.state` },
+  });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /listed: pipeline\.ts/);
+  assert.ok((await Deno.stat(`${dir}/with space #1/out/pipeline.ts`)).isFile);
+  await Deno.remove(dir, { recursive: true });
+});
