@@ -32,10 +32,14 @@ import { engineError } from "./engine.ts";
 import { describeAddress } from "./engine_address.ts";
 import { ImageManager } from "./images.ts";
 import { LABEL, labelsFor, resourceName } from "./labels.ts";
+import { type RawAttach, rawAttach } from "./raw_attach.ts";
 import { DockerSandbox } from "./sandbox.ts";
 import { DockerTask, initFailureFilter, pump, waitForExit } from "./task.ts";
 import { ResourceTracker } from "./tracker.ts";
 import { firstLine, VolumeStore } from "./volumes.ts";
+
+/** An open attach: output delivery, stdin, close. */
+type Attached = Pick<RawAttach, "done" | "sendStdin" | "close">;
 
 /** The command that keeps a sandbox alive when the spec gives none. */
 export const SANDBOX_KEEPALIVE: readonly string[] = ["sleep", "2147483647"];
@@ -229,39 +233,57 @@ export class DockerDriver implements Driver {
     this.#removedTasks.delete(spec.id);
     const remove = this.#scheduleRemoval(container, spec.id);
     const stdin = spec.stdin;
-    let attach: Duplex;
+    const filter = initFailureFilter(output);
+    let attach: Attached;
     try {
-      attach = await container.attach({
-        stream: true,
-        stdout: true,
-        stderr: true,
-        stdin: stdin !== undefined,
-        hijack: stdin !== undefined,
-      }) as unknown as Duplex;
+      attach = await this.#attach(container, stdin !== undefined, filter.sink);
     } catch (error) {
       await remove();
       throw startError(spec, image, error);
     }
-    const filter = initFailureFilter(output);
-    const outputDone = pump(attach, filter.sink);
     try {
       await container.start();
     } catch (error) {
-      attach.destroy();
+      attach.close();
       await remove();
       throw startError(spec, image, error);
     }
-    if (stdin !== undefined) {
-      attach.on("error", () => {});
-      attach.write(stdin);
-      attach.end();
-    }
+    if (stdin !== undefined) void attach.sendStdin(stdin);
+    const outputDone = attach.done;
     return new DockerTask(
       spec.id,
       container,
       this.#status(spec.command, image, container, outputDone, filter.failure),
       remove,
     );
+  }
+
+  /**
+   * Attaches to a created container's output (and stdin). On a local Unix socket this reads the
+   * raw stream directly from a Deno socket; elsewhere (TCP, SSH) it goes through dockerode.
+   */
+  async #attach(container: Docker.Container, stdin: boolean, sink: OutputSink): Promise<Attached> {
+    const address = this.#engine.address;
+    if (address.kind === "unix") {
+      return await rawAttach(address.path, container.id, { stdin }, sink);
+    }
+    const stream = await container.attach({
+      stream: true,
+      stdout: true,
+      stderr: true,
+      stdin,
+      hijack: stdin,
+    }) as unknown as Duplex;
+    stream.on("error", () => {});
+    return {
+      done: pump(stream, sink),
+      sendStdin: (bytes: Uint8Array) => {
+        stream.write(bytes);
+        stream.end();
+        return Promise.resolve();
+      },
+      close: () => void stream.destroy(),
+    };
   }
 
   /** The exit status, or a command_not_found error when the init could not execute the command. */
