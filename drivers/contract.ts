@@ -62,11 +62,19 @@ export interface VolumeHandle {
   readonly id: string;
 }
 
-/** A volume mounted into a task at `path` (relative paths are relative to the working directory). */
+/**
+ * A volume mounted into a task at `path`. A relative path is relative to the task's
+ * default working directory (the fresh per-task directory; `/workspace` in containers),
+ * not to `TaskSpec.workDir`, so `mount(src, "src")` with `workDir("src")` works inside
+ * the volume. An absolute path is absolute.
+ */
 export interface Mount {
   /** The volume to mount. */
   readonly volume: VolumeHandle;
-  /** Where it appears in the task: relative to the working directory, or absolute. */
+  /**
+   * Where it appears in the task: relative to the default working directory (not to
+   * `workDir`), or absolute.
+   */
   readonly path: string;
 }
 
@@ -93,7 +101,13 @@ export interface TaskSpec {
   readonly command: readonly string[];
   /** The task's own environment (the runner already added CI, POCKETCI, ...). */
   readonly env: Readonly<Record<string, string>>;
-  /** Working directory; absent means a fresh per-task directory (`/workspace` in containers). */
+  /**
+   * Working directory. Absent means the default working directory: a fresh per-task
+   * directory (`/workspace` in containers). A relative path is relative to that default
+   * directory (and may lie inside a mount: `workDir: "src"` with a volume mounted at
+   * `"src"` works in the volume); it is created when it does not exist. An absolute path
+   * is used as is.
+   */
   readonly workDir?: string;
   /** Volumes to mount. */
   readonly mounts: readonly Mount[];
@@ -150,7 +164,11 @@ export interface ExecSpec {
   readonly command: readonly string[];
   /** Extra environment for this call, on top of the sandbox's. */
   readonly env?: Readonly<Record<string, string>>;
-  /** Working directory for this call. */
+  /**
+   * Working directory for this call; absent means the sandbox's own working directory.
+   * A relative path is relative to the sandbox's default working directory (as for
+   * {@link TaskSpec.workDir}), an absolute one is absolute; it must already exist.
+   */
   readonly workDir?: string;
   /** Bytes written to standard input, which is then closed. */
   readonly stdin?: Uint8Array;
