@@ -1,7 +1,7 @@
 /**
  * Translating a {@link TaskSpec} into a container create request: image entrypoint cleared unless
- * one is given, `/workspace` as the default working directory, relative paths resolved against
- * it, mounts, env, user, privileged, CPU and memory limits, labels and the run's network.
+ * one is given, `/workspace` as the default working directory, relative working directories and
+ * mount paths both resolved against it (never a mount against the final working directory), mounts, env, user, privileged, CPU and memory limits, labels and the run's network.
  *
  * @module
  */
@@ -58,7 +58,8 @@ export function containerOptions(
   const workDir = resolveWorkDir(spec.workDir);
   const seen = new Set<string>();
   const mounts = spec.mounts.map((m) => {
-    const target = posix.resolve(workDir, m.path);
+    // Relative to /workspace, not to workDir: mount(src, "src") + workDir("src") works in src.
+    const target = posix.resolve(DEFAULT_WORKDIR, m.path);
     if (target === "/") {
       throw new DriverError("invalid", `volume ${m.volume.name} cannot be mounted at /`);
     }

@@ -18,6 +18,7 @@ import {
   type OutputSink,
   type SandboxHandle,
 } from "../contract.ts";
+import { DEFAULT_WORKDIR } from "./container_spec.ts";
 import { delay, exitStatus, pump } from "./task.ts";
 import { firstLine } from "./volumes.ts";
 
@@ -75,7 +76,10 @@ export class DockerSandbox implements SandboxHandle {
       exec = await this.container.exec({
         Cmd: [...spec.command],
         Env: env,
-        WorkingDir: posix.resolve(this.#workDir, spec.workDir ?? "."),
+        // A call's relative workDir is relative to /workspace, like a task's (not to the sandbox's).
+        WorkingDir: spec.workDir === undefined
+          ? this.#workDir
+          : posix.resolve(DEFAULT_WORKDIR, spec.workDir),
         User: spec.user ?? "",
         AttachStdout: true,
         AttachStderr: true,
