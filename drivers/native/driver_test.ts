@@ -40,7 +40,7 @@ Deno.test("native: mount paths with .., nested mounts and mounts over the workdi
     );
     await assert.rejects(
       () => driver.startTask(sh("true", { mounts: [{ volume, path: "." }] }), () => {}),
-      isInvalid("over the working directory"),
+      isInvalid("over the task's directory"),
     );
     await assert.rejects(
       () => driver.startTask(sh("true", { workDir: "../x" }), () => {}),

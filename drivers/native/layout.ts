@@ -62,9 +62,11 @@ export interface PreparedDir {
 }
 
 /**
- * Prepares `base` (an existing, fresh directory) for a task: resolves the working
- * directory and links each mount's volume at its path. `volumeDir` maps a handle to
- * its host directory, refusing foreign handles.
+ * Prepares `base` (an existing, fresh directory: the task's default working directory)
+ * for a task: links each mount's volume at its path relative to `base`, then resolves
+ * the working directory, also relative to `base` (so it may lie inside a mount) and
+ * created when missing. `volumeDir` maps a handle to its host directory, refusing
+ * foreign handles.
  */
 export async function prepareTaskDir(
   taskName: string,
@@ -73,33 +75,29 @@ export async function prepareTaskDir(
   mounts: readonly Mount[],
   volumeDir: (mount: Mount) => string,
 ): Promise<PreparedDir> {
-  let cwd: string;
   if (workDir !== undefined && workDir.startsWith("/")) {
     if (mounts.length > 0) {
       throw new DriverError(
         "invalid",
-        `task "${taskName}": the native driver cannot combine mounts with the absolute working directory "${workDir}" (mounts appear inside the task's own directory); use a relative workDir`,
+        `task "${taskName}": the native driver cannot combine mounts with the absolute working directory "${workDir}" (mounts appear inside the task's own directory, which a process working elsewhere cannot find); use a relative workDir`,
       );
     }
     await requireDirectory(taskName, workDir);
     return { cwd: workDir, links: [] };
-  } else {
-    const relative = relativeOrThrow(taskName, "working directory", workDir ?? "");
-    cwd = joinPath(base, relative);
-    if (relative !== "") await Deno.mkdir(cwd, { recursive: true });
   }
+  const relative = relativeOrThrow(taskName, "working directory", workDir ?? "");
   const planned = mounts.map((mount) => {
     if (mount.path.startsWith("/")) {
       throw new DriverError(
         "invalid",
-        `task "${taskName}": the native driver cannot mount volume "${mount.volume.name}" at the absolute path "${mount.path}" (tasks run on the host); use a path relative to the working directory`,
+        `task "${taskName}": the native driver cannot mount volume "${mount.volume.name}" at the absolute path "${mount.path}" (tasks run on the host); use a path relative to the task's directory`,
       );
     }
     const path = relativeOrThrow(taskName, "mount path", mount.path);
     if (path === "") {
       throw new DriverError(
         "invalid",
-        `task "${taskName}": volume "${mount.volume.name}" cannot be mounted over the working directory itself; give it a sub-path such as "${mount.volume.name}"`,
+        `task "${taskName}": volume "${mount.volume.name}" cannot be mounted over the task's directory itself; give it a sub-path such as "${mount.volume.name}"`,
       );
     }
     return { mount, path, target: volumeDir(mount) };
@@ -115,22 +113,31 @@ export async function prepareTaskDir(
         `task "${taskName}": mount path "${mount.path}" lies inside the mount "${outer.mount.path}"; the native driver cannot nest mounts`,
       );
     }
-    const link = joinPath(cwd, path);
+    const link = joinPath(base, path);
     const slash = link.lastIndexOf("/");
     await Deno.mkdir(link.slice(0, slash), { recursive: true });
     await createSymlink(target, link);
     links.push(link);
   }
+  // After the links: a workDir at or below a mount path is created inside the volume,
+  // as a container engine creates it inside a mounted volume.
+  const cwd = joinPath(base, relative);
+  if (relative !== "") await Deno.mkdir(cwd, { recursive: true });
   return { cwd, links };
 }
 
-/** Resolves an exec's working directory: relative to `base`, or absolute; it must exist. */
+/**
+ * Resolves a sandbox call's working directory: `fallback` (the sandbox's own) when
+ * absent, otherwise relative to `base` (the sandbox's default working directory) or
+ * absolute; it must exist.
+ */
 export async function execWorkDir(
   taskName: string,
   base: string,
+  fallback: string,
   workDir?: string,
 ): Promise<string> {
-  if (workDir === undefined) return base;
+  if (workDir === undefined) return fallback;
   const cwd = workDir.startsWith("/")
     ? workDir
     : joinPath(base, relativeOrThrow(taskName, "working directory", workDir));
