@@ -357,19 +357,55 @@ export function defineDriverConformance(options: ConformanceOptions): void {
     });
   });
 
-  test("a relative working directory is created and mounts are relative to it", async () => {
+  test('mount "src" with workDir "src" runs inside the volume (both relative to the default directory)', async () => {
+    await withDriver(async (driver) => {
+      const volume = await driver.createVolume({ name: "src", kind: "volume" });
+      await driver.putArchive(volume, tarFromFiles({ "package.json": "{}", "lib/a.txt": "a" }));
+      const inside = await run(
+        driver,
+        sh("ls -A; cat lib/a.txt; echo made > made.txt", {
+          workDir: "src",
+          mounts: [{ volume, path: "src" }],
+        }),
+      );
+      assert.equal(inside.status.code, 0, inside.stderr);
+      assert.equal(inside.stdout, "lib\npackage.json\na", "the task did not see the volume at .");
+      assert.equal(decoder.decode(await readVolumeFile(driver, volume, "made.txt")), "made\n");
+      // A missing workDir inside a mount is created in the volume.
+      const deeper = await run(
+        driver,
+        sh("pwd; echo deep > f", { workDir: "src/new/deep", mounts: [{ volume, path: "src" }] }),
+      );
+      assert.equal(deeper.status.code, 0, deeper.stderr);
+      assert.match(deeper.stdout, /\/new\/deep\n$/);
+      assert.equal(decoder.decode(await readVolumeFile(driver, volume, "new/deep/f")), "deep\n");
+    });
+  });
+
+  test("a relative workDir does not move relative mounts: both hang off the default directory", async () => {
     await withDriver(async (driver) => {
       const volume = await driver.createVolume({ name: "wd", kind: "volume" });
       const result = await run(
         driver,
-        sh("pwd; echo in-wd > m/file; ls", {
+        sh("pwd; echo in-wd > ../../m/file; test -e m || echo no-m-in-workdir; ls -A ../..", {
           workDir: "work/dir",
           mounts: [{ volume, path: "m" }],
         }),
       );
       assert.equal(result.status.code, 0, result.stderr);
-      assert.match(result.stdout, /\/work\/dir\nm\n$/);
+      assert.match(result.stdout, /\/work\/dir\nno-m-in-workdir\nm\nwork\n$/);
       assert.equal(decoder.decode(await readVolumeFile(driver, volume, "file")), "in-wd\n");
+    });
+  });
+
+  test("a relative workDir without mounts is created under the default directory", async () => {
+    await withDriver(async (driver) => {
+      const script = "pwd; touch here; ls -A ../..; ls -A";
+      const first = await run(driver, sh(script, { workDir: "a/b" }));
+      assert.equal(first.status.code, 0, first.stderr);
+      assert.match(first.stdout, /\/a\/b\na\nhere\n$/);
+      const second = await run(driver, sh(script, { workDir: "a/b" }));
+      assert.match(second.stdout, /\/a\/b\na\nhere\n$/, "the workDir was not fresh per task");
     });
   });
 
@@ -677,6 +713,36 @@ export function defineDriverConformance(options: ConformanceOptions): void {
       await box.close();
       await box.close();
       await assert.rejects(() => exec(["true"]), DriverError);
+    });
+  });
+
+  test('a sandbox with mount "src" and workDir "src" works in the volume; call workDirs are relative to the default directory', async () => {
+    const caps = await capabilities();
+    if (!caps.sandboxes) return;
+    await withDriver(async (driver) => {
+      const volume = await driver.createVolume({ name: "sbx-src", kind: "volume" });
+      await driver.putArchive(volume, tarFromFiles({ "in.txt": "seeded" }));
+      const box = await driver.startSandbox(
+        spec([], { workDir: "src", mounts: [{ volume, path: "src" }] }),
+      );
+      const exec = async (command: string[], workDir?: string) => {
+        const output = new OutputCollector();
+        const status = await box.exec({ command, workDir }, output.sink);
+        return { status, stdout: output.stdout, stderr: output.stderr };
+      };
+      assert.equal((await exec(["cat", "in.txt"])).stdout, "seeded");
+      const made = await exec(["sh", "-c", "mkdir sub && echo s > sub/f"]);
+      assert.equal(made.status.code, 0, made.stderr);
+      // "src/sub", not "sub": relative to the default directory, not to the sandbox's workDir.
+      const sub = await exec(["cat", "f"], "src/sub");
+      assert.equal(sub.stdout, "s\n", sub.stderr);
+      const top = await exec(["sh", "-c", "ls -A"], ".");
+      assert.equal(
+        top.stdout,
+        "src\n",
+        "a call's workDir \".\" is the sandbox's default directory",
+      );
+      await box.close();
     });
   });
 
