@@ -152,15 +152,10 @@ class NativeDriver implements Driver {
     if (spec.command.length === 0 && (spec.entrypoint?.length ?? 0) === 0) {
       throw new DriverError("invalid", `task "${spec.name}" has an empty command`);
     }
-    const P = (globalThis as any).P ??= {}; let tt = performance.now();
-    const lap = (k: string) => { const n = performance.now(); P[k] = (P[k] ?? 0) + n - tt; tt = n; };
     const dir = joinPath(this.#workspace, `tasks/${await safeName(spec.id)}`);
-    lap("safeName");
     await Deno.mkdir(dir, { recursive: true });
-    lap("mkdir");
     const dirRecord = this.record("dir", dir, { role: "task", task: spec.id });
     await this.#context.record(dirRecord);
-    lap("record");
     let child: GroupProcess;
     let links: readonly string[] = [];
     let group: LimitGroup | undefined;
@@ -173,9 +168,7 @@ class NativeDriver implements Driver {
         (mount) => this.#mountTarget(mount),
       );
       links = prepared.links;
-      lap("prepare");
       group = await this.#limitGroup("task", spec);
-      lap("limit");
       this.#ensureOpen();
       child = GroupProcess.spawn({
         command: [...(spec.entrypoint ?? []), ...spec.command],
@@ -189,7 +182,6 @@ class NativeDriver implements Driver {
       await this.#removeDir(dir, dirRecord, links);
       throw error;
     }
-    lap("spawn");
     child.addSink(output, false);
     const exit = this.#exitOf(child, group);
     const settled = Promise.all([this.#track(child, { task: spec.id }), exit]).then(() => {});
