@@ -230,12 +230,12 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
     }
   });
 
-  test("volumes: mounts relative to the working directory, shared between tasks", async () => {
+  test("volumes: relative mounts and workDir both relative to the default directory, shared between tasks", async () => {
     const result = await run(`export default pipeline("p", async () => {
       const data = await volume("data");
       await t("writer").mount(data, "data").sh("mkdir -p data/sub && echo world > data/sub/hello.txt");
       const read = await t("reader").mount(data, "mnt/data").sh("cat mnt/data/sub/hello.txt");
-      const inWorkDir = await t("workdir").workDir("w").mount(data, "m").sh("cat m/sub/hello.txt; basename $(pwd)");
+      const inWorkDir = await t("workdir").workDir("w").mount(data, "m").sh("cat ../m/sub/hello.txt; test -e m || echo no-m; basename $(pwd)");
       out("R", { read: read.stdout, inWorkDir: inWorkDir.stdout, files: await data.readFiles(["sub"]) });
     });`);
     assert.equal(result.outcome.exitCode, 0, result.stderr);
@@ -246,10 +246,56 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
     assert.equal(r.read, "world\n");
     assert.equal(
       r.inWorkDir,
-      "world\nw\n",
-      "a relative mount path is relative to the working directory",
+      "world\nno-m\nw\n",
+      "a relative mount path is relative to the default directory, not to workDir",
     );
     assert.deepEqual(r.files, { "sub/hello.txt": "world\n" });
+    await cleanup(result);
+  });
+
+  test('the issue\'s shape: .mount(src, "src").mount(deps, ...).workDir("src") works inside the volume', async () => {
+    // Containers honour the issue's absolute cache path; native refuses absolute mounts, so
+    // there the cache hangs off the task's directory like src.
+    const depsPath = caps.images ? "/root/.pocketci-deps" : "deps";
+    const result = await run(
+      `export default pipeline("p", async () => {
+      const src = await volume("src", { from: "./project", exclude: ["node_modules"] });
+      const deps = await volume("deps"); // a volume, not a cache: nothing outlives the test
+      const node = t("t").mount(src, "src").mount(deps, ${JSON.stringify(depsPath)}).workDir("src");
+      const list = await node.run("ls", "-A");
+      const [build, lib] = await Promise.all([
+        node.env({ X: "1" }).sh("cat package.json; mkdir -p dist && echo $X > dist/out.txt"),
+        node.run("cat", "lib/a.txt"),
+      ]);
+      const sub = await node.workDir("src/lib").sh("cat a.txt");
+      const fresh = await t("fresh").workDir("made/here").sh("pwd");
+      out("R", { list: list.stdout, build: build.stdout, lib: lib.stdout, sub: sub.stdout, fresh: fresh.stdout, files: await src.readFiles(["dist/out.txt"]) });
+    });`,
+      {
+        files: {
+          "project/package.json": "{}",
+          "project/lib/a.txt": "a",
+          "project/node_modules/x": "x",
+        },
+      },
+    );
+    assert.equal(result.outcome.exitCode, 0, result.stderr);
+    const r = loggedJson<
+      {
+        list: string;
+        build: string;
+        lib: string;
+        sub: string;
+        fresh: string;
+        files: Record<string, string>;
+      }
+    >(result.logs, "R");
+    assert.equal(r.list, "lib\npackage.json\n", 'workDir("src") did not land in the volume');
+    assert.equal(r.build, "{}");
+    assert.equal(r.lib, "a");
+    assert.equal(r.sub, "a", 'workDir("src/lib") is relative to the default directory');
+    assert.match(r.fresh, /\/made\/here\n$/, "a missing relative workDir is created");
+    assert.deepEqual(r.files, { "dist/out.txt": "1\n" });
     await cleanup(result);
   });
 
