@@ -53,7 +53,12 @@ export abstract class Builder {
     return this.#with({ env: mergeEnv(this.config.env, vars) });
   }
 
-  /** Sets the working directory (default: a fresh per-task directory, `/workspace` in containers). */
+  /**
+   * Sets the working directory. The default is a fresh per-task directory (`/workspace` in
+   * containers); a relative path is relative to that default (not to another `workDir`) and
+   * is created when missing, so `.mount(src, "src").workDir("src")` works inside the volume.
+   * An absolute path is used as is.
+   */
   workDir(path: string): this {
     if (typeof path !== "string" || path === "") {
       throw new Error("workDir() needs a path");
@@ -61,7 +66,10 @@ export abstract class Builder {
     return this.#with({ workDir: path });
   }
 
-  /** Mounts a volume or cache at `path` (relative to the working directory, or absolute). */
+  /**
+   * Mounts a volume or cache at `path`: relative to the default working directory (never
+   * to `workDir`), or absolute.
+   */
   mount(volume: Volume, path: string): this {
     if (!(volume instanceof Volume)) {
       throw new Error("mount() needs a volume from volume() or cache()");

@@ -15,7 +15,7 @@ import type { EnvValue, OutputCallback, PullPolicy, TaskResult } from "./types.t
 export interface MountRequest {
   /** The runner's ID of the volume. */
   readonly volumeId: string;
-  /** Where it appears: relative to the working directory, or absolute. */
+  /** Where it appears: relative to the default working directory (not to `workDir`), or absolute. */
   readonly path: string;
 }
 

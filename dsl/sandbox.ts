@@ -55,7 +55,10 @@ export class SandboxCall {
     return this.#with({ env: mergeEnv(this.#call.env, vars) });
   }
 
-  /** Sets the working directory for this call. */
+  /**
+   * Sets the working directory for this call: relative to the sandbox's default working
+   * directory (not to the sandbox's own `workDir`), or absolute; it must exist.
+   */
   workDir(path: string): SandboxCall {
     return this.#with({ workDir: path });
   }

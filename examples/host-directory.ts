@@ -6,11 +6,11 @@ import { pipeline, task, volume } from "pocketci";
 
 export default pipeline("host-directory", async () => {
   const src = await volume("src", { from: "./site", exclude: ["drafts"] });
-  // A relative mount path is relative to the task's working directory.
-  const build = task("build").image("busybox").mount(src, "src");
+  // Relative mount paths and workDir are both relative to the task's default working
+  // directory, so this task works inside the mounted volume.
+  const build = task("build").image("busybox").mount(src, "src").workDir("src");
 
   await build.sh(`
-    cd src
     mkdir -p dist
     for page in *.md; do
       { echo "<html><body><pre>"; cat "$page"; echo "</pre></body></html>"; } > "dist/\${page%.md}.html"
