@@ -6,7 +6,10 @@
  * - start-up: `pocketci run` of a one-task pipeline against `deno run` of an empty
  *   script (goal: at most 150 ms above bare `deno run`).
  *
- * Run with `deno task bench` (or `deno run -A --unstable-worker-options bench/native.ts`).
+ * Run with `deno task bench` (or `deno run -A --unstable-worker-options bench/native.ts`;
+ * add `--per-task` or `--startup` for one part only). The per-task ways run interleaved in
+ * rounds and are reported as medians, so that load from other work on the machine falls
+ * on all of them alike.
  *
  * @module
  */
@@ -15,6 +18,7 @@
 
 const TASKS = 200;
 const STARTUP_RUNS = 7;
+const ROUNDS = 5;
 const ROOT = new URL("../", import.meta.url).pathname;
 const DENO = Deno.execPath();
 
@@ -60,6 +64,15 @@ function fmt(ms: number): string {
   return `${ms.toFixed(2)} ms`;
 }
 
+/** One round of the per-task comparison, every figure in ms per task. */
+interface Round {
+  readonly pipeline: number;
+  readonly deno: number;
+  readonly bash: number;
+  readonly driver: number;
+  readonly runner: number;
+}
+
 async function perTask(dir: string, truePath: string): Promise<void> {
   await Deno.writeTextFile(
     `${dir}/many.ts`,
@@ -80,42 +93,63 @@ console.log("ELAPSED " + (performance.now() - started));
 `,
   );
   const env = { POCKETCI_STATE_DIR: `${dir}/state`, NO_COLOR: "1" };
-  const pocketci = await run(DENO, [
-    "run",
-    "-A",
-    "--unstable-worker-options",
-    `${ROOT}pocketci.ts`,
-    "run",
-    "--json",
-    `${dir}/many.ts`,
-  ], { env });
-  if (pocketci.code !== 0) throw new Error(`pocketci run failed: ${pocketci.stderr}`);
-  const pipelineMs = Number(/"message":"ELAPSED ([\d.]+)"/.exec(pocketci.stdout)?.[1]);
-  const spawn = await run(DENO, ["run", "-A", `${dir}/spawn.ts`]);
-  const denoMs = Number(/ELAPSED ([\d.]+)/.exec(spawn.stdout)?.[1]);
-  const bash = await run("bash", [
-    "-c",
-    `s=$(date +%s%N); for i in $(seq ${TASKS}); do ${truePath}; done; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`,
-  ]);
-  const bashMs = Number(bash.stdout.trim()) / 1000;
-  const perPipeline = pipelineMs / TASKS;
-  const perDeno = denoMs / TASKS;
-  const perBash = bashMs / TASKS;
-  const perDriver = await driverOnly(dir, truePath);
-  const perRunner = await runnerOnly(dir);
-  console.log(`\nPer-task overhead (${TASKS} sequential runs of ${truePath})`);
-  console.log(`  pocketci tasks (native)   ${fmt(perPipeline)} per task`);
-  console.log(`  Deno.Command spawns       ${fmt(perDeno)} per spawn`);
-  console.log(`  bash loop                 ${fmt(perBash)} per spawn`);
-  console.log(`  native driver alone       ${fmt(perDriver)} per task (no runner)`);
-  console.log(`  runner alone              ${fmt(perRunner)} per task (instant driver)`);
+  const rounds: Round[] = [];
+  // The machine may be shared: the ways are interleaved in rounds so that load falls on
+  // all of them alike, and the figures are medians over the rounds.
+  for (let round = 0; round < ROUNDS; round++) {
+    const pocketci = await run(DENO, [
+      "run",
+      "-A",
+      "--unstable-worker-options",
+      `${ROOT}pocketci.ts`,
+      "run",
+      "--json",
+      `${dir}/many.ts`,
+    ], { env });
+    if (pocketci.code !== 0) throw new Error(`pocketci run failed: ${pocketci.stderr}`);
+    const pipelineMs = Number(/"message":"ELAPSED ([\d.]+)"/.exec(pocketci.stdout)?.[1]);
+    const spawn = await run(DENO, ["run", "-A", `${dir}/spawn.ts`]);
+    const denoMs = Number(/ELAPSED ([\d.]+)/.exec(spawn.stdout)?.[1]);
+    const bash = await run("bash", [
+      "-c",
+      `s=$(date +%s%N); for i in $(seq ${TASKS}); do ${truePath}; done; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`,
+    ]);
+    const bashMs = Number(bash.stdout.trim()) / 1000;
+    rounds.push({
+      pipeline: pipelineMs / TASKS,
+      deno: denoMs / TASKS,
+      bash: bashMs / TASKS,
+      driver: await driverOnly(`${dir}/round${round}`, truePath),
+      runner: await runnerOnly(dir),
+    });
+  }
+  const of = (pick: (round: Round) => number) => median(rounds.map(pick));
+  const overhead = of((round) => round.pipeline - round.deno);
   console.log(
-    `  overhead above Deno spawn ${fmt(perPipeline - perDeno)} per task (goal <= 2 ms: ${
-      perPipeline - perDeno <= 2 ? "met" : "MISSED"
-    }); ratio ${(perPipeline / perDeno).toFixed(2)}x Deno, ${
-      (perPipeline / perBash).toFixed(2)
-    }x bash`,
+    `\nPer-task overhead (${TASKS} sequential runs of ${truePath}; median of ${ROUNDS} interleaved rounds)`,
   );
+  console.log(`  pocketci tasks (native)   ${fmt(of((r) => r.pipeline))} per task`);
+  console.log(`  Deno.Command spawns       ${fmt(of((r) => r.deno))} per spawn`);
+  console.log(`  bash loop                 ${fmt(of((r) => r.bash))} per spawn`);
+  console.log(`  native driver alone       ${fmt(of((r) => r.driver))} per task (no runner)`);
+  console.log(`  runner alone              ${fmt(of((r) => r.runner))} per task (instant driver)`);
+  console.log(
+    `  overhead above Deno spawn ${fmt(overhead)} per task (goal <= 2 ms: ${
+      overhead <= 2 ? "met" : "MISSED"
+    }); ratio ${of((r) => r.pipeline / r.deno).toFixed(2)}x Deno, ${
+      of((r) => r.pipeline / r.bash).toFixed(2)
+    }x bash; driver alone ${of((r) => r.driver / r.deno).toFixed(2)}x Deno`,
+  );
+  console.log("  rounds (pipeline / Deno / bash / driver / runner, ms per task):");
+  for (const round of rounds) {
+    console.log(
+      `    ${
+        [round.pipeline, round.deno, round.bash, round.driver, round.runner].map((ms) =>
+          ms.toFixed(2)
+        ).join(" / ")
+      }`,
+    );
+  }
 }
 
 /** Per-task cost of the native driver alone (no runner, no worker). */
@@ -255,8 +289,10 @@ if (import.meta.main) {
   const dir = await Deno.makeTempDir({ prefix: "pocketci-bench-" });
   try {
     const truePath = await which("true");
-    await perTask(dir, truePath);
-    await startup(dir, truePath);
+    // `--per-task` or `--startup` runs one part only.
+    const only = Deno.args.find((arg) => arg === "--per-task" || arg === "--startup");
+    if (only !== "--startup") await perTask(dir, truePath);
+    if (only !== "--per-task") await startup(dir, truePath);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
