@@ -299,3 +299,28 @@ export default pipeline("odd", async () => {
   assert.ok((await Deno.stat(`${dir}/with space #1/out/pipeline.ts`)).isFile);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("run: native tasks and sandbox calls may work in an absolute host directory such as /tmp", async () => {
+  // The runner child holds only the driver's narrowed permissions (no read of /tmp): the
+  // driver must still check and use the directory.
+  const { dir, env } = await project(`import { pipeline, sandbox, task } from "pocketci";
+export default pipeline("abs-workdir", async () => {
+  const r = await task("in-tmp").workDir("/tmp").sh("pwd");
+  console.log("task: " + r.stdout.trim());
+  await using box = await sandbox("box").start();
+  const c = await box.workDir("/tmp").sh("pwd");
+  console.log("call: " + c.stdout.trim());
+  const missing = await task("missing").workDir("/tmp/pocketci-no-such-dir-4f1c").sh("pwd")
+    .then(() => "ran", (e) => e.result.status + " " + e.result.error);
+  console.log("missing: " + missing);
+});\n`);
+  const result = await runCli(["run", "--driver=native", `${dir}/pipeline.ts`], { env });
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, /^task: \/tmp$/m);
+  assert.match(result.stdout, /^call: \/tmp$/m);
+  assert.match(
+    result.stdout,
+    /^missing: error .*working directory "\/tmp\/pocketci-no-such-dir-4f1c" does not exist/m,
+  );
+  await Deno.remove(dir, { recursive: true });
+});

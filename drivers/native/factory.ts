@@ -70,7 +70,7 @@ export function nativePermissions(config: Readonly<Record<string, unknown>>): Pe
       permission: "run",
       values: true,
       reason:
-        "tasks are host programs named by the pipeline, so the set cannot be listed in advance (Deno treats any --allow-run as full access, since a child process is outside Deno's sandbox); mount symlinks are made with ln -s, as Deno.symlink would need unscoped read and write; CPU and memory limits are applied by /bin/sh scripts that create, write and remove cgroups under /sys/fs/cgroup (Deno opens /proc and /sys files only with --allow-all, so no --allow-read or --allow-write could scope that access)",
+        "tasks are host programs named by the pipeline, so the set cannot be listed in advance (Deno treats any --allow-run as full access, since a child process is outside Deno's sandbox); mount symlinks are made with ln -s, as Deno.symlink would need unscoped read and write, and an absolute working directory outside the state directory (such as /tmp) is checked with /bin/sh test -d instead of asking for unscoped read; CPU and memory limits are applied by /bin/sh scripts that create, write and remove cgroups under /sys/fs/cgroup (Deno opens /proc and /sys files only with --allow-all, so no --allow-read or --allow-write could scope that access)",
     },
     {
       permission: "read",

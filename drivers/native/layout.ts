@@ -165,13 +165,34 @@ function relativeOrThrow(taskName: string, what: string, path: string): string {
 }
 
 async function requireDirectory(taskName: string, path: string): Promise<void> {
-  const info = await Deno.stat(path).catch(() => undefined);
-  if (!info?.isDirectory) {
+  if (!await isDirectory(path)) {
     throw new DriverError(
       "invalid",
       `task "${taskName}": working directory "${path}" does not exist on this host; create it first or use a relative workDir`,
     );
   }
+}
+
+/**
+ * Whether `path` is a directory (symlinks followed). Under `pocketci run` the driver may
+ * read only its state directory and PATH, so a host directory elsewhere (an absolute
+ * workDir such as `/tmp`) cannot be stat'ed; the check is then made by `/bin/sh`, as a
+ * task would see it (`--allow-run` reaches it anyway), instead of asking for unscoped read.
+ */
+export async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotCapable)) return false;
+  }
+  const result = await new Deno.Command("/bin/sh", {
+    args: ["-c", 'test -d "$1"', "sh", path],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    clearEnv: true,
+  }).output();
+  return result.code === 0;
 }
 
 /**
