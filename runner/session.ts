@@ -8,6 +8,7 @@
  */
 
 import {
+  type CapabilityName,
   type Driver,
   DriverError,
   type ExitStatus,
@@ -193,21 +194,33 @@ export class RunSession implements PipelineHost {
       memoryBytes?: number;
     },
   ): void {
-    const { capabilities, name } = this.#options.driver;
-    if (request.user !== undefined && !capabilities.user) throw new UnsupportedError(name, "user");
+    const { capabilities } = this.#options.driver;
+    if (request.user !== undefined && !capabilities.user) {
+      throw this.#unsupported("user", ".user()", "pick a driver that runs tasks as another user");
+    }
     if (request.privileged && !capabilities.privileged) {
-      throw new UnsupportedError(name, "privileged");
+      throw this.#unsupported("privileged", ".privileged()", "pick a container driver");
     }
     if (request.stdin !== undefined && !capabilities.stdin) {
-      throw new UnsupportedError(name, "stdin");
+      throw this.#unsupported("stdin", ".stdin()", "pick a driver that feeds standard input");
     }
     if ((request.cpu !== undefined || request.memoryBytes !== undefined) && !capabilities.limits) {
-      throw new UnsupportedError(
-        name,
-        "limits",
-        "remove .limits() or pick a driver that enforces limits",
-      );
+      throw this.#unsupported("limits", ".limits()", "pick a driver that enforces limits");
     }
+  }
+
+  /**
+   * The error for an unclaimed capability: the driver's own reason when it gave one (it
+   * depends on the host, as native limits do on cgroups), else what to pick instead.
+   */
+  #unsupported(capability: CapabilityName, remove: string, instead: string): UnsupportedError {
+    const { name, unsupportedReasons } = this.#options.driver;
+    const reason = unsupportedReasons?.[capability];
+    return new UnsupportedError(
+      name,
+      capability,
+      reason ? `${reason} (or remove ${remove})` : `remove ${remove} or ${instead}`,
+    );
   }
 
   #mounts(request: TaskRequest): Mount[] {
@@ -476,7 +489,7 @@ export class RunSession implements PipelineHost {
   async #startSandbox(request: TaskRequest): Promise<SandboxInfo> {
     const driver = this.#options.driver;
     if (!driver.capabilities.sandboxes) {
-      throw new UnsupportedError(driver.name, "sandboxes", "use task() instead of sandbox()");
+      throw this.#unsupported("sandboxes", "sandbox()", "use task() instead");
     }
     this.#cancel.signal.throwIfAborted();
     const id = this.#newId(request.name);
@@ -575,7 +588,7 @@ export class RunSession implements PipelineHost {
     this.#cancel.signal.throwIfAborted();
     const driver = this.#options.driver;
     if (request.kind === "cache" && !driver.capabilities.caches) {
-      throw new UnsupportedError(driver.name, "caches", "use volume() instead of cache()");
+      throw this.#unsupported("caches", "cache()", "use volume() instead");
     }
     const source = request.from === undefined
       ? undefined

@@ -13,6 +13,7 @@ import { RunSession } from "./session.ts";
 interface FakeOptions {
   start?: (spec: TaskSpec) => Promise<TaskHandle>;
   capabilities?: Partial<Driver["capabilities"]>;
+  unsupportedReasons?: Driver["unsupportedReasons"];
 }
 
 function fakeDriver(options: FakeOptions = {}): { driver: Driver; specs: TaskSpec[] } {
@@ -32,6 +33,7 @@ function fakeDriver(options: FakeOptions = {}): { driver: Driver; specs: TaskSpe
       images: false,
       ...options.capabilities,
     },
+    unsupportedReasons: options.unsupportedReasons,
     startTask: (spec, output) => {
       specs.push(spec);
       if (options.start) return options.start(spec);
@@ -134,6 +136,33 @@ Deno.test("session: unclaimed capabilities and unknown secrets are clear errors 
   assert.match(String(secret.error), /--secret MISSING/);
   await assert.rejects(s.startSandbox(request()), /does not support sandboxes/);
   await assert.rejects(s.createVolume({ name: "c", kind: "cache" }), /does not support caches/);
+  assert.equal(specs.length, 0);
+});
+
+Deno.test("session: an unclaimed capability's error carries the driver's reason when it gives one", async () => {
+  const reason = "no cgroup v1 memory hierarchy is mounted; or use --driver=docker";
+  const { driver, specs } = fakeDriver({
+    unsupportedReasons: { limits: reason, sandboxes: "this host has no sandbox support" },
+  });
+  const { s } = session(driver);
+  const limited = await s.runTask(request({ memoryBytes: 64 * 1024 * 1024 }));
+  assert.equal(limited.status, "error");
+  assert.equal(
+    limited.error,
+    `the native driver does not support limits: ${reason} (or remove .limits())`,
+  );
+  const cpu = await s.runTask(request({ cpu: 0.5 }));
+  assert.match(String(cpu.error), /no cgroup v1 memory hierarchy/);
+  await assert.rejects(
+    s.startSandbox(request()),
+    /does not support sandboxes: this host has no sandbox support \(or remove sandbox\(\)\)/,
+  );
+  // Without a reason for a capability, the generic hint stays.
+  const user = await s.runTask(request({ user: "nobody" }));
+  assert.equal(
+    user.error,
+    "the native driver does not support user: remove .user() or pick a driver that runs tasks as another user",
+  );
   assert.equal(specs.length, 0);
 });
 
