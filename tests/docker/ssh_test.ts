@@ -246,6 +246,49 @@ test("a key the server does not accept, and a closed port, are one-line errors",
   }
 });
 
+test("keys are taken from ssh-agent (SSH_AUTH_SOCK) when it holds them", async () => {
+  const sshd = await startSshd();
+  const ctx = await createTestContext();
+  const socket = `${sshd.dir}/agent.sock`;
+  const agent = new Deno.Command("ssh-agent", {
+    args: ["-D", "-a", socket],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    for (let i = 0; i < 100 && !(await Deno.stat(socket).catch(() => undefined)); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const added = await new Deno.Command("ssh-add", {
+      args: [`${sshd.home}/.ssh/id_ed25519`],
+      env: { SSH_AUTH_SOCK: socket },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.ok(added.success, new TextDecoder().decode(added.stderr));
+    // No key files at all: only the agent can authenticate.
+    const driver = await createDockerDriver(ctx, {
+      host: sshd.url,
+      ssh: {
+        agentSocket: socket,
+        identityFiles: [],
+        knownHostsFiles: [`${sshd.home}/.ssh/known_hosts`],
+      },
+    });
+    try {
+      assert.equal((await runTask(driver, ["true"])).code, 0);
+    } finally {
+      await driver.close();
+    }
+    assert.match(sshd.log(), /Accepted publickey for root/);
+  } finally {
+    agent.kill("SIGTERM");
+    await agent.status;
+    await ctx.dispose();
+    await sshd.stop();
+  }
+});
+
 test("callers can pass their own key and host-key check (as the cloud drivers do)", async () => {
   const sshd = await startSshd();
   const ctx = await createTestContext();
