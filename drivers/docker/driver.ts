@@ -29,7 +29,7 @@ import { DOCKER_CAPABILITIES } from "./capabilities.ts";
 import { containerOptions, resolveWorkDir, validateSpec } from "./container_spec.ts";
 import type { Engine } from "./engine.ts";
 import { engineError } from "./engine.ts";
-import { describeAddress } from "./engine_address.ts";
+import { describeAddress, type EngineAddress } from "./engine_address.ts";
 import { ImageManager } from "./images.ts";
 import { LABEL, labelsFor, resourceName } from "./labels.ts";
 import { type RawAttach, rawAttach } from "./raw_attach.ts";
@@ -49,7 +49,12 @@ function statusCode(error: unknown): number | undefined {
 }
 
 /** Why a container could not be created or started, as a one-line {@link DriverError}. */
-function startError(spec: TaskSpec, image: string, error: unknown): DriverError {
+function startError(
+  spec: TaskSpec,
+  image: string,
+  error: unknown,
+  address: EngineAddress,
+): DriverError {
   if (error instanceof DriverError) return error;
   const message = firstLine(error);
   const missing =
@@ -74,16 +79,10 @@ function startError(spec: TaskSpec, image: string, error: unknown): DriverError 
       `task ${spec.name}: image ${image} not found: ${message}`,
     );
   }
-  if (statusCode(error) === undefined) {
-    return new DriverError("unavailable", engineErrorText(error));
-  }
+  if (statusCode(error) === undefined) return engineError(address, error);
   return new DriverError("failed", `task ${spec.name}: the engine refused to run it: ${message}`, {
     cause: error,
   });
-}
-
-function engineErrorText(error: unknown): string {
-  return firstLine(error);
 }
 
 /** The docker driver bound to one run. */
@@ -98,7 +97,6 @@ export class DockerDriver implements Driver {
   readonly #images: ImageManager;
   readonly #volumes: VolumeStore;
   readonly #removals = new Map<string, Promise<void>>();
-  readonly #removalFailures: { resource: ResourceRecord; reason: string }[] = [];
   readonly #sandboxes = new Set<DockerSandbox>();
   readonly #removedTasks = new Set<string>();
   readonly #inflight = new Set<Promise<unknown>>();
@@ -180,13 +178,8 @@ export class DockerDriver implements Driver {
           try {
             await container.remove({ force: true, v: false });
           } catch (error) {
-            if (statusCode(error) !== 404) {
-              const record = this.#tracker.get("container", container.id);
-              if (record) {
-                this.#removalFailures.push({ resource: record, reason: firstLine(error) });
-              }
-              return;
-            }
+            // close() lists the run's containers and tries again; it reports what stays.
+            if (statusCode(error) !== 404) return;
           }
           await this.#tracker.forget("container", container.id);
         })();
@@ -227,7 +220,7 @@ export class DockerDriver implements Driver {
         const existing = await this.attachTask(spec.id, output);
         if (existing) return existing;
       }
-      throw startError(spec, image, error);
+      throw startError(spec, image, error, this.#engine.address);
     }
     await this.#tracker.record("container", container.id, { name, task: spec.id });
     this.#removedTasks.delete(spec.id);
@@ -239,14 +232,14 @@ export class DockerDriver implements Driver {
       attach = await this.#attach(container, stdin !== undefined, filter.sink);
     } catch (error) {
       await remove();
-      throw startError(spec, image, error);
+      throw startError(spec, image, error, this.#engine.address);
     }
     try {
       await container.start();
     } catch (error) {
       attach.close();
       await remove();
-      throw startError(spec, image, error);
+      throw startError(spec, image, error, this.#engine.address);
     }
     if (stdin !== undefined) void attach.sendStdin(stdin);
     const outputDone = attach.done;
@@ -398,7 +391,7 @@ export class DockerDriver implements Driver {
         }),
       );
     } catch (error) {
-      throw startError(spec, image, error);
+      throw startError(spec, image, error, this.#engine.address);
     }
     await this.#tracker.record("container", container.id, { name, task: spec.id, role: "sandbox" });
     const remove = this.#scheduleRemoval(container);
@@ -406,7 +399,7 @@ export class DockerDriver implements Driver {
       await container.start();
     } catch (error) {
       await remove();
-      throw startError(spec, image, error);
+      throw startError(spec, image, error, this.#engine.address);
     }
     const sandbox: DockerSandbox = new DockerSandbox(
       spec.id,
@@ -459,7 +452,6 @@ export class DockerDriver implements Driver {
       // listing below, or it would be missed and leak.
       await Promise.allSettled([...this.#inflight, this.#network]);
       await Promise.all(this.#removals.values());
-      failed.push(...this.#removalFailures);
       const containers = await docker.listContainers({ all: true, filters });
       await Promise.all(
         containers.map((c) =>
