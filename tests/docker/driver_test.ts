@@ -98,6 +98,29 @@ test("a sandbox is reachable from tasks by its name on the run's network", async
   });
 });
 
+test("starting a task ID that already has a container in the run returns that container", async () => {
+  await withDriver(async (driver) => {
+    const task = spec(["sh", "-c", "echo first-start; sleep 1; echo done"]);
+    const first = new OutputCollector();
+    const handle = await driver.startTask(task, first.sink);
+    await first.waitFor("stdout", "first-start");
+    const second = new OutputCollector();
+    const again = await driver.startTask(task, second.sink);
+    assert.equal((await again.wait()).code, 0);
+    assert.equal((await handle.wait()).code, 0);
+    assert.equal(
+      second.stdout,
+      "first-start\ndone\n",
+      "the output is replayed, the command did not run twice",
+    );
+    const containers = await docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL.task}=${task.id}`] },
+    });
+    assert.equal(containers.length, 1);
+  });
+});
+
 test("the image's ENTRYPOINT is cleared unless the task sets one", async () => {
   await withDriver(async (driver) => {
     const image = "pocketci-test/entrypoint:latest";
