@@ -103,6 +103,11 @@ class NativeDriver implements Driver {
   readonly #sandboxes = new Set<NativeSandbox>();
   readonly #volumes = new Map<string, Promise<VolumeEntry>>();
   readonly #workspaceRecord: ResourceRecord;
+  /** Where removed directories wait for their contents to be deleted in the background. */
+  readonly #trash: string;
+  #trashed = 0;
+  /** The background deletions, one after the other. */
+  #deletions: Promise<void> = Promise.resolve();
   readonly #limits: CgroupLimits | undefined;
   readonly #limitsUnavailable: string;
   readonly #groups = new Set<LimitGroup>();
@@ -125,11 +130,13 @@ class NativeDriver implements Driver {
       })
       : undefined;
     this.#workspaceRecord = this.record("dir", workspace, { role: "workspace" });
+    this.#trash = joinPath(workspace, "trash");
   }
 
   async init(): Promise<void> {
     await this.#context.record(this.#workspaceRecord);
     await Deno.writeTextFile(joinPath(this.#workspace, MARKER_FILE), this.#context.runId);
+    await Deno.mkdir(this.#trash, { recursive: true });
   }
 
   record(kind: ResourceRecord["kind"], id: string, detail: Record<string, string>): ResourceRecord {
@@ -153,7 +160,7 @@ class NativeDriver implements Driver {
       throw new DriverError("invalid", `task "${spec.name}" has an empty command`);
     }
     const dir = joinPath(this.#workspace, `tasks/${await safeName(spec.id)}`);
-    await Deno.mkdir(dir, { recursive: true });
+    makeDirectory(dir);
     const dirRecord = this.record("dir", dir, { role: "task", task: spec.id });
     await this.#context.record(dirRecord);
     let child: GroupProcess;
@@ -294,7 +301,7 @@ class NativeDriver implements Driver {
     if (await Deno.lstat(dir).then(() => true, () => false)) {
       throw new DriverError("invalid", `a sandbox with ID "${spec.id}" already exists in this run`);
     }
-    await Deno.mkdir(dir, { recursive: true });
+    makeDirectory(dir);
     const dirRecord = this.record("dir", dir, { role: "sandbox", sandbox: spec.id });
     await this.#context.record(dirRecord);
     let group: LimitGroup | undefined;
@@ -351,6 +358,7 @@ class NativeDriver implements Driver {
         () => this.#removeDir(state.dir, state.dirRecord, state.links),
       );
     }
+    await this.#deletions;
     const volumes = await Promise.all(
       [...this.#volumes.values()].map((pending) => pending.catch(() => undefined)),
     );
@@ -531,10 +539,32 @@ class NativeDriver implements Driver {
     return this.#volumeDir(mount.volume);
   }
 
+  /**
+   * Removes a task's or sandbox's directory: its mount links first, then the directory is
+   * moved into the workspace's trash (one rename) and its contents are deleted in the
+   * background. Deleting even an empty directory waits for the disk on some hosts (0.2 to
+   * 0.7 ms per rmdir measured on an ext4 root, against 15 µs for the rename), which would
+   * otherwise add to every task. The record can go at once: the trash lies inside the
+   * recorded workspace, so `gc` still finds it after a crash, and `close()` waits for the
+   * deletions before it removes the workspace.
+   */
   async #removeDir(dir: string, record: ResourceRecord, links: readonly string[]): Promise<void> {
-    for (const link of links) await Deno.remove(link).catch(() => {});
-    await Deno.remove(dir, { recursive: true }).catch(ignoreNotFound);
+    for (const link of links) removeLink(link);
+    const parked = joinPath(this.#trash, String(++this.#trashed));
+    if (moveDirectory(dir, parked)) this.#deleteLater(parked);
+    else await Deno.remove(dir, { recursive: true }).catch(ignoreNotFound);
     await this.#forget(record);
+  }
+
+  #deleteLater(path: string): void {
+    this.#deletions = this.#deletions
+      .then(() => Deno.remove(path, { recursive: true }))
+      .catch((error: Error) => {
+        if (error instanceof Deno.errors.NotFound) return;
+        this.#context.warn(
+          `could not delete the finished task directory ${path} (removed with the workspace at the end of the run): ${error.message}`,
+        );
+      });
   }
 
   async #forget(record: ResourceRecord): Promise<void> {
@@ -671,6 +701,35 @@ function archiveError(error: unknown, volume: VolumeHandle): unknown {
 
 function hasLimits(spec: TaskSpec): boolean {
   return spec.limits?.cpu !== undefined || spec.limits?.memoryBytes !== undefined;
+}
+
+// The helpers below make one synchronous system call each on purpose: on a task's
+// hot path that is cheaper than a round trip through Deno's file-system thread pool, whose
+// thread must first be scheduled (milliseconds on a busy host). Anything that could take
+// long (removing a tree a task filled) stays asynchronous.
+
+/** Creates a task's or sandbox's directory (and `tasks/` or `sandboxes/` the first time). */
+function makeDirectory(dir: string): void {
+  Deno.mkdirSync(dir, { recursive: true });
+}
+
+/** Removes a mount's symlink (not what it points to); a missing link is fine. */
+function removeLink(link: string): void {
+  try {
+    Deno.removeSync(link);
+  } catch {
+    // Already gone, or the directory removal below reports the problem.
+  }
+}
+
+/** Renames `dir` to `target` (same file system); false when that failed. */
+function moveDirectory(dir: string, target: string): boolean {
+  try {
+    Deno.renameSync(dir, target);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function ignoreNotFound(error: unknown): void {

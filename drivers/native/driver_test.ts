@@ -114,6 +114,41 @@ Deno.test("native: tasks lead their own process group, recorded with pgid, and g
   }
 });
 
+Deno.test("native: remove() takes a task's directory away at once, its contents are deleted in the background, nothing is left after close()", async () => {
+  const ctx = await createTestContext();
+  const driver = await nativeFactory.create({}, ctx);
+  const exists = (path: string) => Deno.lstat(path).then(() => true, () => false);
+  let workspace: string | undefined;
+  try {
+    const handles = [];
+    for (let i = 0; i < 5; i++) {
+      const handle = await driver.startTask(
+        sh("mkdir -p deep/er && head -c 100000 /dev/zero > deep/er/blob && echo x > top.txt"),
+        () => {},
+      );
+      assert.equal((await handle.wait()).code, 0);
+      handles.push(handle);
+    }
+    const dirs = ctx.recorded.filter((record) => record.detail?.role === "task").map((r) => r.id);
+    workspace = ctx.recorded.find((record) => record.detail?.role === "workspace")?.id;
+    assert.equal(dirs.length, 5);
+    assert.ok(workspace !== undefined);
+    for (const dir of dirs) assert.ok(await exists(`${dir}/deep/er/blob`), dir);
+    for (const [index, handle] of handles.entries()) {
+      await handle.remove();
+      assert.equal(await exists(dirs[index]), false, "the task's directory is still there");
+      assert.ok(![...ctx.live.values()].some((record) => record.id === dirs[index]));
+    }
+    await driver.close();
+    assert.equal(await exists(workspace), false, "close() left the workspace behind");
+    assert.deepEqual([...ctx.live.values()], []);
+    assert.deepEqual(ctx.warnings, []);
+  } finally {
+    await driver.close();
+    await ctx.dispose();
+  }
+});
+
 Deno.test("native: a child that escapes the group with setsid does not hang wait()", async () => {
   const ctx = await createTestContext();
   const driver = await nativeFactory.create({}, ctx);
