@@ -222,15 +222,20 @@ export class DockerDriver implements Driver {
       }
       throw startError(spec, image, error, this.#engine.address);
     }
-    await this.#tracker.record("container", container.id, { name, task: spec.id });
+    // Recording (the runner's journal) and attaching overlap; both finish before the start.
+    const recorded = this.#tracker.record("container", container.id, { name, task: spec.id });
     this.#removedTasks.delete(spec.id);
     const remove = this.#scheduleRemoval(container, spec.id);
     const stdin = spec.stdin;
     const filter = initFailureFilter(output);
     let attach: Attached;
     try {
-      attach = await this.#attach(container, stdin !== undefined, filter.sink);
+      [attach] = await Promise.all([
+        this.#attach(container, stdin !== undefined, filter.sink),
+        recorded,
+      ]);
     } catch (error) {
+      await recorded.catch(() => {});
       await remove();
       throw startError(spec, image, error, this.#engine.address);
     }
