@@ -19,6 +19,8 @@
 
 import type { DriverName } from "../dsn/types.ts";
 
+export type { DriverName };
+
 /** What a driver can honour. Using an unclaimed capability is a clear {@link UnsupportedError}. */
 export interface DriverCapabilities {
   /** Output reaches the sink while the task runs (not only at exit). */
