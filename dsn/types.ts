@@ -4,8 +4,19 @@
  * @module
  */
 
+/** The name of a driver. */
+export type DriverName =
+  | "native"
+  | "docker"
+  | "k8s"
+  | "digitalocean"
+  | "hetzner"
+  | "fly"
+  | "qemu"
+  | "vz";
+
 /** Every driver PocketCI knows, in the order the README lists them. */
-export const DRIVER_NAMES = [
+export const DRIVER_NAMES: readonly DriverName[] = [
   "native",
   "docker",
   "k8s",
@@ -14,10 +25,7 @@ export const DRIVER_NAMES = [
   "fly",
   "qemu",
   "vz",
-] as const;
-
-/** The name of a driver. */
-export type DriverName = typeof DRIVER_NAMES[number];
+];
 
 /** Which of the spec's three forms a DSN was written in. */
 export type DsnForm = "plain" | "url" | "colon";
