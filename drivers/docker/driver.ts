@@ -100,6 +100,7 @@ export class DockerDriver implements Driver {
   readonly #sandboxes = new Set<DockerSandbox>();
   readonly #removedTasks = new Set<string>();
   readonly #inflight = new Set<Promise<unknown>>();
+  readonly #containerNames = new Set<string>();
   #network: Promise<string> | undefined;
   #closing: Promise<CleanupReport> | undefined;
 
@@ -223,6 +224,7 @@ export class DockerDriver implements Driver {
       throw startError(spec, image, error, this.#engine.address);
     }
     // Recording (the runner's journal) and attaching overlap; both finish before the start.
+    this.#containerNames.add(name);
     const recorded = this.#tracker.record("container", container.id, { name, task: spec.id });
     this.#removedTasks.delete(spec.id);
     const remove = this.#scheduleRemoval(container, spec.id);
@@ -398,6 +400,7 @@ export class DockerDriver implements Driver {
     } catch (error) {
       throw startError(spec, image, error, this.#engine.address);
     }
+    this.#containerNames.add(name);
     await this.#tracker.record("container", container.id, { name, task: spec.id, role: "sandbox" });
     const remove = this.#scheduleRemoval(container);
     try {
@@ -418,6 +421,31 @@ export class DockerDriver implements Driver {
     );
     this.#sandboxes.add(sandbox);
     return sandbox;
+  }
+
+  /**
+   * Removes the run's network. The engine may still be releasing the endpoint of a container it
+   * just removed ("has active endpoints"): retry a few times, force-disconnecting the run's own
+   * containers by name before the last try.
+   */
+  async #removeNetwork(id: string): Promise<void> {
+    const network = this.#docker.getNetwork(id);
+    for (let attempt = 0;; attempt++) {
+      try {
+        await network.remove();
+        return;
+      } catch (error) {
+        if (attempt >= 3 || !/active endpoints/.test(firstLine(error))) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250 * 3 ** attempt));
+      if (attempt === 2) {
+        await Promise.all(
+          [...this.#containerNames].map((name) =>
+            network.disconnect({ Container: name, Force: true }).catch(() => {})
+          ),
+        );
+      }
+    }
   }
 
   /** Removes every container (running or not), volume and the network of this run; caches stay. */
@@ -477,9 +505,7 @@ export class DockerDriver implements Driver {
       );
       const networks = await docker.listNetworks({ filters });
       await Promise.all(
-        networks.map((n) =>
-          attempt(recordOf("network", n.Name), () => docker.getNetwork(n.Id).remove())
-        ),
+        networks.map((n) => attempt(recordOf("network", n.Name), () => this.#removeNetwork(n.Id))),
       );
     } catch (error) {
       failed.push({

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import Docker from "dockerode";
 import { type Driver, DriverError, type TaskSpec } from "../../drivers/contract.ts";
 import { createDockerDriver } from "../../drivers/docker/create.ts";
+import type { DockerDriver } from "../../drivers/docker/driver.ts";
 import { dockerFactory } from "../../drivers/docker/factory.ts";
 import { LABEL } from "../../drivers/docker/labels.ts";
 import { createTestContext, type TestContext } from "../conformance/context.ts";
@@ -414,5 +415,40 @@ test("pulls send the credentials from the Docker CLI config to the registry", as
     await ctx.dispose();
     await server.shutdown();
     await Deno.remove(configDir, { recursive: true });
+  }
+});
+
+test("close() frees the run's network from a lingering endpoint of one of its containers", async () => {
+  const ctx = await createTestContext();
+  const driver = await dockerFactory.create({}, ctx) as DockerDriver;
+  const task = spec(["true"]);
+  const { handle } = await run(driver, task);
+  await handle.remove();
+  const name = driver.containerName(task.id);
+  for (let i = 0; i < 100; i++) {
+    const gone = await docker.getContainer(name).inspect().then(() => false, () => true);
+    if (gone) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  // Something holds an endpoint on the run's network under the name of the run's container
+  // (as an engine that has not released it yet would): close() must still remove the network.
+  const network = await driver.network();
+  const holder = await docker.createContainer({
+    name,
+    Image: TEST_IMAGE,
+    Cmd: ["sleep", "60"],
+    HostConfig: { NetworkMode: network },
+  });
+  try {
+    await holder.start();
+    const report = await driver.close();
+    assert.deepEqual(report.failed, []);
+    assert.deepEqual(
+      await docker.listNetworks({ filters: { label: [`${LABEL.run}=${ctx.runId}`] } }),
+      [],
+    );
+  } finally {
+    await holder.remove({ force: true });
+    await ctx.dispose();
   }
 });
