@@ -99,6 +99,8 @@ class NativeDriver implements Driver {
   readonly #workspace: string;
   readonly #cacheRoot: string;
   readonly #baseEnv = hostBaseEnv();
+  /** Commands already found on PATH, for every task and sandbox call of this run. */
+  readonly foundCommands = new Map<string, string>();
   readonly #tasks = new Map<string, TaskState>();
   readonly #sandboxes = new Set<NativeSandbox>();
   readonly #volumes = new Map<string, Promise<VolumeEntry>>();
@@ -183,6 +185,7 @@ class NativeDriver implements Driver {
         env: { ...this.#baseEnv, ...spec.env },
         stdin: spec.stdin,
         cgroupProcs: group?.procs,
+        found: this.foundCommands,
       });
     } catch (error) {
       if (group !== undefined) await this.releaseGroup(group).catch(() => {});
@@ -644,6 +647,7 @@ class NativeSandbox implements SandboxHandle {
       env: { ...this.#env, ...spec.env },
       stdin: spec.stdin,
       cgroupProcs: this.#group?.procs,
+      found: this.#driver.foundCommands,
     });
     process.addSink(output, false);
     const entry = { process, settled: this.#driver.track(process, { sandbox: this.id }) };

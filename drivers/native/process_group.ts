@@ -31,6 +31,12 @@ export interface GroupProcessOptions {
    * command, so the command never runs outside its cgroups.
    */
   readonly cgroupProcs?: readonly string[];
+  /**
+   * Where commands found before are remembered (one map per driver instance): a name on
+   * an all-absolute PATH, or an absolute path, is looked up once per run instead of
+   * once per task (a stat per PATH entry tried).
+   */
+  readonly found?: Map<string, string>;
 }
 
 /**
@@ -83,7 +89,7 @@ export class GroupProcess {
     if (executable === undefined || executable === "") {
       throw new DriverError("invalid", "the command is empty; give at least the program to run");
     }
-    const found = lookupExecutable(executable, options.env.PATH, options.cwd);
+    const found = findExecutable(executable, options.env.PATH, options.cwd, options.found);
     if (found.kind === "missing") throw notFound(executable);
     if (found.kind === "not_executable") throw notExecutable(executable);
     // `setsid PROGRAM` (no fork: our child is never a group leader) gives the same new
@@ -229,6 +235,32 @@ export class GroupProcess {
       await writer.abort().catch(() => {});
     }
   }
+}
+
+/**
+ * {@link lookupExecutable} through `cache`: only successful lookups are kept, and only
+ * when they cannot depend on the working directory (an absolute path, or a name on a
+ * PATH of absolute directories). A command installed or removed during the run is not
+ * noticed; a removed one then fails to start with setsid's exit code 127.
+ */
+function findExecutable(
+  name: string,
+  path: string | undefined,
+  cwd: string,
+  cache: Map<string, string> | undefined,
+): LookupResult {
+  const key = cache === undefined ? undefined : lookupKey(name, path);
+  const known = key === undefined ? undefined : cache!.get(key);
+  if (known !== undefined) return { kind: "found", path: known };
+  const found = lookupExecutable(name, path, cwd);
+  if (key !== undefined && found.kind === "found") cache!.set(key, found.path);
+  return found;
+}
+
+function lookupKey(name: string, path: string | undefined): string | undefined {
+  if (name.startsWith("/")) return `\0${name}`;
+  if (name.includes("/") || path === undefined) return undefined;
+  return path.split(":").every((dir) => dir.startsWith("/")) ? `${path}\0${name}` : undefined;
 }
 
 /** The outcome of looking a command up. */

@@ -32,6 +32,44 @@ Deno.test("lookupExecutable finds commands like a shell does", async () => {
   }
 });
 
+Deno.test("commands found once are remembered, unless the lookup depends on the working directory", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pocketci-lookup-cache-" });
+  try {
+    await Deno.mkdir(`${dir}/bin`);
+    await Deno.writeTextFile(`${dir}/bin/tool`, "#!/bin/sh\necho tool\n");
+    await Deno.chmod(`${dir}/bin/tool`, 0o755);
+    const found = new Map<string, string>();
+    const run = async (command: string[], path: string) => {
+      const child = GroupProcess.spawn({ command, cwd: dir, env: { PATH: path }, found });
+      return await child.wait();
+    };
+    const path = `${dir}/bin:/usr/bin:/bin`;
+    assert.deepEqual(await run(["tool"], path), { code: 0 });
+    assert.deepEqual(await run(["/bin/true"], path), { code: 0 });
+    assert.deepEqual(await run(["./bin/tool"], path), { code: 0 });
+    assert.deepEqual(await run(["tool"], `bin:${path}`), { code: 0 });
+    assert.deepEqual(await run(["tool"], `:${path}`), { code: 0 });
+    assert.deepEqual([...found], [
+      [`${path}\0tool`, `${dir}/bin/tool`],
+      ["\0/bin/true", "/bin/true"],
+    ]);
+    // A remembered command is not looked up again: once removed, it fails to start
+    // (setsid's exit code) instead of being reported as not found.
+    await Deno.remove(`${dir}/bin/tool`);
+    assert.deepEqual(await run(["tool"], path), { code: 127 });
+    assert.throws(
+      () => GroupProcess.spawn({ command: ["tool"], cwd: dir, env: { PATH: path } }),
+      (error: unknown) => error instanceof DriverError && error.code === "command_not_found",
+    );
+    assert.throws(
+      () => GroupProcess.spawn({ command: ["./bin/tool"], cwd: dir, env: { PATH: path }, found }),
+      (error: unknown) => error instanceof DriverError && error.code === "command_not_found",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a process group is started with and without the setsid fast path", async () => {
   for (const path of ["/usr/bin:/bin", "relative-entry:/usr/bin:/bin"]) {
     const chunks: string[] = [];
