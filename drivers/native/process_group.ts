@@ -53,6 +53,8 @@ exec "$@"`;
 const POLL_MS = 20;
 /** How long output may still flow after the group was killed before the pipes are cut. */
 const DRAIN_MS = 2000;
+/** How often the shared watchdog looks for groups whose pipes stayed open too long. */
+const DRAIN_CHECK_MS = 250;
 const IS_LINUX = Deno.build.os === "linux";
 
 /** A running (or finished) process group. */
@@ -68,8 +70,11 @@ export class GroupProcess {
   #leaderExited = false;
   #done = false;
   readonly #startTime: string | undefined;
-  #markKilled: () => void = () => {};
-  readonly #killed = new Promise<void>((resolve) => this.#markKilled = resolve);
+  /** Registered with the drain watchdog once the group was killed, until drained. */
+  #draining: Drain | undefined;
+  #expire: (complete: false) => void = () => {};
+  /** Resolves false when the pipes stayed open for DRAIN_MS after the group was killed. */
+  readonly #drainExpired = new Promise<false>((resolve) => this.#expire = resolve);
 
   private constructor(child: Deno.ChildProcess, stdin: Uint8Array | undefined) {
     this.#child = child;
@@ -187,16 +192,8 @@ export class GroupProcess {
       this.#markKilled();
     }
     const drained = Promise.all(pumps).then(() => true);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let settled = false;
-    const timedOut = this.#killed.then(() =>
-      settled ? false : new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), DRAIN_MS);
-      })
-    );
-    const complete = await Promise.race([drained, timedOut]);
-    settled = true;
-    clearTimeout(timer);
+    const complete = await Promise.race([drained, this.#drainExpired]);
+    if (this.#draining !== undefined) draining.delete(this.#draining);
     if (!complete) {
       // A process that left the group (setsid) still holds the pipes: stop reading.
       signalGroup(this.pid, "SIGKILL");
@@ -208,7 +205,15 @@ export class GroupProcess {
     return toExitStatus(status);
   }
 
+  /** Starts the drain deadline: the pipes get DRAIN_MS more to reach their end. */
+  #markKilled(): void {
+    if (this.#draining !== undefined || this.#done) return;
+    this.#draining = { deadline: Date.now() + DRAIN_MS, expire: () => this.#expire(false) };
+    watchDrain(this.#draining);
+  }
+
   async #pump(stream: "stdout" | "stderr", source: ReadableStream<Uint8Array>): Promise<void> {
+    // The reader keeps its lock: the stream is not used once it ended or was cancelled.
     const reader = source.getReader();
     this.#readers.push(reader);
     try {
@@ -220,8 +225,6 @@ export class GroupProcess {
       }
     } catch {
       // The pipe was cancelled after the group was killed; nothing more will come.
-    } finally {
-      reader.releaseLock();
     }
   }
 
@@ -235,6 +238,38 @@ export class GroupProcess {
       await writer.abort().catch(() => {});
     }
   }
+}
+
+/** A killed group whose pipes may stay open until `deadline` (ms since the epoch). */
+interface Drain {
+  readonly deadline: number;
+  readonly expire: () => void;
+}
+
+/**
+ * Groups waiting for their pipes to end. One watchdog timer serves them all, instead of
+ * a timer per task; it stops itself once none is left, and never keeps Deno alive.
+ */
+const draining = new Set<Drain>();
+let watchdog: ReturnType<typeof setInterval> | undefined;
+
+function watchDrain(drain: Drain): void {
+  draining.add(drain);
+  if (watchdog !== undefined) return;
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const entry of draining) {
+      if (entry.deadline > now) continue;
+      draining.delete(entry);
+      entry.expire();
+    }
+    if (draining.size === 0) {
+      clearInterval(timer);
+      watchdog = undefined;
+    }
+  }, DRAIN_CHECK_MS);
+  Deno.unrefTimer(timer);
+  watchdog = timer;
 }
 
 /**
