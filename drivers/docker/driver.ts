@@ -253,7 +253,7 @@ export class DockerDriver implements Driver {
     return new DockerTask(
       spec.id,
       container,
-      this.#status(spec.command, image, container, outputDone, filter.failure),
+      this.#status(spec.command, image, container, outputDone, filter),
       remove,
     );
   }
@@ -292,10 +292,11 @@ export class DockerDriver implements Driver {
     image: string,
     container: Docker.Container,
     outputDone: Promise<void>,
-    initFailure: () => string | undefined,
+    initFailure: { failure: () => string | undefined; flush: () => void },
   ): Promise<ExitStatus> {
     const status = await waitForExit(container, outputDone);
-    const failure = initFailure();
+    initFailure.flush();
+    const failure = initFailure.failure();
     if (failure !== undefined && status.code === 127) {
       throw new DriverError(
         "command_not_found",
@@ -326,13 +327,28 @@ export class DockerDriver implements Driver {
       await this.#tracker.record("container", info.Id, { name: info.Name, task: id });
     }
     if (info.State.Status === "created") await byId.start();
-    const logs = await byId.logs({
-      follow: true,
-      stdout: true,
-      stderr: true,
-    }) as unknown as NodeJS.ReadableStream;
-    const outputDone = pump(logs, output);
-    return new DockerTask(id, byId, waitForExit(byId, outputDone), this.#scheduleRemoval(byId));
+    let logs: NodeJS.ReadableStream;
+    try {
+      logs = await byId.logs({
+        follow: true,
+        stdout: true,
+        stderr: true,
+      }) as unknown as NodeJS.ReadableStream;
+    } catch (error) {
+      // 404 / 409: removed meanwhile, or being removed.
+      if (statusCode(error) === 404 || statusCode(error) === 409) return undefined;
+      throw engineError(this.#engine.address, error);
+    }
+    const filter = initFailureFilter(output);
+    const outputDone = pump(logs, filter.sink);
+    const status = this.#status(
+      info.Config.Cmd ?? [id],
+      info.Config.Image,
+      byId,
+      outputDone,
+      filter,
+    );
+    return new DockerTask(id, byId, status, this.#scheduleRemoval(byId, id));
   }
 
   /** Creates a volume or opens a cache. */

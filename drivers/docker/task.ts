@@ -134,24 +134,52 @@ const TINI_EXEC_FAILURE = /^\[FATAL tini \(\d+\)\] exec (.*) failed: ([^\n]*)/;
 /**
  * Tasks run under the engine's init (tini), so a command that cannot be executed shows up as
  * tini's "exec ... failed" line and exit code 127 rather than as a start error. This sink
- * wrapper takes that line out of the task's stderr and remembers it.
+ * wrapper takes that line out of the task's stderr and remembers it. The line can arrive in
+ * pieces, so stderr that starts like it is held back until the line is complete (or 1 KiB, or the
+ * end of the output); any other output passes straight through.
  */
-export function initFailureFilter(
-  output: OutputSink,
-): { sink: OutputSink; failure: () => string | undefined } {
+export function initFailureFilter(output: OutputSink): {
+  sink: OutputSink;
+  failure: () => string | undefined;
+  flush: () => void;
+} {
+  const PREFIX = "[FATAL tini";
   let failure: string | undefined;
-  let first = true;
+  let held: Uint8Array[] | null = [];
+  let heldText = "";
   const decoder = new TextDecoder();
-  const sink: OutputSink = (stream, chunk) => {
-    if (stream === "stderr" && first) {
-      first = false;
-      const match = TINI_EXEC_FAILURE.exec(decoder.decode(chunk.subarray(0, 1024)));
-      if (match) {
-        failure = `${match[1]}: ${match[2]}`;
-        return;
-      }
-    }
-    output(stream, chunk);
+  const release = () => {
+    if (held === null) return;
+    const chunks = held;
+    held = null;
+    for (const chunk of chunks) output("stderr", chunk);
   };
-  return { sink, failure: () => failure };
+  const decide = (final: boolean) => {
+    const complete = heldText.includes("\n") || heldText.length >= 1024 || final;
+    if (!complete) return;
+    const match = TINI_EXEC_FAILURE.exec(heldText);
+    if (match) {
+      failure = `${match[1]}: ${match[2]}`;
+      held = null;
+    } else release();
+  };
+  const sink: OutputSink = (stream, chunk) => {
+    if (stream !== "stderr" || held === null) {
+      output(stream, chunk);
+      return;
+    }
+    held.push(chunk);
+    heldText += decoder.decode(chunk.subarray(0, 1024), { stream: true });
+    const start = heldText.slice(0, PREFIX.length);
+    if (!PREFIX.startsWith(start)) release();
+    else decide(false);
+  };
+  return {
+    sink,
+    failure: () => failure,
+    flush: () => {
+      if (held !== null && held.length > 0) decide(true);
+      else held = null;
+    },
+  };
 }

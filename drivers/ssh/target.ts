@@ -27,7 +27,7 @@ export function parseSshUrl(url: string, defaultUser = "root"): SshTarget {
   } catch {
     throw new DriverError(
       "invalid",
-      `invalid ssh address ${JSON.stringify(url)}: expected ssh://user@host[:port]`,
+      `invalid ssh address ${JSON.stringify(redact(url))}: expected ssh://user@host[:port]`,
     );
   }
   if (parsed.password) {
@@ -39,26 +39,25 @@ export function parseSshUrl(url: string, defaultUser = "root"): SshTarget {
   if (parsed.protocol !== "ssh:" || parsed.hostname === "") {
     throw new DriverError(
       "invalid",
-      `invalid ssh address ${JSON.stringify(url)}: expected ssh://user@host[:port]`,
+      `invalid ssh address ${JSON.stringify(redact(url))}: expected ssh://user@host[:port]`,
     );
   }
   if ((parsed.pathname !== "" && parsed.pathname !== "/") || parsed.search || parsed.hash) {
     throw new DriverError(
       "invalid",
       `invalid ssh address ${
-        JSON.stringify(url)
+        JSON.stringify(redact(url))
       }: a path, query or fragment is not supported; use ssh://user@host[:port]`,
-    );
-  }
-  if (parsed.password) {
-    throw new DriverError(
-      "invalid",
-      "ssh addresses must not contain a password: use a key or ssh-agent",
     );
   }
   const port = parsed.port === "" ? 22 : Number(parsed.port);
   const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
   return { user: decodeURIComponent(parsed.username) || defaultUser, host, port };
+}
+
+/** The address with any password replaced by `***`, for messages. */
+function redact(url: string): string {
+  return url.replace(/\/\/([^/@:]*):[^/@]*@/, "//$1:***@");
 }
 
 /** `user@host:port`, for messages and as a connection-pool key. */
