@@ -55,12 +55,15 @@ export async function waitForExit(
   const result = await container.wait() as { StatusCode: number };
   await outputDone;
   let oom = false;
-  if (result.StatusCode !== 0) {
+  // The engine learns of an OOM kill from a separate event that can land just after the exit:
+  // a SIGKILL death (137) is checked again for a short while.
+  const tries = result.StatusCode === 137 ? 6 : result.StatusCode !== 0 ? 1 : 0;
+  for (let i = 0; i < tries && !oom; i++) {
+    if (i > 0) await new Promise((resolve) => setTimeout(resolve, 50));
     try {
-      const info = await container.inspect();
-      oom = info.State.OOMKilled === true;
+      oom = (await container.inspect()).State.OOMKilled === true;
     } catch {
-      oom = false;
+      break;
     }
   }
   return exitStatus(result.StatusCode, oom);
