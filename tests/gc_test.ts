@@ -38,7 +38,7 @@ export default pipeline("long", async () => {
   await task("long").mount(v, "v").sh("echo started; sleep 120");
 });`;
 
-Deno.test("gc: removes what a run killed with kill -9 left behind, never a live run's resources", async () => {
+async function killedRunIsCollected(inProcess: boolean): Promise<void> {
   const dir = await tempProject({ "pipeline.ts": LONG_PIPELINE });
   const stateDir = `${dir}/.state`;
   const env = { POCKETCI_STATE_DIR: stateDir, NO_COLOR: "1" };
@@ -50,7 +50,7 @@ Deno.test("gc: removes what a run killed with kill -9 left behind, never a live 
       `--config=${CONFIG}`,
       ENTRY,
       "run",
-      "--in-process",
+      ...(inProcess ? ["--in-process"] : []),
       `${dir}/pipeline.ts`,
     ],
     env,
@@ -69,6 +69,17 @@ Deno.test("gc: removes what a run killed with kill -9 left behind, never a live 
   assert.ok(process, "the task's process was recorded");
   const pid = Number(process.id);
   assert.ok(await alive(pid));
+  // The narrowed runner child may not read /proc itself; the start time is still
+  // recorded (there, in a second record once the reader shell answered).
+  await waitFor(
+    async () => {
+      const [again] = await journals(stateDir);
+      const found = again.outstanding.find((resource) => resource.id === process.id);
+      return /^\d+$/.test(found?.detail?.startTime ?? "");
+    },
+    "the task's start time to be recorded",
+    5_000,
+  );
 
   // While the run is alive, gc leaves it alone.
   const whileLive = await runCli(["gc"], { env });
@@ -76,7 +87,9 @@ Deno.test("gc: removes what a run killed with kill -9 left behind, never a live 
   assert.match(whileLive.stdout, /1 live run\(s\) skipped/);
   assert.ok(await alive(pid), "gc must not touch a live run");
 
-  runner.kill("SIGKILL");
+  // The runner is the CLI itself with --in-process, else the child it started (the
+  // CLI then exits on its own).
+  Deno.kill(journal.header!.process.pid, "SIGKILL");
   await runner.status;
   await reader.cancel();
   assert.ok(await alive(pid), "kill -9 of the runner leaves the task running");
@@ -97,6 +110,14 @@ Deno.test("gc: removes what a run killed with kill -9 left behind, never a live 
   const again = await runCli(["gc"], { env });
   assert.match(again.stdout, /nothing to collect/);
   await Deno.remove(dir, { recursive: true });
+}
+
+Deno.test("gc: removes what a run killed with kill -9 left behind, never a live run's resources", async () => {
+  await killedRunIsCollected(true);
+});
+
+Deno.test("gc: the same for a run in the narrowed runner child (identity recorded without reading /proc)", async () => {
+  await killedRunIsCollected(false);
 });
 
 Deno.test("gc: removes caches unused for longer than --cache-ttl", async () => {

@@ -423,15 +423,25 @@ class NativeDriver implements Driver {
 
   #track(process: GroupProcess, detail: Record<string, string>): Promise<void> {
     return (async () => {
-      const startTime = process.startTime;
-      const record = this.record("process", String(process.pid), {
-        pgid: String(process.pid),
-        ...detail,
-        ...(startTime === undefined ? {} : { startTime }),
-      });
+      // Recorded at once; when the start time needs a round trip to the reader shell
+      // (narrowed runner), the record is written again with it.
+      const known = process.knownStartTime;
+      const recordWith = (startTime: string | undefined) =>
+        this.record("process", String(process.pid), {
+          pgid: String(process.pid),
+          ...detail,
+          ...(startTime === undefined ? {} : { startTime }),
+        });
+      const record = recordWith(known);
       let recorded = true;
       try {
         await this.#context.record(record);
+        if (known === undefined) {
+          const startTime = await process.startTime();
+          if (startTime !== undefined && !process.finished) {
+            await this.#context.record(recordWith(startTime));
+          }
+        }
       } catch (error) {
         recorded = false;
         this.#context.warn(

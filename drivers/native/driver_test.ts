@@ -260,6 +260,40 @@ Deno.test("native: maintenance kills a recorded group and removes only its own d
   }
 });
 
+Deno.test("native: maintenance never kills a live group whose identity it cannot confirm", async () => {
+  const ctx = await createTestContext();
+  const driver = await nativeFactory.create({}, ctx);
+  const maintenance = await nativeFactory.maintenance!({}, ctx);
+  try {
+    const output = new OutputCollector();
+    const handle = await driver.startTask(sh("echo up; sleep 30 & wait"), output.sink);
+    await output.waitFor("stdout", "up");
+    const process = [...ctx.live.values()].find((record) => record.kind === "process")!;
+    const { startTime: _, ...withoutStart } = process.detail!;
+    // A reused pid looks like a different start time; an old record may carry none.
+    for (const detail of [{ ...withoutStart, startTime: "1" }, withoutStart]) {
+      await assert.rejects(
+        () => maintenance.removeResource({ ...process, detail }),
+        (error: unknown) =>
+          error instanceof DriverError && /identity cannot be confirmed/.test(error.message) &&
+          error.message.includes(`kill -KILL -- -${process.id}`),
+      );
+    }
+    const state = await Promise.race([
+      handle.wait().then(() => "exited"),
+      new Promise((resolve) => setTimeout(() => resolve("running"), 300)),
+    ]);
+    assert.equal(state, "running", "a refused kill leaves the group alone");
+    await maintenance.removeResource(process);
+    assert.equal((await handle.wait()).code, 137);
+    // Once the group is gone, a record without identity is simply done.
+    await maintenance.removeResource({ ...process, detail: withoutStart });
+  } finally {
+    await driver.close();
+    await ctx.dispose();
+  }
+});
+
 Deno.test("native: the replay buffer keeps head and tail and marks what it dropped", () => {
   const buffer = new ReplayBuffer(4, 6);
   const encoder = new TextEncoder();

@@ -14,7 +14,8 @@ import {
 } from "../contract.ts";
 import { listCaches, removeCache } from "./caches.ts";
 import { cacheRoot, MARKER_FILE } from "./layout.ts";
-import { processStartTime, signalGroup } from "./process_group.ts";
+import { groupAlive, signalGroup } from "./process_group.ts";
+import { processStartTime } from "./proc_stat.ts";
 import { TEARDOWN_SCRIPT } from "./cgroup_limits.ts";
 import { runShell } from "./shell.ts";
 
@@ -46,13 +47,20 @@ async function killRecordedGroup(resource: ResourceRecord): Promise<void> {
   if (!Number.isInteger(pid) || pid <= 1 || !Number.isInteger(pgid) || pgid <= 1) {
     throw new DriverError("invalid", `"${resource.id}" is not a process ID`);
   }
+  // Only the recorded leader, recognised by its start time, proves that the group is
+  // still the one the run started: its pid may have been reused since.
   const recorded = resource.detail?.startTime;
-  if (recorded !== undefined && (await processStartTime(pid)) !== recorded) {
-    // The leader is gone (or its pid was reused): kill only if the group still exists
-    // without it, which cannot be verified safely, so leave it.
+  if (recorded !== undefined && (await processStartTime(pid)) === recorded) {
+    signalGroup(pgid, "SIGKILL");
     return;
   }
-  signalGroup(pgid, "SIGKILL");
+  if (!(await groupAlive(pgid))) return;
+  throw new DriverError(
+    "failed",
+    `process group ${pgid} is still running but its identity cannot be confirmed (${
+      recorded === undefined ? "no start time was recorded" : "its leader is gone or was replaced"
+    }), so it was left alone; if it is the task's, end it with: kill -KILL -- -${pgid}`,
+  );
 }
 
 async function removeRecordedDir(resource: ResourceRecord): Promise<void> {

@@ -14,6 +14,7 @@
 import { DriverError, type ExitStatus, type OutputSink } from "../contract.ts";
 import { ReplayBuffer } from "./replay_buffer.ts";
 import { SHELL } from "./shell.ts";
+import { processStartTime, startTimeSync, statFields } from "./proc_stat.ts";
 
 /** How to start a process. */
 export interface GroupProcessOptions {
@@ -79,7 +80,7 @@ export class GroupProcess {
   private constructor(child: Deno.ChildProcess, stdin: Uint8Array | undefined) {
     this.#child = child;
     this.pid = child.pid;
-    this.#startTime = startTimeNow(child.pid);
+    this.#startTime = startTimeSync(child.pid);
     if (stdin !== undefined) void this.#feed(stdin);
     const pumps = [this.#pump("stdout", child.stdout), this.#pump("stderr", child.stderr)];
     this.#finished = this.#finish(pumps);
@@ -159,8 +160,17 @@ export class GroupProcess {
     return this.#done;
   }
 
-  /** The kernel's start time of the leader (Linux), to recognise this process later. */
-  get startTime(): string | undefined {
+  /**
+   * The kernel's start time of the leader (Linux), to recognise this process later:
+   * read as it was spawned when Deno may read /proc, else asked of the reader shell
+   * (undefined when the leader already exited and was reaped).
+   */
+  async startTime(): Promise<string | undefined> {
+    return this.#startTime ?? await processStartTime(this.pid);
+  }
+
+  /** The leader's start time when it was read as the process was spawned. */
+  get knownStartTime(): string | undefined {
     return this.#startTime;
   }
 
@@ -455,39 +465,6 @@ export async function groupAlive(pgid: number): Promise<boolean> {
 }
 
 let procReadable: boolean | undefined;
-
-/** The start time field of /proc/PID/stat (Linux), or undefined. */
-export async function processStartTime(pid: number): Promise<string | undefined> {
-  if (!IS_LINUX) return undefined;
-  return (await statFields(pid))?.[19];
-}
-
-let procStatReadable = IS_LINUX;
-
-/**
- * The start time of a process just spawned, read synchronously (a few microseconds)
- * so recording it costs no extra round trip; undefined once Deno refuses /proc.
- */
-function startTimeNow(pid: number): string | undefined {
-  if (!procStatReadable) return undefined;
-  try {
-    const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return text.slice(text.lastIndexOf(")") + 2).split(" ")[19];
-  } catch (error) {
-    if (error instanceof Deno.errors.NotCapable) procStatReadable = false;
-    return undefined;
-  }
-}
-
-/** Fields of /proc/PID/stat after the command name: [state, ppid, pgrp, ...]. */
-async function statFields(pid: number): Promise<string[] | undefined> {
-  try {
-    const text = await Deno.readTextFile(`/proc/${pid}/stat`);
-    return text.slice(text.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return undefined;
-  }
-}
 
 function safeCall(sink: OutputSink, stream: "stdout" | "stderr", chunk: Uint8Array): void {
   try {
