@@ -195,6 +195,8 @@ export class PipelineRun {
       namespace: options.dsn.namespace,
       logDir: paths.logDir,
     });
+    // The DSN layer's warnings (an unknown parameter ...) name parameters, never values.
+    for (const message of options.dsn.warnings) this.#emit({ type: "warning", message });
 
     try {
       const info = await Deno.stat(options.pipelinePath);

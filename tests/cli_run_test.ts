@@ -191,6 +191,66 @@ export default pipeline("secrets", async () => {
   await Deno.remove(dir, { recursive: true });
 });
 
+async function filesUnder(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory) found.push(...await filesUnder(path));
+    else if (entry.isFile) found.push(path);
+  }
+  return found;
+}
+
+Deno.test("run: secrets and DSN tokens never reach the output, the NDJSON, the summary or the log directory", async () => {
+  const { dir, env } = await project(`
+import { pipeline, secret, task } from "pocketci";
+export default pipeline("secrets", async () => {
+  const r = await task("leak").env({ T: secret("TOK"), M: secret("MULTI") }).allowFailure().sh(
+    'printf "%s" "$T" | base64; printf "Sneaky"; sleep 0.2; printf "Value42\\n"; echo "$M"; echo "$T" >&2; exit 3',
+  );
+  throw new Error("saw " + r.stdout + r.stderr);
+});`);
+  const values = [
+    "SneakyValue42",
+    btoa("SneakyValue42"),
+    "first-line-secret",
+    "second-line-secret",
+  ];
+  const dsnToken = "DsnTokenValue77";
+  const secretEnv = {
+    ...env,
+    TOK: "SneakyValue42",
+    MULTI: "first-line-secret\nsecond-line-secret",
+  };
+  for (const mode of [[], ["--json"]]) {
+    const result = await runCli([
+      "run",
+      `${dir}/pipeline.ts`,
+      ...mode,
+      "--secret",
+      "TOK",
+      "--secret",
+      "MULTI",
+      `--driver=native:tokn=${dsnToken}`,
+    ], { env: secretEnv });
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    const printed = result.stdout + result.stderr;
+    // The unknown parameter is named in a warning, its value never shown.
+    assert.match(printed, /unknown parameter \\?"tokn\\?"/);
+    assert.match(printed, /saw \*\*\*/);
+    for (const value of [...values, dsnToken]) assert.ok(!printed.includes(value), value);
+  }
+  const logs = await filesUnder(`${dir}/.state/logs`);
+  assert.ok(logs.length >= 4, logs.join(" "));
+  for (const file of logs) {
+    const text = await Deno.readTextFile(file);
+    for (const value of [...values, dsnToken]) {
+      assert.ok(!text.includes(value), `${value} in ${file}`);
+    }
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("check: 0 for a good pipeline, 1 for type errors, 2 for a missing file", async () => {
   const dir = await tempProject({
     "good.ts":
