@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { flagError } from "./dsn.ts";
 import { UsageError } from "./errors.ts";
 import { describeDrivers, DRIVER_NAMES, type DriverDescription } from "../dsn/mod.ts";
+import { writeOut } from "./flags.ts";
 
 /** The help text of `pocketci drivers`. */
 export const DRIVERS_HELP: string = [
@@ -81,8 +82,4 @@ function driverText(driver: DriverDescription): string {
     );
   }
   return lines.join("\n");
-}
-
-function writeOut(text: string): void {
-  Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
 }

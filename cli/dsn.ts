@@ -17,6 +17,7 @@ import {
   type ResolvedDsn,
   resolveDsn,
 } from "../dsn/mod.ts";
+import { writeOut } from "./flags.ts";
 
 /** The help text of `pocketci dsn`. */
 export const DSN_HELP: string = [
@@ -168,8 +169,4 @@ function sourceText(resolved: ResolvedDsn, parameter: ParameterDescription): str
     default:
       return "default";
   }
-}
-
-function writeOut(text: string): void {
-  Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
 }

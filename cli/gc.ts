@@ -6,6 +6,7 @@
  */
 
 import { UsageError } from "./errors.ts";
+import { driverFlag, durationFlag, stateDirFlag, walkFlags, writeOut as write } from "./flags.ts";
 
 /** The help text of `pocketci gc`. */
 export const GC_HELP =
@@ -36,16 +37,7 @@ interface GcFlags {
 /** Parses the flags of `pocketci gc`. */
 export function parseGcFlags(argv: readonly string[]): GcFlags {
   const flags: GcFlags = { dryRun: false, cacheTtl: "7d", json: false, help: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const eq = arg.indexOf("=");
-    const name = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
-    const value = (): string => {
-      if (eq > 0 && arg.startsWith("--")) return arg.slice(eq + 1);
-      const next = argv[++i];
-      if (next === undefined) throw new UsageError(`${name} needs a value`);
-      return next;
-    };
+  walkFlags(argv, ({ arg, name, value }) => {
     switch (name) {
       case "-h":
       case "--help":
@@ -69,12 +61,8 @@ export function parseGcFlags(argv: readonly string[]): GcFlags {
       default:
         throw new UsageError(`unknown argument ${arg}; see \`pocketci gc --help\``);
     }
-  }
+  });
   return flags;
-}
-
-function write(text: string): void {
-  Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
 }
 
 /** Runs `pocketci gc`. */
@@ -85,33 +73,14 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const { resolveDsn } = await import("../dsn/mod.ts");
-  const { parseDurationMs } = await import("../dsl/parse.ts");
-  const { DsnError } = await import("../dsn/types.ts");
-  const { defaultStateDir } = await import("../runner/state.ts");
   const { collectGarbage } = await import("../runner/gc.ts");
   const { getDriverFactory } = await import("../drivers/registry.ts");
-  let cacheTtlMs: number;
-  try {
-    cacheTtlMs = parseDurationMs(flags.cacheTtl);
-  } catch (error) {
-    throw new UsageError(`--cache-ttl: ${(error as Error).message}`);
-  }
+  const cacheTtlMs = await durationFlag("--cache-ttl", flags.cacheTtl);
   const env = Deno.env.toObject();
-  let dsn;
-  try {
-    dsn = flags.driver === undefined
-      ? undefined
-      : resolveDsn(flags.driver, { env, cwd: Deno.cwd() });
-  } catch (error) {
-    if (error instanceof DsnError) throw new UsageError(`--driver: ${error.message}`);
-    throw error;
-  }
-  let stateDir: string;
-  try {
-    stateDir = flags.stateDir ?? defaultStateDir(env);
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}, or pass --state-dir DIR`);
-  }
+  const dsn = flags.driver === undefined
+    ? undefined
+    : await driverFlag(flags.driver, { env, cwd: Deno.cwd() });
+  const stateDir = await stateDirFlag(flags.stateDir, env);
   const report = await collectGarbage({
     stateDir,
     dsn,

@@ -7,6 +7,7 @@
 
 import { UsageError } from "./errors.ts";
 import { VERSION } from "../version.ts";
+import { writeErr, writeOut } from "./flags.ts";
 
 /** A subcommand module: `main(args)` returns the process exit code. */
 export interface CommandModule {
@@ -89,12 +90,4 @@ export async function main(args: string[]): Promise<number> {
     }
     throw error;
   }
-}
-
-function writeOut(text: string): void {
-  Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
-}
-
-function writeErr(text: string): void {
-  Deno.stderr.writeSync(new TextEncoder().encode(text + "\n"));
 }

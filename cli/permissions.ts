@@ -11,6 +11,7 @@ import { UsageError } from "./errors.ts";
 import { driverStringFrom, DsnError, type ResolvedDsn, resolveDsn } from "../dsn/mod.ts";
 import { mergePermissions, type PermissionFlag } from "../drivers/permissions.ts";
 import { getDriverFactory, IMPLEMENTED_DRIVERS } from "../drivers/registry.ts";
+import { writeOut } from "./flags.ts";
 
 /** The help text of `pocketci permissions`. */
 export const PERMISSIONS_HELP: string = [
@@ -95,8 +96,4 @@ export function permissionsText(
 
 function shellQuote(text: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
-}
-
-function writeOut(text: string): void {
-  Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
 }

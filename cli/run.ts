@@ -11,6 +11,7 @@
  */
 
 import { UsageError } from "./errors.ts";
+import { driverFlag, durationFlag, stateDirFlag, walkFlags, writeErr } from "./flags.ts";
 import type { LaunchConfig } from "../runner/launch.ts";
 import {
   absoluteGrants,
@@ -73,22 +74,12 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
     args: [],
     help: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
+  walkFlags(argv, ({ arg, name, value, rest }) => {
     if (arg === "--") {
-      flags.args = argv.slice(i + 1);
-      break;
+      flags.args = rest();
+      return "stop";
     }
-    const eq = arg.indexOf("=");
-    const name = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
-    const inline = arg.startsWith("--") && eq > 0 ? arg.slice(eq + 1) : undefined;
-    const value = (): string => {
-      if (inline !== undefined) return inline;
-      const next = argv[++i];
-      if (next === undefined) throw new UsageError(`${name} needs a value`);
-      return next;
-    };
-    if (parseAllowFlag(arg, flags.grants)) continue;
+    if (parseAllowFlag(arg, flags.grants)) return;
     switch (name) {
       case "-h":
       case "--help":
@@ -138,12 +129,8 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
         }
         flags.pipeline = arg;
     }
-  }
+  });
   return flags;
-}
-
-function writeErr(text: string): void {
-  Deno.stderr.writeSync(new TextEncoder().encode(text + "\n"));
 }
 
 /** Builds the launch configuration from flags and the environment (throws UsageError). */
@@ -163,10 +150,7 @@ export async function launchConfig(
       `pipeline file ${flags.pipeline} does not exist; pass the path of a .ts file`,
     );
   }
-  const { DsnError } = await import("../dsn/types.ts");
-  const { defaultStateDir } = await import("../runner/state.ts");
   const { parseSecretFile, secretsFromEnv } = await import("../runner/secrets.ts");
-  const { parseDurationMs } = await import("../dsl/parse.ts");
   const { newRunId } = await import("../dsn/run_id.ts");
   const env = Deno.env.toObject();
   const driverText = flags.driver ?? (env.POCKETCI_DRIVER?.trim() || "native");
@@ -176,23 +160,13 @@ export async function launchConfig(
     // The plain default needs no parsing; skipping the DSN layer keeps start-up lean.
     dsn = await plainNativeDsn(pipelinePath);
   } else {
-    const { resolveDsn, secretValues } = await import("../dsn/mod.ts");
-    try {
-      dsn = resolveDsn(driverText, { env, pipelinePath, cwd });
-    } catch (error) {
-      if (error instanceof DsnError) throw new UsageError(`--driver: ${error.message}`);
-      throw error;
-    }
+    const { secretValues } = await import("../dsn/mod.ts");
+    dsn = await driverFlag(driverText, { env, pipelinePath, cwd });
     dsnSecrets = secretValues(dsn);
   }
-  let timeoutMs: number | undefined;
-  if (flags.timeout !== undefined) {
-    try {
-      timeoutMs = parseDurationMs(flags.timeout);
-    } catch (error) {
-      throw new UsageError(`--timeout: ${(error as Error).message}`);
-    }
-  }
+  const timeoutMs = flags.timeout === undefined
+    ? undefined
+    : await durationFlag("--timeout", flags.timeout);
   const secrets = new Map<string, string>();
   try {
     for (const file of flags.secretFiles) {
@@ -207,12 +181,7 @@ export async function launchConfig(
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  let stateDir: string;
-  try {
-    stateDir = flags.stateDir ?? defaultStateDir(env);
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}, or pass --state-dir DIR`);
-  }
+  const stateDir = await stateDirFlag(flags.stateDir, env);
   return {
     pipelinePath,
     dsn,
