@@ -260,6 +260,20 @@ export class RunSession implements PipelineHost {
     };
   }
 
+  /** The result of a task or call that could not even be handed to the driver. */
+  #notRun(
+    kind: "task" | "exec",
+    base: { id: string; name: string; allowFailure: boolean },
+    error: unknown,
+  ): TaskResult {
+    return this.#finish(kind, base, {
+      status: "error",
+      code: null,
+      durationMs: 0,
+      error: oneLine(error),
+    }, undefined);
+  }
+
   #finish(
     kind: "task" | "exec",
     base: { id: string; name: string; allowFailure: boolean },
@@ -452,14 +466,7 @@ export class RunSession implements PipelineHost {
         command: request.command,
         image: request.image,
       });
-      return Promise.resolve(
-        this.#finish("task", base, {
-          status: "error",
-          code: null,
-          durationMs: 0,
-          error: oneLine(error),
-        }, undefined),
-      );
+      return Promise.resolve(this.#notRun("task", base, error));
     }
     return this.#track(
       this.#execute(
@@ -520,14 +527,7 @@ export class RunSession implements PipelineHost {
       this.#checkCapabilities(request);
       env = this.#resolveEnv(request.env);
     } catch (error) {
-      return Promise.resolve(
-        this.#finish("exec", base, {
-          status: "error",
-          code: null,
-          durationMs: 0,
-          error: oneLine(error),
-        }, undefined),
-      );
+      return Promise.resolve(this.#notRun("exec", base, error));
     }
     return this.#track(
       this.#execute(
