@@ -1,5 +1,6 @@
 /**
- * Secret masking: every secret value, its base64 form and each line of a
+ * Secret masking: every secret value, its base64 form (also with a trailing newline,
+ * as `echo "$SECRET" | base64` prints it) and each line of a
  * multi-line value become `***`, in whole strings and in streams whose chunks may
  * split a value anywhere.
  *
@@ -26,6 +27,8 @@ export function maskPatterns(values: Iterable<string>): string[] {
     if (value === "") continue;
     patterns.add(value);
     patterns.add(base64(value));
+    // What `echo "$SECRET" | base64` prints.
+    patterns.add(base64(value + "\n"));
     if (/[\r\n]/.test(value)) {
       for (const line of value.split(/\r?\n|\r/)) {
         const trimmed = line.trim();

@@ -12,6 +12,11 @@ Deno.test("mask: value, base64 form and each line of a multi-line value", () => 
   assert.equal(masker.mask("nothing here"), "nothing here");
 });
 
+Deno.test('mask: the base64 of the value with a trailing newline (`echo "$T" | base64`)', () => {
+  const masker = new Masker(["hunter2-secret"]);
+  assert.equal(masker.mask(`b64 ${btoa("hunter2-secret\n")}`), "b64 ***");
+});
+
 Deno.test("mask: short lines of a multi-line secret are not masked on their own", () => {
   assert.deepEqual(maskPatterns(["a\nlonger-line"]).includes("a"), false);
 });
