@@ -11,7 +11,9 @@ import type { OutputCallback } from "../dsl/types.ts";
 import { toFileUrl } from "./file_url.ts";
 import {
   type RunnerMessage,
+  stripAnsi,
   toWireError,
+  userFrame,
   type WireContext,
   type WireError,
   type WorkerMessage,
@@ -61,11 +63,6 @@ export interface WorkerEvents {
   log(level: "info" | "warn" | "error", message: string): void;
   /** Masks error messages before they cross back into the worker. */
   mask(error: WireError): WireError;
-}
-
-function stripAnsi(text: string): string {
-  // deno-lint-ignore no-control-regex
-  return text.replace(/\x1b\[[0-9;]*m/g, "");
 }
 
 /** The read permission the worker gets: its own directory plus what the user granted. */
@@ -121,8 +118,11 @@ export class PipelineWorker {
     );
     const source = [
       `import { startPipeline } from ${JSON.stringify(workerMain)};`,
-      `import * as pipeline from ${JSON.stringify(pipelineUrl)};`,
-      `await startPipeline(pipeline, ${JSON.stringify(fallbackName)});`,
+      // Imported dynamically, so the worker's error handlers exist before the
+      // pipeline is even parsed (a syntax error is then reported, not printed).
+      `await startPipeline(() => import(${JSON.stringify(pipelineUrl)}), ${
+        JSON.stringify(fallbackName)
+      });`,
     ].join("\n");
     this.#worker = new Worker(
       `data:application/javascript,${encodeURIComponent(source)}`,
@@ -131,22 +131,18 @@ export class PipelineWorker {
     this.#worker.onmessage = (event: MessageEvent<WorkerMessage>) => this.#onMessage(event.data);
     this.#worker.onerror = (event: ErrorEvent) => {
       event.preventDefault();
+      // Pipeline code's errors are reported by the worker itself (see worker_main.ts);
+      // this is the fallback for anything that escapes it.
       const message = stripAnsi(event.message ?? String(event.error)).replace(
         /^Uncaught \(in promise\) /,
         "",
       )
         .replace(/^Uncaught /, "");
       const first = message.split("\n")[0];
-      const ownCode = new URL("../", import.meta.url).href;
-      const where = event.filename && !event.filename.startsWith("data:") &&
-          !event.filename.startsWith(ownCode)
-        ? ` (at ${event.filename.replace(/^file:\/\//, "")}:${event.lineno}:${event.colno})`
+      const where = event.filename
+        ? userFrame([`${event.filename}:${event.lineno}:${event.colno}`])
         : "";
-      if (!this.#isLoaded) {
-        this.#loadFailed(new PipelineLoadError(first + where));
-      } else {
-        this.#finished({ name: "UncaughtError", message: first + where });
-      }
+      this.#uncaught(first + where);
     };
   }
 
@@ -176,6 +172,11 @@ export class PipelineWorker {
     }
   }
 
+  #uncaught(message: string): void {
+    if (!this.#isLoaded) this.#loadFailed(new PipelineLoadError(message));
+    else this.#finished({ name: "UncaughtError", message });
+  }
+
   #onMessage(message: WorkerMessage): void {
     switch (message.kind) {
       case "loaded":
@@ -184,6 +185,9 @@ export class PipelineWorker {
         break;
       case "load-error":
         this.#loadFailed(new PipelineLoadError(message.message));
+        break;
+      case "uncaught":
+        this.#uncaught(message.message);
         break;
       case "log":
         this.#events.log(message.level, message.message);

@@ -47,6 +47,7 @@ export type WorkerMessage =
   | { readonly kind: "log"; readonly level: "info" | "warn" | "error"; readonly message: string }
   | { readonly kind: "loaded"; readonly name: string }
   | { readonly kind: "load-error"; readonly message: string }
+  | { readonly kind: "uncaught"; readonly message: string }
   | { readonly kind: "done"; readonly error?: WireError };
 
 /** Runner → worker. */
@@ -78,4 +79,36 @@ export function toWireError(error: unknown): WireError {
     };
   }
   return { name: "Error", message: String(error) };
+}
+
+/** Removes terminal colour codes. */
+export function stripAnsi(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/\x1b\[[0-9;]*m/g, "");
+}
+
+const OWN_CODE = new URL("../", import.meta.url).href;
+
+/**
+ * ` (at /path:line:column)` for the first of `frames` (texts holding a file URL with
+ * line and column, such as stack lines) outside PocketCI's own code, else `""`.
+ */
+export function userFrame(frames: readonly string[]): string {
+  for (const frame of frames) {
+    const match = /(file:\/\/[^\s()]+):(\d+):(\d+)/.exec(frame);
+    if (match === null || match[1].startsWith(OWN_CODE)) continue;
+    return ` (at ${decodeURIComponent(new URL(match[1]).pathname)}:${match[2]}:${match[3]})`;
+  }
+  return "";
+}
+
+/** `Name: message` (first line, no colours) and where pipeline code threw it. */
+export function uncaughtLine(error: unknown, frames: readonly string[] = []): string {
+  let text = String(error);
+  if (error instanceof Error) {
+    // A dynamic import's syntax error arrives as "TypeError: SyntaxError: ...".
+    text = /^\w*Error: /.test(error.message) ? error.message : `${error.name}: ${error.message}`;
+  }
+  const stack = error instanceof Error ? (error.stack ?? "").split("\n") : [];
+  return stripAnsi(text).split("\n")[0] + userFrame([...frames, ...stack]);
 }

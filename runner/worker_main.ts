@@ -3,8 +3,10 @@
  * directory, unless the user granted more). Installs the RPC host the DSL talks
  * to, routes `console` to the runner, then runs the pipeline's default export.
  *
- * The runner loads a tiny bootstrap module that imports this module first and the
- * pipeline second, so the host exists before any pipeline code runs.
+ * The runner loads a tiny bootstrap module that imports this module and then the
+ * pipeline (dynamically), so the host and the error handlers exist before any
+ * pipeline code is parsed. Errors that escape pipeline code are reported to the
+ * runner as one line instead of Deno printing a stack trace.
  *
  * @module
  */
@@ -19,6 +21,7 @@ import {
   type HostMethod,
   type RunnerMessage,
   toWireError,
+  uncaughtLine,
   type WireContext,
   type WireError,
   type WorkerMessage,
@@ -94,6 +97,17 @@ const host: PipelineHost = {
 };
 installHost(host);
 
+// The runner reports these as one line; preventDefault stops Deno printing them.
+self.addEventListener("error", (event) => {
+  event.preventDefault();
+  const at = event.filename ? [`${event.filename}:${event.lineno}:${event.colno}`] : [];
+  port.postMessage({ kind: "uncaught", message: uncaughtLine(event.error ?? event.message, at) });
+});
+self.addEventListener("unhandledrejection", (event) => {
+  event.preventDefault();
+  port.postMessage({ kind: "uncaught", message: uncaughtLine(event.reason) });
+});
+
 function format(args: unknown[]): string {
   return args.map((arg) => typeof arg === "string" ? arg : Deno.inspect(arg, { colors: false }))
     .join(" ");
@@ -114,11 +128,18 @@ Object.assign(globalThis.console, {
   trace: route("error"),
 });
 
-/** Runs the pipeline module's default export once the runner says start. */
+/** Loads the pipeline module, then runs its default export once the runner says start. */
 export async function startPipeline(
-  module: Record<string, unknown>,
+  load: () => Promise<Record<string, unknown>>,
   fallbackName: string,
 ): Promise<void> {
+  let module: Record<string, unknown>;
+  try {
+    module = await load();
+  } catch (error) {
+    port.postMessage({ kind: "load-error", message: uncaughtLine(error) });
+    return;
+  }
   const found = pipelineFromModule(module, fallbackName);
   if (typeof found === "string") {
     port.postMessage({ kind: "load-error", message: found });

@@ -266,25 +266,44 @@ Deno.test("check: 0 for a good pipeline, 1 for type errors, 2 for a missing file
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("run: a top-level throw is a load error (2); an unhandled task rejection fails the run (1)", async () => {
+Deno.test("run: a top-level throw or syntax error is a load error (2); an unhandled task rejection or late throw fails the run (1); no Deno stack trace", async () => {
   const dir = await tempProject({
     "top.ts": `throw new Error("top-level boom");\n`,
+    "syntax.ts": `export default async () => { let = ; };\n`,
     "unhandled.ts": `import { task } from "pocketci";
 export default async () => {
   task("x").sh("exit 1");
   await new Promise((resolve) => setTimeout(resolve, 2000));
 };\n`,
+    "late.ts": `export default async () => {
+  setTimeout(() => { throw new Error("late boom"); }, 10);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+};\n`,
   });
   const env = { POCKETCI_STATE_DIR: `${dir}/.state` };
+  const noStack = (stderr: string) => {
+    assert.doesNotMatch(stderr, /Uncaught|^\s+at /m, stderr);
+    assert.ok(!stderr.includes("\x1b["), stderr);
+  };
   const top = await runCli(["run", "--no-check", `${dir}/top.ts`], { env });
   assert.equal(top.code, 2);
   assert.match(top.stderr, /cannot load the pipeline: Error: top-level boom \(at .*top\.ts:1:7\)/);
+  noStack(top.stderr);
+  const syntax = await runCli(["run", "--no-check", `${dir}/syntax.ts`], { env });
+  assert.equal(syntax.code, 2);
+  assert.match(syntax.stderr, /cannot load the pipeline: SyntaxError: /);
+  noStack(syntax.stderr);
   const unhandled = await runCli(["run", "--no-check", `${dir}/unhandled.ts`], { env });
   assert.equal(unhandled.code, 1);
   assert.match(
     unhandled.stderr,
     /did not handle an error \(await every task, or catch it\): TaskError/,
   );
+  noStack(unhandled.stderr);
+  const late = await runCli(["run", "--no-check", `${dir}/late.ts`], { env });
+  assert.equal(late.code, 1);
+  assert.match(late.stderr, /did not handle an error .*: Error: late boom \(at .*late\.ts:2:28\)/);
+  noStack(late.stderr);
   await Deno.remove(dir, { recursive: true });
 });
 
