@@ -235,6 +235,15 @@ export function childPermissionFlags(
     { permission: "read", values: [config.stateDir], reason: "reads the state directory" },
     { permission: "write", values: [config.stateDir], reason: "records resources and keeps logs" },
   ];
+  const writeGrant = config.permissions.write;
+  if (writeGrant !== false) {
+    runnerNeeds.push({
+      permission: "read",
+      values: writeGrant === true ? true : [...writeGrant],
+      reason:
+        "exportTo follows symlinks in a directory granted with --allow-write to stay inside it",
+    });
+  }
   return permissionFlags([...driverNeeds, ...runnerNeeds, ...grantsAsNeeds(config.permissions)]);
 }
 

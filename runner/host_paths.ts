@@ -64,14 +64,26 @@ export async function confineHostPath(
 ): Promise<string> {
   if (typeof path !== "string" || path === "") throw new Error("a host path must not be empty");
   const resolved = resolveAgainst(policy.baseDir, path);
-  const real = await realPathOfExisting(resolved);
-  const roots = [policy.baseDir, ...(access === "read" ? policy.readRoots : policy.writeRoots)];
-  const realRoots = await Promise.all(
-    roots.map((root) => realPathOfExisting(normalizeAbsolute(root)).catch(() => root)),
-  );
-  if (realRoots.some((root) => inside(root, real))) return resolved;
   const flag = access === "read" ? "--allow-read" : "--allow-write";
-  throw new Error(
-    `host path "${path}" is outside the pipeline's directory ${policy.baseDir}; grant it with \`pocketci run ${flag}=${resolved}\``,
+  const denied = () =>
+    new Error(
+      `host path "${path}" is outside the pipeline's directory ${policy.baseDir}; grant it with \`pocketci run ${flag}=${resolved}\``,
+    );
+  const roots = [policy.baseDir, ...(access === "read" ? policy.readRoots : policy.writeRoots)]
+    .map(normalizeAbsolute);
+  const realRoots = await Promise.all(
+    roots.map((root) => realPathOfExisting(root).catch(() => root)),
   );
+  // A path outside every root as written is refused before anything follows its
+  // symlinks (the runner may not even read there).
+  if (![...roots, ...realRoots].some((root) => inside(root, resolved))) throw denied();
+  let real: string;
+  try {
+    real = await realPathOfExisting(resolved);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) throw denied();
+    throw error;
+  }
+  if (realRoots.some((root) => inside(root, real))) return resolved;
+  throw denied();
 }

@@ -251,6 +251,38 @@ export default pipeline("secrets", async () => {
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("run: from and exportTo outside the pipeline directory need a grant; --allow-write alone is enough for exportTo", async () => {
+  const outside = await Deno.makeTempDir({ prefix: "pocketci-outside-" });
+  await Deno.writeTextFile(`${outside}/f.txt`, "data");
+  const target = `${outside}/exported`;
+  const { dir, env } = await project(`
+import { pipeline, volume } from "pocketci";
+export default pipeline("outside", async (ctx) => {
+  const v = await volume("v", ctx.args[0] === "from" ? { from: ${JSON.stringify(outside)} } : {});
+  await v.writeFiles({ "out.txt": "exported" });
+  await v.exportTo(${JSON.stringify(target)});
+});`);
+  const denied = await runCli(["run", `${dir}/pipeline.ts`, "--", "from"], { env });
+  assert.equal(denied.code, 1);
+  assert.match(
+    denied.stderr,
+    new RegExp(
+      `host path "${outside}" is outside the pipeline's directory .*--allow-read=${outside}`,
+    ),
+  );
+  const noWrite = await runCli(["run", `${dir}/pipeline.ts`], { env });
+  assert.equal(noWrite.code, 1);
+  assert.match(
+    noWrite.stderr,
+    new RegExp(`grant it with \`pocketci run --allow-write=${target}\``),
+  );
+  const granted = await runCli(["run", `${dir}/pipeline.ts`, `--allow-write=${outside}`], { env });
+  assert.equal(granted.code, 0, granted.stdout + granted.stderr);
+  assert.equal(await Deno.readTextFile(`${target}/out.txt`), "exported");
+  await Deno.remove(dir, { recursive: true });
+  await Deno.remove(outside, { recursive: true });
+});
+
 Deno.test("check: 0 for a good pipeline, 1 for type errors, 2 for a missing file", async () => {
   const dir = await tempProject({
     "good.ts":
