@@ -52,14 +52,21 @@ export function walkFlags(
   }
 }
 
-/** Resolves a `--driver` value; a bad DSN is a {@link UsageError} naming the flag. */
-export async function driverFlag(text: string, options: ResolveOptions): Promise<ResolvedDsn> {
+/**
+ * Resolves a `--driver` value; a bad DSN is a {@link UsageError} naming where it came
+ * from (`source`: the flag, or `$POCKETCI_DRIVER`).
+ */
+export async function driverFlag(
+  text: string,
+  options: ResolveOptions,
+  source = "--driver",
+): Promise<ResolvedDsn> {
   const { resolveDsn } = await import("../dsn/mod.ts");
   const { DsnError } = await import("../dsn/types.ts");
   try {
     return resolveDsn(text, options);
   } catch (error) {
-    if (error instanceof DsnError) throw new UsageError(`--driver: ${error.message}`);
+    if (error instanceof DsnError) throw new UsageError(`${source}: ${error.message}`);
     throw error;
   }
 }

@@ -161,7 +161,8 @@ export async function launchConfig(
     dsn = await plainNativeDsn(pipelinePath);
   } else {
     const { secretValues } = await import("../dsn/mod.ts");
-    dsn = await driverFlag(driverText, { env, pipelinePath, cwd });
+    const source = flags.driver === undefined ? "$POCKETCI_DRIVER" : "--driver";
+    dsn = await driverFlag(driverText, { env, pipelinePath, cwd }, source);
     dsnSecrets = secretValues(dsn);
   }
   const timeoutMs = flags.timeout === undefined

@@ -125,6 +125,11 @@ export default async () => { await task(42).run("true"); };`);
     assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
     assert.match(result.stderr, message);
   }
+  const fromEnv = await runCli(["run", `${dir}/pipeline.ts`], {
+    env: { ...env, POCKETCI_DRIVER: "nosuchdriver" },
+  });
+  assert.equal(fromEnv.code, 2);
+  assert.match(fromEnv.stderr, /^pocketci run: \$POCKETCI_DRIVER: unknown driver "nosuchdriver"/);
   await Deno.remove(dir, { recursive: true });
 });
 
