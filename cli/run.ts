@@ -252,6 +252,7 @@ async function runChild(
   config: LaunchConfig,
   checked: Promise<boolean>,
   notChecked: () => void,
+  stopCheck: () => void,
 ): Promise<number> {
   const { getDriverFactory } = await import("../drivers/registry.ts");
   const factory = await getDriverFactory(config.dsn.driver);
@@ -271,7 +272,18 @@ async function runChild(
     stderr: "inherit",
     detached: true,
   }).spawn();
+  // Until the child has its configuration, a signal stops the start-up here: the
+  // type-check is aborted and the idle child killed.
+  let configured = false;
+  let early: Deno.Signal | undefined;
+  let interruptStartup = () => {};
+  const interrupted = new Promise<false>((resolve) => interruptStartup = () => resolve(false));
   const forward = (signal: Deno.Signal) => () => {
+    if (!configured) {
+      early ??= signal;
+      interruptStartup();
+      return;
+    }
     try {
       child.kill(signal);
     } catch {
@@ -283,12 +295,16 @@ async function runChild(
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
   try {
-    if (!(await checked)) {
+    const ok = await Promise.race([checked, interrupted]);
+    if (early !== undefined || !ok) {
+      stopCheck();
       child.kill("SIGKILL");
       await child.status;
+      if (early !== undefined) return 128 + signalNumber(early);
       notChecked();
       return 2;
     }
+    configured = true;
     const { processStartTime } = await import("../runner/state.ts");
     const startTime = await processStartTime(child.pid);
     const writer = child.stdin.getWriter();
@@ -306,7 +322,7 @@ async function runChild(
   }
 }
 
-async function typeChecks(pipelinePath: string): Promise<boolean> {
+async function typeChecks(pipelinePath: string, signal: AbortSignal): Promise<boolean> {
   const { checkCommand } = await import("./check.ts");
   const { command, args } = checkCommand([pipelinePath]);
   const status = await new Deno.Command(command, {
@@ -314,7 +330,8 @@ async function typeChecks(pipelinePath: string): Promise<boolean> {
     stdin: "null",
     stdout: "null",
     stderr: "inherit",
-  }).output();
+    signal,
+  }).output().catch(() => ({ success: false }));
   return status.success;
 }
 
@@ -333,7 +350,10 @@ export async function main(args: string[]): Promise<number> {
   const config = await launchConfig(flags);
   // The type-check runs while the runner child starts; the child gets its
   // configuration (and so starts running) only once the check passed.
-  const checked = flags.noCheck ? Promise.resolve(true) : typeChecks(config.pipelinePath);
+  const check = new AbortController();
+  const checked = flags.noCheck
+    ? Promise.resolve(true)
+    : typeChecks(config.pipelinePath, check.signal);
   const notChecked = () =>
     writeErr(
       `pocketci run: ${flags.pipeline} does not type-check (errors above); fix it or pass --no-check`,
@@ -352,7 +372,7 @@ export async function main(args: string[]): Promise<number> {
     return outcome.exitCode;
   }
   try {
-    return await runChild(config, checked, notChecked);
+    return await runChild(config, checked, notChecked, () => check.abort());
   } catch (error) {
     writeErr(`pocketci run: cannot start the runner: ${(error as Error).message.split("\n")[0]}`);
     return 2;

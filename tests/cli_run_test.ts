@@ -176,6 +176,39 @@ export default pipeline("sig", async () => {
   });
 }
 
+Deno.test("run: SIGINT while the pipeline is still being type-checked exits 130 and leaves nothing", async () => {
+  // Fresh content, so the type-check is not cached and the signal arrives during it.
+  const { dir, env } = await project(`
+import { pipeline, task } from "pocketci";
+// ${crypto.randomUUID()}
+export default pipeline("early", async () => {
+  await task("never").sh("echo ran");
+});`);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--unstable-worker-options",
+      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+      new URL("../pocketci.ts", import.meta.url).pathname,
+      "run",
+      `${dir}/pipeline.ts`,
+    ],
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  child.kill("SIGINT");
+  const { code, stderr } = await child.output();
+  const text = new TextDecoder().decode(stderr);
+  assert.equal(code, 130, text);
+  assert.doesNotMatch(text, /cannot start the runner/);
+  const runs = await Array.fromAsync(Deno.readDir(`${dir}/.state/runs`)).catch(() => []);
+  assert.deepEqual(runs, [], "nothing is left for gc");
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("run: secrets from --secret and --secret-file are masked in everything printed", async () => {
   const { dir, env } = await project(
     `
