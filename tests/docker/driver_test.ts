@@ -155,6 +155,21 @@ test("pull policies: never refuses a missing image; missing tries the registry a
   });
 });
 
+test("platform: a local image of the host's platform runs; another platform is not taken for it", async () => {
+  await withDriver(async (driver) => {
+    const arch = (await docker.version()).Arch;
+    const other = arch === "arm64" ? "linux/amd64" : "linux/arm64";
+    const ok = await run(driver, spec(["true"], { platform: `linux/${arch}`, pull: "never" }));
+    assert.equal(ok.status.code, 0);
+    await assert.rejects(
+      () => driver.startTask(spec(["true"], { platform: other, pull: "never" }), () => {}),
+      (error: unknown) =>
+        error instanceof DriverError && error.code === "image_not_found" &&
+        error.message.includes(`(${other}) is not present`),
+    );
+  });
+});
+
 test("close() right after a failed start still removes the run's network (no race with its creation)", async () => {
   const ctx = await createTestContext();
   const driver = await dockerFactory.create({}, ctx);
