@@ -467,3 +467,37 @@ test("close() frees the run's network from a lingering endpoint of one of its co
     await ctx.dispose();
   }
 });
+
+test("20 short tasks each printing one line: every line arrives exactly once", async () => {
+  // The logs follow of Engine 20.10 can end before a container's last output (seen with a final
+  // line without a newline) when the container exits while the request is being set up; the
+  // catch-up read after the exit must fill it in, without repeating what was delivered.
+  await withDriver(async (driver) => {
+    const missed: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const end = i % 2 === 0 ? "" : "\\n";
+      const { status, stdout, stderr } = await run(
+        driver,
+        spec(["sh", "-c", `printf 'line-${i}${end}'; printf 'err-${i}${end}' >&2`]),
+      );
+      assert.equal(status.code, 0);
+      const nl = end === "" ? "" : "\n";
+      if (stdout !== `line-${i}${nl}` || stderr !== `err-${i}${nl}`) {
+        missed.push(`${i}: ${JSON.stringify(stdout)} ${JSON.stringify(stderr)}`);
+      }
+    }
+    assert.deepEqual(missed, []);
+  });
+});
+
+test("lines longer than 16 KiB, many lines and a final partial line arrive intact", async () => {
+  await withDriver(async (driver) => {
+    const script = "head -c 50000 /dev/zero | tr '\\0' x; echo; seq 1 3000; " +
+      "head -c 40000 /dev/zero | tr '\\0' y >&2; printf tail";
+    const { status, stdout, stderr } = await run(driver, spec(["sh", "-c", script]));
+    assert.equal(status.code, 0);
+    const numbers = Array.from({ length: 3000 }, (_, i) => `${i + 1}\n`).join("");
+    assert.equal(stdout, "x".repeat(50000) + "\n" + numbers + "tail");
+    assert.equal(stderr, "y".repeat(40000));
+  });
+});
