@@ -13,22 +13,14 @@ import {
   type PermissionNeed,
 } from "./contract.ts";
 import type { DriverName } from "../dsn/types.ts";
+import { DOCKER_CAPABILITIES } from "./docker/capabilities.ts";
 import { defaultStateDir } from "../runner/state.ts";
 
 /** The drivers that have no implementation in this version. */
 export type UnavailableDriverName = Exclude<DriverName, "native" | "docker">;
 
-const CONTAINERS: DriverCapabilities = Object.freeze({
-  liveStreaming: true,
-  separateStderr: true,
-  stdin: true,
-  sandboxes: true,
-  user: true,
-  privileged: true,
-  limits: true,
-  caches: true,
-  images: true,
-});
+/** Container-running backends (k8s, cloud machines with Docker, Fly) can honour what docker does. */
+const CONTAINERS: DriverCapabilities = DOCKER_CAPABILITIES;
 
 const VMS: DriverCapabilities = Object.freeze({
   liveStreaming: false,
