@@ -17,6 +17,7 @@ import {
   DriverError,
   type ExitStatus,
   type OutputSink,
+  type OutputStream,
   type ResourceRecord,
   type SandboxHandle,
   type TaskHandle,
@@ -35,6 +36,7 @@ import { LABEL, labelsFor, resourceName } from "./labels.ts";
 import { type RawAttach, rawAttach } from "./raw_attach.ts";
 import { DockerSandbox } from "./sandbox.ts";
 import { DockerTask, initFailureFilter, pump, waitForExit } from "./task.ts";
+import { Demuxer } from "./demux.ts";
 import { ResourceTracker } from "./tracker.ts";
 import { firstLine, VolumeStore } from "./volumes.ts";
 
@@ -340,7 +342,11 @@ export class DockerDriver implements Driver {
       throw engineError(this.#engine.address, error);
     }
     const filter = initFailureFilter(output);
-    const outputDone = pump(logs, filter.sink);
+    const delivered: Record<OutputStream, number> = { stdout: 0, stderr: 0 };
+    const outputDone = pump(logs, (stream, chunk) => {
+      delivered[stream] += chunk.length;
+      filter.sink(stream, chunk);
+    }).then(() => catchUpLogs(byId, delivered, filter.sink));
     const status = this.#status(
       info.Config.Cmd ?? [id],
       info.Config.Image,
@@ -532,4 +538,33 @@ export class DockerDriver implements Driver {
     await this.#engine.close();
     return { removed, failed };
   }
+}
+
+/**
+ * A logs request with follow that reaches the engine while the container is exiting can end
+ * without the last output (seen on Engine 20.10). Once the container has exited, one complete
+ * read delivers whatever the follow missed, counted per stream in bytes.
+ */
+async function catchUpLogs(
+  container: Docker.Container,
+  delivered: Record<OutputStream, number>,
+  sink: OutputSink,
+): Promise<void> {
+  let full: Uint8Array;
+  try {
+    await container.wait();
+    full = await container.logs({
+      follow: false,
+      stdout: true,
+      stderr: true,
+    }) as unknown as Uint8Array;
+  } catch {
+    return; // removed meanwhile: nothing more can be read
+  }
+  const skip = { ...delivered };
+  new Demuxer((stream, chunk) => {
+    const drop = Math.min(skip[stream], chunk.length);
+    skip[stream] -= drop;
+    if (drop < chunk.length) sink(stream, chunk.subarray(drop));
+  }).push(full);
 }

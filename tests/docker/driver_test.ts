@@ -490,6 +490,28 @@ test("20 short tasks each printing one line: every line arrives exactly once", a
   });
 });
 
+test("re-attaching while tasks exit still delivers every byte exactly once", async () => {
+  // attachTask follows the logs too, so it needs the same catch-up read after the exit; the
+  // attaches are spread over the tasks' lifetime so that some land while a task is exiting.
+  await withDriver(async (driver) => {
+    const missed: string[] = [];
+    await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+      const task = spec(["sh", "-c", `sleep 0.3; printf 'line-${i}'; printf 'err-${i}' >&2`]);
+      const handle = await driver.startTask(task, () => {});
+      await new Promise((resolve) => setTimeout(resolve, 150 + i * 25));
+      const again = new OutputCollector();
+      const attached = await driver.attachTask(task.id, again.sink);
+      assert.ok(attached, `task ${i} could not be re-attached`);
+      await attached.wait();
+      await handle.wait();
+      if (again.stdout !== `line-${i}` || again.stderr !== `err-${i}`) {
+        missed.push(`${i}: ${JSON.stringify(again.stdout)} ${JSON.stringify(again.stderr)}`);
+      }
+    }));
+    assert.deepEqual(missed, []);
+  });
+});
+
 test("lines longer than 16 KiB, many lines and a final partial line arrive intact", async () => {
   await withDriver(async (driver) => {
     const script = "head -c 50000 /dev/zero | tr '\\0' x; echo; seq 1 3000; " +
