@@ -1,22 +1,9 @@
 import assert from "node:assert/strict";
 import { VERSION } from "../version.ts";
+import { type CliResult, runCli } from "./helpers/cli.ts";
 
-const ENTRY = new URL("../pocketci.ts", import.meta.url).pathname;
-
-async function pocketci(
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-worker-options", ENTRY, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function pocketci(...args: string[]): Promise<CliResult> {
+  return runCli(args);
 }
 
 Deno.test("version.ts matches deno.json", async () => {

@@ -1,17 +1,10 @@
 // `pocketci permissions`, run as the real entry point in a subprocess.
 import assert from "node:assert/strict";
+import { type CliResult, runCli } from "./helpers/cli.ts";
 
-const ENTRY = new URL("../pocketci.ts", import.meta.url).pathname;
-
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function pocketci(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ENTRY, "permissions", ...args],
+/** Runs `pocketci permissions ARGS...` with a fixed HOME and no inherited environment. */
+function pocketci(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return runCli(["permissions", ...args], {
     clearEnv: true,
     env: {
       HOME: "/home/ci",
@@ -19,15 +12,7 @@ async function pocketci(args: string[], env: Record<string, string> = {}): Promi
       DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
       ...env,
     },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  });
 }
 
 Deno.test("pocketci permissions prints native's flags with reasons (default driver)", async () => {

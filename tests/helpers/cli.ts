@@ -20,6 +20,8 @@ export interface CliOptions {
   readonly cwd?: string;
   /** Extra environment. */
   readonly env?: Record<string, string>;
+  /** Start from an empty environment (plus `env`) instead of inheriting this process's. */
+  readonly clearEnv?: boolean;
   /** Sends this signal after the given delay, or when stdout/stderr first contains `when`. */
   readonly signal?: {
     readonly name: Deno.Signal;
@@ -39,6 +41,7 @@ export async function runCli(
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--unstable-worker-options", `--config=${CONFIG}`, ENTRY, ...args],
     cwd: options.cwd,
+    clearEnv: options.clearEnv,
     env: { NO_COLOR: "1", ...options.env },
     stdin: "null",
     stdout: "piped",
