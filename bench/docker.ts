@@ -12,7 +12,7 @@
  *   on the local socket. Goal: <= 1.3x.
  *
  * Run with `deno task bench` or `deno run -A --unstable-worker-options bench/docker.ts`; add
- * `--only=output` for the 200 MB output figures alone.
+ * `--only=tasks`, `--only=output` or `--only=ssh` for one group of figures alone.
  *
  * @module
  */
@@ -97,28 +97,46 @@ ${body}
   return elapsed;
 }
 
-/** The raw API floor: dockerode create/start/wait/remove with the driver's HostConfig. */
+/**
+ * The raw API floor: dockerode create/start/wait/remove with the driver's HostConfig. Sequential
+ * tasks join one network holder (a pause container from the driver's helper image, made inside
+ * the timed part as the driver makes its own); parallel ones join the network themselves, as all
+ * but one of the driver's first parallel tasks do.
+ */
 async function rawFloor(dir: string, count: number, parallel: boolean): Promise<number> {
   await Deno.writeTextFile(
     `${dir}/raw.ts`,
     `import Docker from "dockerode";
+import { ensureHelperImage, HELPER_IMAGE } from "${ROOT}drivers/docker/helper_image.ts";
 const docker = new Docker({ socketPath: "/var/run/docker.sock" });
+await ensureHelperImage(docker);
 const network = "pocketci-bench-raw-" + Date.now();
 await docker.createNetwork({ Name: network, Driver: "bridge" });
+const started = performance.now();
+let mode = network;
+let holder;
+if (!${parallel}) {
+  holder = await docker.createContainer({
+    Image: HELPER_IMAGE, Cmd: ["/pause-" + (await docker.version()).Arch],
+    HostConfig: { NetworkMode: network },
+  });
+  await holder.start();
+  mode = "container:" + holder.id;
+}
 async function one() {
   const c = await docker.createContainer({
     Image: ${JSON.stringify(IMAGE)}, Cmd: ["true"], Entrypoint: [""], WorkingDir: "/workspace",
     AttachStdout: true, AttachStderr: true,
-    HostConfig: { Init: true, NetworkMode: network, Mounts: [] },
+    HostConfig: { Init: true, NetworkMode: mode, Mounts: [] },
   });
   await c.start();
   await c.wait();
   await c.remove({ force: true });
 }
-const started = performance.now();
 if (${parallel}) await Promise.all(Array.from({ length: ${count} }, one));
 else for (let i = 0; i < ${count}; i++) await one();
 console.log("ELAPSED " + (performance.now() - started));
+await holder?.remove({ force: true });
 await docker.getNetwork(network).remove();
 `,
   );
@@ -368,11 +386,14 @@ async function overSsh(dir: string): Promise<string[]> {
 }
 
 /**
- * Runs every docker benchmark and prints one line per figure; returns the lines. `--only=output`
- * runs only the 200 MB output benchmark.
+ * Runs every docker benchmark and prints one line per figure; returns the lines. `--only=tasks`,
+ * `--only=output` or `--only=ssh` runs one group.
  */
 export async function main(args: readonly string[] = []): Promise<string[]> {
-  const outputOnly = args.includes("--only=output");
+  const only = args.find((a) => a.startsWith("--only="))?.slice("--only=".length);
+  if (only !== undefined && !["tasks", "output", "ssh"].includes(only)) {
+    throw new Error(`--only must be tasks, output or ssh, not "${only}"`);
+  }
   const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ??
     "unknown CPU";
   const engine = (await run("docker", ["version", "--format", "{{.Server.Version}}"])).stdout
@@ -384,7 +405,9 @@ export async function main(args: readonly string[] = []): Promise<string[]> {
   try {
     // Warm up: the image, the helper image and the module cache.
     await pocketci(dir, "warmup", `  await t.run("true");`, "docker");
-    if (outputOnly) return await bigOutput(dir);
+    if (only === "tasks") return await tasks(dir);
+    if (only === "output") return await bigOutput(dir);
+    if (only === "ssh") return await overSsh(dir);
     return [...await tasks(dir), ...await bigOutput(dir), ...await overSsh(dir)];
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});

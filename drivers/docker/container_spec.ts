@@ -1,7 +1,8 @@
 /**
  * Translating a {@link TaskSpec} into a container create request: image entrypoint cleared unless
  * one is given, `/workspace` as the default working directory, relative working directories and
- * mount paths both resolved against it (never a mount against the final working directory), mounts, env, user, privileged, CPU and memory limits, labels and the run's network.
+ * mount paths both resolved against it (never a mount against the final working directory), mounts, env, user, privileged, CPU and memory limits, labels and the run's network (joined
+ * directly, or through a network holder's namespace).
  *
  * @module
  */
@@ -44,6 +45,8 @@ export interface ContainerPlan {
   readonly labels: Record<string, string>;
   /** The run's network. */
   readonly network: string;
+  /** A network holder whose namespace the container joins instead of joining `network` itself. */
+  readonly holder?: string;
   /** DNS aliases on the run's network (a sandbox is reachable by its name). */
   readonly aliases?: readonly string[];
   /** Host name inside the container. */
@@ -70,7 +73,7 @@ export function containerOptions(
   const limits = spec.limits;
   const hostConfig: Docker.HostConfig = {
     Mounts: mounts,
-    NetworkMode: plan.network,
+    NetworkMode: plan.holder ? `container:${plan.holder}` : plan.network,
     // The engine's init (tini) as PID 1: SIGTERM reaches the command, and a command that kills
     // itself with a signal is not shielded by PID-1 signal semantics.
     Init: true,
@@ -115,12 +118,18 @@ export function containerOptions(
     StdinOnce: stdin,
     Tty: false,
     HostConfig: hostConfig,
-    NetworkingConfig: {
+  };
+  if (plan.holder) {
+    if (plan.aliases || plan.hostname) {
+      throw new DriverError("invalid", "a container that joins a network holder has no own name");
+    }
+  } else {
+    options.NetworkingConfig = {
       EndpointsConfig: {
         [plan.network]: { Aliases: plan.aliases ? [...plan.aliases] : undefined },
       },
-    },
-  };
+    };
+  }
   if (spec.platform) options.platform = spec.platform;
   return options;
 }

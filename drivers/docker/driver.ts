@@ -33,6 +33,7 @@ import { engineError } from "./engine.ts";
 import { describeAddress, type EngineAddress } from "./engine_address.ts";
 import { ImageManager } from "./images.ts";
 import { LABEL, labelsFor, resourceName } from "./labels.ts";
+import { mayShareNetns, NetnsPool } from "./netns_pool.ts";
 import { type RawAttach, rawAttach } from "./raw_attach.ts";
 import { DockerSandbox } from "./sandbox.ts";
 import { DockerTask, initFailureFilter, pump, waitForExit } from "./task.ts";
@@ -48,6 +49,12 @@ export const SANDBOX_KEEPALIVE: readonly string[] = ["sleep", "2147483647"];
 
 function statusCode(error: unknown): number | undefined {
   return (error as { statusCode?: number }).statusCode;
+}
+
+/** Whether a start failed because the network holder the container joins is not running. */
+function holderGone(error: unknown): boolean {
+  return /cannot join network of a non running container|joining network namespace of container/i
+    .test(firstLine(error)) || (statusCode(error) === 404 && /container/i.test(firstLine(error)));
 }
 
 /** Why a container could not be created or started, as a one-line {@link DriverError}. */
@@ -103,6 +110,7 @@ export class DockerDriver implements Driver {
   readonly #removedTasks = new Set<string>();
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #containerNames = new Set<string>();
+  readonly #netns: NetnsPool;
   #network: Promise<string> | undefined;
   #closing: Promise<CleanupReport> | undefined;
 
@@ -113,6 +121,12 @@ export class DockerDriver implements Driver {
     this.#tracker = new ResourceTracker(context, describeAddress(engine.address));
     this.#images = new ImageManager(this.#docker, options.dockerConfigPath);
     this.#volumes = new VolumeStore(this.#docker, this.#tracker);
+    this.#netns = new NetnsPool({
+      docker: this.#docker,
+      tracker: this.#tracker,
+      network: () => this.network(),
+      remove: (container) => void this.#scheduleRemoval(container)(),
+    });
   }
 
   /** The engine this driver talks to. */
@@ -206,8 +220,13 @@ export class DockerDriver implements Driver {
     return await this.#track(this.#startTask(spec, output));
   }
 
-  async #startTask(spec: TaskSpec, output: OutputSink): Promise<TaskHandle> {
+  async #startTask(
+    spec: TaskSpec,
+    output: OutputSink,
+    useHolder = true,
+  ): Promise<TaskHandle> {
     const { image, network } = await this.#prepare(spec, "task");
+    const holder = useHolder && mayShareNetns(spec) ? await this.#netns.acquire() : undefined;
     const { namespace, runId } = this.#tracker;
     const name = this.containerName(spec.id);
     let container: Docker.Container;
@@ -217,8 +236,10 @@ export class DockerDriver implements Driver {
         command: spec.command,
         labels: labelsFor(namespace, runId, "task", { task: spec.id, name: spec.name }),
         network,
+        holder: holder?.id,
       }));
     } catch (error) {
+      if (holder) this.#netns.release(holder);
       if (statusCode(error) === 409) {
         const existing = await this.attachTask(spec.id, output);
         if (existing) return existing;
@@ -239,6 +260,7 @@ export class DockerDriver implements Driver {
         recorded,
       ]);
     } catch (error) {
+      if (holder) this.#netns.release(holder);
       await recorded.catch(() => {});
       await remove();
       throw startError(spec, image, error, this.#engine.address);
@@ -248,16 +270,20 @@ export class DockerDriver implements Driver {
     } catch (error) {
       attach.close();
       await remove();
+      if (holder && holderGone(error)) {
+        // Someone stopped the holder: it is dropped and the task joins the network itself.
+        this.#netns.discard(holder);
+        await this.#removals.get(container.id);
+        return await this.#startTask(spec, output, false);
+      }
+      if (holder) this.#netns.release(holder);
       throw startError(spec, image, error, this.#engine.address);
     }
     if (stdin !== undefined) void attach.sendStdin(stdin);
     const outputDone = attach.done;
-    return new DockerTask(
-      spec.id,
-      container,
-      this.#status(spec.command, image, container, outputDone, filter),
-      remove,
-    );
+    const status = this.#status(spec.command, image, container, outputDone, filter);
+    if (holder) status.then(() => this.#netns.release(holder), () => this.#netns.release(holder));
+    return new DockerTask(spec.id, container, status, remove);
   }
 
   /**
@@ -477,6 +503,7 @@ export class DockerDriver implements Driver {
   }
 
   async #close(): Promise<CleanupReport> {
+    this.#netns.close();
     const removed: ResourceRecord[] = [];
     const failed: { resource: ResourceRecord; reason: string }[] = [];
     const { namespace, runId } = this.#tracker;
@@ -512,7 +539,12 @@ export class DockerDriver implements Driver {
         containers.map((c) =>
           attempt(
             recordOf("container", c.Id, { name: c.Names?.[0] ?? "" }),
-            () => docker.getContainer(c.Id).remove({ force: true, v: false }),
+            async () => {
+              // A removal started in the background (a finished task, a retired holder) is
+              // awaited rather than raced ("removal already in progress").
+              await this.#removals.get(c.Id);
+              await docker.getContainer(c.Id).remove({ force: true, v: false });
+            },
           )
         ),
       );

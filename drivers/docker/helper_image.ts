@@ -1,7 +1,8 @@
 /**
- * The driver's own empty image, imported from a tar built in memory. Volume helper containers are
- * created from it and never started: the archive API works on them, so moving files in and out of
- * volumes needs no runnable image and no registry.
+ * The driver's own helper image, imported from a tar built in memory: an empty `/v` where volume
+ * helper containers mount a volume (created, never started: the archive API works on them), and a
+ * tiny pause program per architecture that keeps a network holder alive. No image has to be
+ * pulled and no registry reached for either.
  *
  * @module
  */
@@ -9,12 +10,25 @@
 // @ts-types="npm:@types/dockerode@^3"
 import type Docker from "dockerode";
 import { Readable } from "node:stream";
-import { directoriesTar } from "./tar.ts";
+import { PAUSE_ARCHES, pauseBinary, pausePath } from "./pause_binary.ts";
+import { entriesTar } from "./tar.ts";
 
 /** The helper image's reference. */
-export const HELPER_IMAGE = "pocketci/volume-helper:1";
+export const HELPER_IMAGE = "pocketci/helper:2";
 
 const imports = new WeakMap<Docker, Promise<void>>();
+
+/** The helper image's root file system: `/v` and the pause programs. */
+export function helperImageTar(): Uint8Array {
+  return entriesTar([
+    { name: "v" },
+    ...PAUSE_ARCHES.map((arch) => ({
+      name: pausePath(arch).slice(1),
+      data: pauseBinary(arch),
+      mode: 0o755,
+    })),
+  ]);
+}
 
 async function importHelper(docker: Docker): Promise<void> {
   try {
@@ -24,7 +38,7 @@ async function importHelper(docker: Docker): Promise<void> {
     if ((error as { statusCode?: number }).statusCode !== 404) throw error;
   }
   const [repo, tag] = HELPER_IMAGE.split(":");
-  const stream = await docker.importImage(Readable.from([directoriesTar(["v"])]) as never, {
+  const stream = await docker.importImage(Readable.from([helperImageTar()]) as never, {
     repo,
     tag,
   }) as NodeJS.ReadableStream;

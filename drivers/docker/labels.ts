@@ -17,14 +17,21 @@ export const LABEL = {
   run: "io.pocketci.run",
   /** The task or sandbox ID (containers). */
   task: "io.pocketci.task",
-  /** `task`, `sandbox`, `helper`, `volume`, `cache` or `network`. */
+  /** `task`, `sandbox`, `helper`, `netns` (network holder), `volume`, `cache` or `network`. */
   kind: "io.pocketci.kind",
   /** The logical name the pipeline gave (volumes, caches, sandboxes). */
   name: "io.pocketci.name",
 } as const;
 
 /** What a labelled resource is. */
-export type LabelledKind = "task" | "sandbox" | "helper" | "volume" | "cache" | "network";
+export type LabelledKind =
+  | "task"
+  | "sandbox"
+  | "helper"
+  | "netns"
+  | "volume"
+  | "cache"
+  | "network";
 
 /** The labels for one resource. */
 export function labelsFor(

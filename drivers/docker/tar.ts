@@ -64,9 +64,33 @@ export function tarEnd(): Uint8Array {
 
 /** A complete archive holding only the given directories (each created with mode 0755). */
 export function directoriesTar(dirs: readonly string[]): Uint8Array {
-  const parts = dirs.map((d) =>
-    tarHeader({ name: `${d.replace(/\/+$/, "")}/`, type: "5", size: 0, mode: 0o755 })
-  );
+  return entriesTar(dirs.map((name) => ({ name })));
+}
+
+/** One entry of {@link entriesTar}: a directory when it has no data, else a regular file. */
+export interface TarEntry {
+  /** Entry name (at most 100 bytes). */
+  readonly name: string;
+  /** File content; a directory when absent. */
+  readonly data?: Uint8Array;
+  /** Permission bits (default 0755 for directories, 0644 for files). */
+  readonly mode?: number;
+}
+
+/** A complete archive of directories and small files, in the order given. */
+export function entriesTar(entries: readonly TarEntry[]): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (const entry of entries) {
+    const name = entry.name.replace(/\/+$/, "");
+    if (entry.data === undefined) {
+      parts.push(tarHeader({ name: `${name}/`, type: "5", size: 0, mode: entry.mode ?? 0o755 }));
+      continue;
+    }
+    parts.push(tarHeader({ name, type: "0", size: entry.data.length, mode: entry.mode ?? 0o644 }));
+    const padded = new Uint8Array(Math.ceil(entry.data.length / BLOCK) * BLOCK);
+    padded.set(entry.data);
+    parts.push(padded);
+  }
   parts.push(tarEnd());
   return concatBytes(parts);
 }

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { directoriesTar, generatorStream, renameEntries, tarEnd, tarHeader } from "./tar.ts";
+import {
+  directoriesTar,
+  entriesTar,
+  generatorStream,
+  renameEntries,
+  tarEnd,
+  tarHeader,
+} from "./tar.ts";
 
 const encoder = new TextEncoder();
 
@@ -49,6 +56,34 @@ function chunked(bytes: Uint8Array, size: number): ReadableStream<Uint8Array> {
 
 Deno.test("tar: directory archives are read by the system tar", async () => {
   assert.deepEqual(await listWithTar(directoriesTar(["a", "a/b/"])), ["a/", "a/b/"]);
+});
+
+Deno.test("tar: files keep their content and mode when the system tar extracts them", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const content = encoder.encode("x".repeat(700));
+    const child = new Deno.Command("tar", {
+      args: ["-xpf", "-", "-C", dir],
+      stdin: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(
+      entriesTar([{ name: "d" }, { name: "d/run", data: content, mode: 0o755 }, {
+        name: "note",
+        data: encoder.encode("hi"),
+      }]),
+    );
+    await writer.close();
+    const out = await child.output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    assert.deepEqual(await Deno.readFile(`${dir}/d/run`), content);
+    assert.equal((await Deno.stat(`${dir}/d/run`)).mode! & 0o777, 0o755);
+    assert.equal(await Deno.readTextFile(`${dir}/note`), "hi");
+    assert.equal((await Deno.stat(`${dir}/note`)).mode! & 0o777, 0o644);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("tar: entries are renamed (short and long names), dropped, and data streams through intact", async () => {

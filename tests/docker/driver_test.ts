@@ -10,11 +10,17 @@
 import assert from "node:assert/strict";
 // @ts-types="npm:@types/dockerode@^3"
 import Docker from "dockerode";
-import { type Driver, DriverError, type TaskSpec } from "../../drivers/contract.ts";
+import {
+  type Driver,
+  DriverError,
+  type TaskHandle,
+  type TaskSpec,
+} from "../../drivers/contract.ts";
 import { createDockerDriver } from "../../drivers/docker/create.ts";
 import type { DockerDriver } from "../../drivers/docker/driver.ts";
 import { dockerFactory } from "../../drivers/docker/factory.ts";
 import { LABEL } from "../../drivers/docker/labels.ts";
+import { mayShareNetns } from "../../drivers/docker/netns_pool.ts";
 import { createTestContext, type TestContext } from "../conformance/context.ts";
 import { OutputCollector } from "../conformance/driver_suite.ts";
 import { assertEngine, ignoreDocker, TEST_IMAGE } from "./engine_fixture.ts";
@@ -76,12 +82,78 @@ test("containers, volumes and the network carry namespace, run and task labels",
     assert.equal(vol.Labels[LABEL.namespace], ctx.namespace);
     const [network] = await docker.listNetworks({ filters });
     assert.equal(network.Labels?.[LABEL.namespace], ctx.namespace);
-    assert.equal(
-      (await docker.getContainer(container.Id).inspect()).HostConfig.NetworkMode,
-      network.Name,
-    );
+    // The task joins the namespace of a network holder that is on the run's network.
+    const mode = (await docker.getContainer(container.Id).inspect()).HostConfig.NetworkMode;
+    assert.match(mode ?? "", /^container:/);
+    const holder = await docker.getContainer(mode!.slice("container:".length)).inspect();
+    assert.equal(holder.HostConfig.NetworkMode, network.Name);
+    assert.equal(holder.Config.Labels[LABEL.kind], "netns");
+    assert.equal(holder.Config.Labels[LABEL.run], ctx.runId);
     await handle.stop(0);
   });
+});
+
+/** The holder a task's container joined (its ID), read from the engine. */
+async function holderOf(handle: TaskHandle): Promise<string> {
+  const id = (handle as unknown as { container: { id: string } }).container.id;
+  const mode = (await docker.getContainer(id).inspect()).HostConfig.NetworkMode ?? "";
+  assert.match(mode, /^container:/);
+  return mode.slice("container:".length);
+}
+
+test("network holders: sequential tasks reuse one; tasks running side by side never share one", async () => {
+  await withDriver(async (driver, ctx) => {
+    const first = await run(driver, spec(["true"]));
+    const second = await run(driver, spec(["true"]));
+    assert.equal(await holderOf(second.handle), await holderOf(first.handle));
+    // Three tasks listen on the same port at the same time: in one namespace two would fail.
+    const listen = "nc -l -p 9000 </dev/null & p=$!; sleep 2; kill -0 $p && echo listening";
+    const side = await Promise.all([1, 2, 3].map(() => run(driver, spec(["sh", "-c", listen]))));
+    for (const r of side) assert.equal(r.stdout, "listening\n", r.stderr);
+    const holders = await Promise.all(side.map((r) => holderOf(r.handle).catch(() => "direct")));
+    const shared = holders.filter((h) => h !== "direct");
+    assert.equal(new Set(shared).size, shared.length, `holders shared: ${holders}`);
+    // Afterwards the port is free again in the holder a later task gets.
+    const after = await run(driver, spec(["sh", "-c", listen]));
+    assert.equal(after.stdout, "listening\n", after.stderr);
+    const all = await docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL.run}=${ctx.runId}`, `${LABEL.kind}=netns`] },
+    });
+    assert.ok(all.length >= 1 && all.length <= 3, `${all.length} holders`);
+  });
+});
+
+test("network holders: a task that changes /etc/hosts does not pass the change on", async () => {
+  await withDriver(async (driver) => {
+    const writer = await run(
+      driver,
+      spec(["sh", "-c", "echo '10.9.9.9 planted' >> /etc/hosts && grep -c planted /etc/hosts"]),
+    );
+    assert.equal(writer.stdout, "1\n", writer.stderr);
+    const used = await holderOf(writer.handle);
+    const reader = await run(driver, spec(["sh", "-c", "grep -c planted /etc/hosts || true"]));
+    assert.equal(reader.stdout, "0\n", reader.stderr);
+    assert.notEqual(await holderOf(reader.handle), used);
+    // The changed holder was removed, not kept for later.
+    await new Promise((r) => setTimeout(r, 500));
+    await assert.rejects(docker.getContainer(used).inspect(), /no such container/i);
+  });
+});
+
+test("network holders: a task still starts when its holder was stopped behind the driver's back", async () => {
+  await withDriver(async (driver) => {
+    const first = await run(driver, spec(["true"]));
+    await docker.getContainer(await holderOf(first.handle)).kill();
+    const next = await run(driver, spec(["sh", "-c", "echo ran"]));
+    assert.equal(next.stdout, "ran\n", next.stderr);
+    assert.equal(next.status.code, 0);
+  });
+});
+
+Deno.test("network holders: a privileged task never shares a namespace (it could change it)", () => {
+  assert.equal(mayShareNetns(spec(["true"], { privileged: true })), false);
+  assert.equal(mayShareNetns(spec(["true"])), true);
 });
 
 test("a sandbox is reachable from tasks by its name on the run's network", async () => {
