@@ -26,6 +26,12 @@ function socketShims(stream: Duplex): Duplex {
 /** Creates an agent that opens one streamlocal channel to `socketPath` per HTTP connection. */
 export function sshSocketAgent(connection: SshConnection, socketPath: string): Agent {
   const agent = new Agent({ keepAlive: false });
+  // docker-modem logs every request's options with util.inspect (showHidden, unlimited depth)
+  // even when its debug output is off; walking the SSH client behind this agent took ~9 ms per
+  // request. A custom inspection keeps that to a name.
+  Object.defineProperty(agent, Symbol.for("nodejs.util.inspect.custom"), {
+    value: () => `SshSocketAgent(${socketPath})`,
+  });
   (agent as unknown as { createConnection: (o: unknown, cb: Callback) => undefined })
     .createConnection = (
       _options: unknown,
