@@ -36,7 +36,7 @@ import { LABEL, labelsFor, resourceName } from "./labels.ts";
 import { mayShareNetns, NetnsPool } from "./netns_pool.ts";
 import { type RawAttach, rawAttach } from "./raw_attach.ts";
 import { DockerSandbox } from "./sandbox.ts";
-import { DockerTask, initFailureFilter, pump, waitForExit } from "./task.ts";
+import { DockerTask, initFailureFilter, pump, waitForExit, waitForNextExit } from "./task.ts";
 import { Demuxer } from "./demux.ts";
 import { ResourceTracker } from "./tracker.ts";
 import { firstLine, VolumeStore } from "./volumes.ts";
@@ -253,11 +253,13 @@ export class DockerDriver implements Driver {
     const remove = this.#scheduleRemoval(container, spec.id);
     const stdin = spec.stdin;
     const filter = initFailureFilter(output);
+    const nextExit = waitForNextExit(container);
     let attach: Attached;
     try {
       [attach] = await Promise.all([
         this.#attach(container, stdin !== undefined, filter.sink),
         recorded,
+        nextExit.registered,
       ]);
     } catch (error) {
       if (holder) this.#netns.release(holder);
@@ -281,7 +283,14 @@ export class DockerDriver implements Driver {
     }
     if (stdin !== undefined) void attach.sendStdin(stdin);
     const outputDone = attach.done;
-    const status = this.#status(spec.command, image, container, outputDone, filter);
+    const status = this.#status(
+      spec.command,
+      image,
+      container,
+      outputDone,
+      filter,
+      nextExit.exited,
+    );
     if (holder) status.then(() => this.#netns.release(holder), () => this.#netns.release(holder));
     return new DockerTask(spec.id, container, status, remove);
   }
@@ -321,8 +330,9 @@ export class DockerDriver implements Driver {
     container: Docker.Container,
     outputDone: Promise<void>,
     initFailure: { failure: () => string | undefined; flush: () => void },
+    exited?: Promise<number>,
   ): Promise<ExitStatus> {
-    const status = await waitForExit(container, outputDone);
+    const status = await waitForExit(container, outputDone, exited);
     initFailure.flush();
     const failure = initFailure.failure();
     if (failure !== undefined && status.code === 127) {

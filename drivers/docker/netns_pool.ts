@@ -73,7 +73,8 @@ async function sharedFilesStat(container: Docker.Container): Promise<string> {
 export class NetnsPool {
   readonly #options: NetnsPoolOptions;
   readonly #idle: NetnsHolder[] = [];
-  readonly #waiters: ((holder: NetnsHolder | undefined) => void)[] = [];
+  readonly #waiters:
+    ((holder: NetnsHolder | undefined | Promise<NetnsHolder | undefined>) => void)[] = [];
   #returning = 0;
   #creating = 0;
   #made = 0;
@@ -126,7 +127,8 @@ export class NetnsPool {
         if (this.#closed) return; // the driver's close removes every container of the run
         if (!reusable) {
           this.#options.remove(container);
-          this.#waiters.shift()?.(undefined);
+          // The task that waited for this holder asks again: an idle one, or a new one.
+          this.#waiters.shift()?.(this.acquire());
           return;
         }
         const waiter = this.#waiters.shift();

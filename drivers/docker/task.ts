@@ -47,12 +47,89 @@ export function pump(stream: NodeJS.ReadableStream | Duplex, output: OutputSink)
   });
 }
 
-/** Waits for the container to stop and reads its exit status (inspecting for OOM when it failed). */
+/** A wait for a container's next exit, made before it starts. */
+export interface NextExit {
+  /** Resolves once the engine has registered the wait (its response headers arrived). */
+  readonly registered: Promise<void>;
+  /** The exit code. */
+  readonly exited: Promise<number>;
+}
+
+/**
+ * Asks the engine to wait for the container's next exit before it is started (as `docker run`
+ * does), so the wait is in place when a short task exits instead of being a request sent after
+ * the start returns. The engine answers with headers as soon as the wait is registered and with
+ * the status when the container exits.
+ */
+export function waitForNextExit(container: Docker.Container): NextExit {
+  const modem = (container as unknown as { modem: DockerModem }).modem;
+  const response = new Promise<NodeJS.ReadableStream>((resolve, reject) =>
+    modem.dial({
+      path: `/containers/${container.id}/wait?`,
+      method: "POST",
+      isStream: true,
+      statusCodes: {
+        200: true,
+        400: "bad parameter",
+        404: "no such container",
+        500: "server error",
+      },
+      options: { condition: "next-exit" },
+    }, (error, stream) => error ? reject(error) : resolve(stream as NodeJS.ReadableStream))
+  );
+  const exited = response.then((stream) =>
+    new Promise<number>((resolve, reject) => {
+      const chunks: Uint8Array[] = [];
+      stream.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+      stream.once("error", reject);
+      stream.once("end", () => {
+        try {
+          const body = JSON.parse(new TextDecoder().decode(concat(chunks))) as {
+            StatusCode?: number;
+          };
+          if (typeof body.StatusCode !== "number") throw new Error("the wait gave no exit code");
+          resolve(body.StatusCode);
+        } catch (error) {
+          reject(error);
+        }
+      });
+    })
+  );
+  exited.catch(() => {});
+  return { registered: response.then(() => {}), exited };
+}
+
+/** The part of docker-modem used to send a request dockerode has no method for. */
+interface DockerModem {
+  dial(
+    options: Record<string, unknown>,
+    callback: (error: Error | null, result: unknown) => void,
+  ): void;
+}
+
+function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/**
+ * Waits for the container to stop and reads its exit status (inspecting for OOM when it failed).
+ * `exited` is a wait registered before the start; without it (or when it broke) the engine is
+ * asked now.
+ */
 export async function waitForExit(
   container: Docker.Container,
   outputDone: Promise<void>,
+  exited?: Promise<number>,
 ): Promise<ExitStatus> {
-  const result = await container.wait() as { StatusCode: number };
+  const askNow = async () => ((await container.wait()) as { StatusCode: number }).StatusCode;
+  const code = exited ? await exited.catch(askNow) : await askNow();
+  const result = { StatusCode: code };
   await outputDone;
   let oom = false;
   // The engine learns of an OOM kill from a separate event that can land just after the exit:
