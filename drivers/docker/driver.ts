@@ -36,7 +36,14 @@ import { LABEL, labelsFor, resourceName } from "./labels.ts";
 import { mayShareNetns, NetnsPool } from "./netns_pool.ts";
 import { type RawAttach, rawAttach } from "./raw_attach.ts";
 import { DockerSandbox } from "./sandbox.ts";
-import { DockerTask, initFailureFilter, pump, waitForExit, waitForNextExit } from "./task.ts";
+import {
+  DockerTask,
+  initFailureFilter,
+  type NextExit,
+  pump,
+  waitForExit,
+  waitForNextExit,
+} from "./task.ts";
 import { Demuxer } from "./demux.ts";
 import { ResourceTracker } from "./tracker.ts";
 import { firstLine, VolumeStore } from "./volumes.ts";
@@ -253,13 +260,20 @@ export class DockerDriver implements Driver {
     const remove = this.#scheduleRemoval(container, spec.id);
     const stdin = spec.stdin;
     const filter = initFailureFilter(output);
-    const nextExit = waitForNextExit(container);
+    let nextExit: NextExit | undefined;
     let attach: Attached;
     try {
       [attach] = await Promise.all([
-        this.#attach(container, stdin !== undefined, filter.sink),
+        this.#attach(container, stdin !== undefined, filter.sink).then((attached) => {
+          // One request after the other: over SSH, two answers at once can wait for a delayed
+          // TCP acknowledgement (~40 ms) when the server side does not disable Nagle's algorithm.
+          nextExit = waitForNextExit(container);
+          return nextExit.registered.then(() => attached, (error) => {
+            attached.close();
+            throw error;
+          });
+        }),
         recorded,
-        nextExit.registered,
       ]);
     } catch (error) {
       if (holder) this.#netns.release(holder);
@@ -289,7 +303,7 @@ export class DockerDriver implements Driver {
       container,
       outputDone,
       filter,
-      nextExit.exited,
+      nextExit?.exited,
     );
     if (holder) status.then(() => this.#netns.release(holder), () => this.#netns.release(holder));
     return new DockerTask(spec.id, container, status, remove);

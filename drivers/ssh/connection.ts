@@ -205,6 +205,7 @@ export class SshConnection {
     // Every Engine API request is a few small writes; Nagle's algorithm would hold them back
     // until the peer's delayed ACK (~40 ms each).
     client.setNoDelay(true);
+    await disableNagleOnServer(client);
     return new SshConnection(client, label);
   }
 
@@ -340,4 +341,35 @@ export async function acquireSshConnection(options: SshConnectOptions): Promise<
       }
     },
   };
+}
+
+/**
+ * OpenSSH's sshd turns off Nagle's algorithm on a connection (TCP_NODELAY) only when the
+ * connection first runs a command or shell, which `docker -H ssh://` does (`docker system
+ * dial-stdio`) and forwarded channels alone never do. Without it, two small answers in a row
+ * (a wait's result and the end of an attach stream) wait for this side's delayed acknowledgement,
+ * about 40 ms. So one no-op command runs first; whether it succeeds does not matter (a host that
+ * refuses commands only keeps the slower timing), and it is given at most two seconds.
+ */
+export function disableNagleOnServer(
+  client: Pick<Client, "exec">,
+  timeoutMs = 2_000,
+): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    try {
+      client.exec("true", (error, channel) => {
+        if (error) return done();
+        channel.on("data", () => {});
+        channel.stderr.on("data", () => {});
+        channel.once("close", done);
+      });
+    } catch {
+      done();
+    }
+  });
 }
