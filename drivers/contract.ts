@@ -132,7 +132,11 @@ export interface TaskSpec {
 /** Which output stream a chunk came from. */
 export type OutputStream = "stdout" | "stderr";
 
-/** Receives output chunks in order, per stream. */
+/**
+ * Receives output chunks in order, per stream. A chunk is only valid during the call: the driver
+ * may reuse its memory for the next read (as Go's `io.Writer` may not retain `p`), so a sink that
+ * keeps bytes past the call copies them.
+ */
 export type OutputSink = (stream: OutputStream, chunk: Uint8Array) => void;
 
 /** How a task or exec ended. */

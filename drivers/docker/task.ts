@@ -248,7 +248,7 @@ export function initFailureFilter(output: OutputSink): {
       output(stream, chunk);
       return;
     }
-    held.push(chunk);
+    held.push(chunk.slice()); // kept past the call: a copy (the driver may reuse the memory)
     heldText += decoder.decode(chunk.subarray(0, 1024), { stream: true });
     const start = heldText.slice(0, PREFIX.length);
     if (!PREFIX.startsWith(start)) release();

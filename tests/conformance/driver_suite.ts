@@ -266,18 +266,22 @@ export function defineDriverConformance(options: ConformanceOptions): void {
       const output: Uint8Array[] = [];
       const decoder = new TextDecoder();
       const handle = await driver.startTask(
+        // About 1.3 MB: many reads, so a driver that reuses its read buffer is checked too.
         sh(
-          "i=0; while [ $i -lt 2000 ]; do echo line-$i-abcdefghijklmnopqrstuvwxyz; i=$((i+1)); done",
+          "i=0; while [ $i -lt 2000 ]; do echo line-$i-abcdefghijklmnopqrstuvwxyz; i=$((i+1)); done; seq 1 200000",
         ),
         (stream, chunk) => {
+          // Chunks are only valid during the call (OutputSink): kept ones are copied.
           if (stream === "stdout") output.push(chunk.slice());
         },
       );
       assert.equal((await handle.wait()).code, 0);
       const text = output.map((chunk) => decoder.decode(chunk, { stream: true })).join("");
       const lines = text.trimEnd().split("\n");
-      assert.equal(lines.length, 2000);
+      assert.equal(lines.length, 202000);
       assert.equal(lines[1999], "line-1999-abcdefghijklmnopqrstuvwxyz");
+      const wrong = lines.slice(2000).findIndex((line, i) => line !== String(i + 1));
+      assert.equal(wrong, -1, `line ${wrong + 2001} is ${JSON.stringify(lines[wrong + 2000])}`);
     });
   });
 
