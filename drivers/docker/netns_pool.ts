@@ -87,11 +87,6 @@ export class NetnsPool {
     this.#options = options;
   }
 
-  /** How many holders this pool has made. */
-  get made(): number {
-    return this.#made;
-  }
-
   /**
    * A holder for one task: an idle one, one on its way back, or a new one when none is being made.
    * `undefined`: the task joins the network itself (the pool is busy making one, the engine's
