@@ -12,6 +12,7 @@ import type { WorkerPermissions } from "./pipeline_worker.ts";
 import { JsonReporter, type Output, TextReporter } from "./reporters.ts";
 import { PipelineRun, type RunOutcome } from "./run.ts";
 import type { ProcessIdentity } from "./state.ts";
+import { writeTextSync } from "./write_text.ts";
 
 /** Everything the runner needs, as plain data (it crosses a pipe to the child). */
 export interface LaunchConfig {
@@ -45,18 +46,10 @@ export interface LaunchConfig {
   readonly graceMs?: number;
 }
 
-const encoder = new TextEncoder();
-
-function writeAll(file: { writeSync(bytes: Uint8Array): number }, text: string): void {
-  const bytes = encoder.encode(text);
-  let offset = 0;
-  while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
-}
-
 /** stdout/stderr of this process. */
 export const PROCESS_OUTPUT: Output = {
-  stdout: (text) => writeAll(Deno.stdout, text),
-  stderr: (text) => writeAll(Deno.stderr, text),
+  stdout: (text) => writeTextSync(Deno.stdout, text),
+  stderr: (text) => writeTextSync(Deno.stderr, text),
 };
 
 /** Runs the pipeline here, handling SIGINT and SIGTERM, and returns the outcome. */

@@ -7,6 +7,7 @@
 
 import type { TaskStatus } from "../dsl/types.ts";
 import { eventLine, type Reporter, type RunEvent } from "./events.ts";
+import { writeTextSync } from "./write_text.ts";
 
 /** Where a reporter writes. */
 export interface Output {
@@ -98,20 +99,49 @@ export class TextReporter implements Reporter {
     return label;
   }
 
-  #line(id: string, stream: "stdout" | "stderr", text: string): void {
+  /** Writes lines of a task's output with its prefix, in one write. */
+  #lines(id: string, stream: "stdout" | "stderr", lines: readonly string[]): void {
+    if (lines.length === 0) return;
     const prefix = this.#paint(this.#colourOf.get(id) ?? 0, `${this.#labels.get(id)} |`);
-    const line = `${prefix} ${text}\n`;
-    if (stream === "stdout") this.#out.stdout(line);
-    else this.#out.stderr(line);
+    let text = "";
+    for (const line of lines) text += `${prefix} ${line}\n`;
+    if (stream === "stdout") this.#out.stdout(text);
+    else this.#out.stderr(text);
   }
 
   #flush(id: string): void {
     for (const stream of ["stdout", "stderr"] as const) {
       const key = `${id}\u0000${stream}`;
       const rest = this.#partial.get(key);
-      if (rest) this.#line(id, stream, rest);
+      if (rest) this.#lines(id, stream, [rest]);
       this.#partial.delete(key);
     }
+  }
+
+  /**
+   * Prints the complete lines of a chunk of output and keeps the unterminated rest,
+   * without joining the chunk to what was kept (a 200 MB line arrives as thousands of
+   * chunks).
+   */
+  #output(id: string, stream: "stdout" | "stderr", data: string): void {
+    const key = `${id}\u0000${stream}`;
+    const lines: string[] = [];
+    let rest = this.#partial.get(key) ?? "";
+    let start = 0;
+    for (let end = data.indexOf("\n"); end !== -1; end = data.indexOf("\n", start)) {
+      lines.push(rest + data.slice(start, end));
+      rest = "";
+      start = end + 1;
+    }
+    // A line without an end must not grow without bound: print it in pieces.
+    while (rest.length + data.length - start > MAX_PARTIAL_LINE) {
+      const end = start + MAX_PARTIAL_LINE - rest.length;
+      lines.push(rest + data.slice(start, end));
+      rest = "";
+      start = end;
+    }
+    this.#partial.set(key, rest + data.slice(start));
+    this.#lines(id, stream, lines);
   }
 
   /** Renders one event. */
@@ -124,19 +154,9 @@ export class TextReporter implements Reporter {
         }
         break;
       }
-      case "task.output": {
-        const key = `${event.id}\u0000${event.stream}`;
-        const lines = ((this.#partial.get(key) ?? "") + event.data).split("\n");
-        let rest = lines.pop() ?? "";
-        for (const line of lines) this.#line(event.id, event.stream, line);
-        // A line without an end must not grow without bound: print it in pieces.
-        while (rest.length > MAX_PARTIAL_LINE) {
-          this.#line(event.id, event.stream, rest.slice(0, MAX_PARTIAL_LINE));
-          rest = rest.slice(MAX_PARTIAL_LINE);
-        }
-        this.#partial.set(key, rest);
+      case "task.output":
+        this.#output(event.id, event.stream, event.data);
         break;
-      }
       case "task.end": {
         this.#flush(event.id);
         const label = this.#label(event.id, event.name);
@@ -227,7 +247,6 @@ export class LogDirReporter implements Reporter {
   readonly #dir: string;
   readonly #events: Deno.FsFile;
   readonly #tasks = new Map<string, Deno.FsFile>();
-  readonly #encoder = new TextEncoder();
 
   private constructor(dir: string, events: Deno.FsFile) {
     this.#dir = dir;
@@ -241,23 +260,17 @@ export class LogDirReporter implements Reporter {
     return new LogDirReporter(dir, events);
   }
 
-  #write(file: Deno.FsFile, text: string): void {
-    const bytes = this.#encoder.encode(text);
-    let offset = 0;
-    while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
-  }
-
   /** Appends the event, and task output to the task's log. */
   event(event: RunEvent): void {
     try {
-      this.#write(this.#events, eventLine(event));
+      writeTextSync(this.#events, eventLine(event));
       if (event.type === "task.output") {
         let file = this.#tasks.get(event.id);
         if (file === undefined) {
           file = Deno.openSync(`${this.#dir}/${event.id}.log`, { create: true, append: true });
           this.#tasks.set(event.id, file);
         }
-        this.#write(file, event.data);
+        writeTextSync(file, event.data);
       } else if (event.type === "task.end") {
         this.#tasks.get(event.id)?.close();
         this.#tasks.delete(event.id);

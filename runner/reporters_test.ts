@@ -60,6 +60,66 @@ Deno.test("text reporter: a line without an end is printed in bounded pieces", (
   assert.ok(out.stdout.length >= 128 * 1024, "long lines are flushed before the task ends");
 });
 
+/** The text reporter's output for chunks of one task's stdout, the plain way. */
+function expectedText(label: string, chunks: readonly string[], max: number): string {
+  let text = "";
+  let partial = "";
+  for (const chunk of chunks) {
+    const lines = (partial + chunk).split("\n");
+    partial = lines.pop()!;
+    for (const line of lines) text += `${label} | ${line}\n`;
+    for (; partial.length > max; partial = partial.slice(max)) {
+      text += `${label} | ${partial.slice(0, max)}\n`;
+    }
+  }
+  return partial === "" ? text : text + `${label} | ${partial}\n`;
+}
+
+Deno.test("text reporter: any chunking prints whole lines, long unterminated ones in 64 KiB pieces", () => {
+  const max = 64 * 1024;
+  let seed = 11;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return (seed >>> 8) % n;
+  };
+  for (let round = 0; round < 30; round++) {
+    const { out, output } = capture();
+    const writes: string[] = [];
+    const reporter = new TextReporter({
+      stdout: (text) => {
+        writes.push(text);
+        output.stdout(text);
+      },
+      stderr: output.stderr,
+    }, { colour: false, driver: "native" });
+    reporter.event(start("t-1", "t"));
+    const chunks: string[] = [];
+    for (let i = random(12); i >= 0; i--) {
+      let chunk = "";
+      for (let parts = random(6); parts >= 0; parts--) {
+        chunk += ["\n", "ab\n", "x".repeat(random(3) * 50_000 + random(40)), "é"][random(4)];
+      }
+      chunks.push(chunk);
+    }
+    for (const data of chunks) {
+      const before = writes.length;
+      reporter.event({ type: "task.output", id: "t-1", name: "t", stream: "stdout", data });
+      assert.ok(writes.length - before <= 1, "one write per chunk");
+    }
+    reporter.event({
+      type: "task.end",
+      id: "t-1",
+      name: "t",
+      kind: "task",
+      status: "success",
+      code: 0,
+      durationMs: 5,
+      allowFailure: false,
+    });
+    assert.equal(out.stdout, expectedText("t", chunks, max), `round ${round}`);
+  }
+});
+
 Deno.test("text reporter: colour only when asked", () => {
   const plain = capture();
   new TextReporter(plain.output, { colour: false, driver: "native" }).event(start("x-1", "x"));
