@@ -133,6 +133,7 @@ export class DockerDriver implements Driver {
       tracker: this.#tracker,
       network: () => this.network(),
       remove: (container) => void this.#scheduleRemoval(container)(),
+      warn: (message) => context.warn(message),
     });
   }
 
@@ -246,6 +247,10 @@ export class DockerDriver implements Driver {
         holder: holder?.id,
       }));
     } catch (error) {
+      if (holder && holderGone(error)) {
+        this.#netns.discard(holder);
+        return await this.#startTask(spec, output, false);
+      }
       if (holder) this.#netns.release(holder);
       if (statusCode(error) === 409) {
         const existing = await this.attachTask(spec.id, output);
@@ -292,7 +297,8 @@ export class DockerDriver implements Driver {
         await this.#removals.get(container.id);
         return await this.#startTask(spec, output, false);
       }
-      if (holder) this.#netns.release(holder);
+      // The start may have run on the engine before the error reached us: never reuse it.
+      if (holder) this.#netns.discard(holder);
       throw startError(spec, image, error, this.#engine.address);
     }
     if (stdin !== undefined) void attach.sendStdin(stdin);
@@ -305,7 +311,17 @@ export class DockerDriver implements Driver {
       filter,
       nextExit?.exited,
     );
-    if (holder) status.then(() => this.#netns.release(holder), () => this.#netns.release(holder));
+    // Reused only after a known exit; when the status could not be read the container may still
+    // run in the holder's namespace, so the holder is dropped.
+    if (holder) {
+      status.then(
+        () => this.#netns.release(holder),
+        (error) =>
+          error instanceof DriverError && error.code === "command_not_found"
+            ? this.#netns.release(holder) // it exited: the command was not there
+            : this.#netns.discard(holder),
+      );
+    }
     return new DockerTask(spec.id, container, status, remove);
   }
 
@@ -511,8 +527,14 @@ export class DockerDriver implements Driver {
       }
       await new Promise((resolve) => setTimeout(resolve, 250 * 3 ** attempt));
       if (attempt === 2) {
+        // The run's own containers by name, and whatever else the engine still lists on the
+        // network (network holders own most endpoints, since tasks join their namespaces).
+        const listed = await network.inspect().then(
+          (info: { Containers?: Record<string, unknown> }) => Object.keys(info.Containers ?? {}),
+          () => [] as string[],
+        );
         await Promise.all(
-          [...this.#containerNames].map((name) =>
+          [...this.#containerNames, ...listed].map((name) =>
             network.disconnect({ Container: name, Force: true }).catch(() => {})
           ),
         );

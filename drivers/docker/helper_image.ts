@@ -9,12 +9,24 @@
 
 // @ts-types="npm:@types/dockerode@^3"
 import type Docker from "dockerode";
+import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { PAUSE_ARCHES, pauseBinary, pausePath } from "./pause_binary.ts";
 import { entriesTar } from "./tar.ts";
 
-/** The helper image's reference. */
-export const HELPER_IMAGE = "pocketci/helper:2";
+/**
+ * The helper image's reference. The tag is a hash of what goes into the image, so an engine that
+ * has an image from another version of the driver gets this one imported next to it.
+ */
+export const HELPER_IMAGE = `pocketci/helper:${
+  createHash("sha256")
+    .update(PAUSE_ARCHES.map((arch) => `${arch}:${encodeHex(pauseBinary(arch))}`).join(",") + ",v/")
+    .digest("hex").slice(0, 12)
+}`;
+
+function encodeHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 const imports = new WeakMap<Docker, Promise<void>>();
 

@@ -6,9 +6,10 @@
  * starts in about half the time, and it still reaches the run's sandboxes by name.
  *
  * A holder serves one running task at a time (tasks running side by side never share ports or
- * localhost), and goes back to the pool when its task has exited. A task can change one thing the
- * next task would see: the holder's `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname`, which
- * the engine shares with every container that joins it. Their size, mode and modification time
+ * localhost), and goes back to the pool when its task has exited. What outlives a task in the
+ * namespace: TCP sockets in TIME_WAIT (holders keep none, see the sysctl below), and the holder's
+ * `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname`, which the engine shares with every
+ * container that joins it. Their size, mode and modification time
  * are compared with the holder's first ones when it comes back; a holder whose files changed is
  * removed instead of reused. When no holder is free the pool makes one for the task that asked,
  * one at a time; meanwhile other tasks join the network directly, so the pool grows to the run's
@@ -46,6 +47,8 @@ export interface NetnsPoolOptions {
   readonly network: () => Promise<string>;
   /** Removes a container in the background (a retired holder). */
   readonly remove: (container: Docker.Container) => void;
+  /** Tells the user something once (holders turned off for the run). */
+  readonly warn: (message: string) => void;
 }
 
 /**
@@ -103,9 +106,14 @@ export class NetnsPool {
     this.#creating++;
     try {
       return await this.#create();
-    } catch {
+    } catch (error) {
       // Holders only make tasks start faster: without them tasks join the network themselves.
       this.#disabled = true;
+      this.#options.warn(
+        `docker: network holders are off for this run (${
+          String((error as Error)?.message ?? error).split("\n")[0]
+        }); tasks join the run's network themselves, which starts each one more slowly`,
+      );
       return undefined;
     } finally {
       this.#creating--;
@@ -167,10 +175,19 @@ export class NetnsPool {
       Image: HELPER_IMAGE,
       Cmd: [pausePath(arch)],
       Labels: labelsFor(namespace, runId, "netns"),
-      HostConfig: { NetworkMode: network },
+      // The pause program has no signal handler: a stop kills it at once.
+      StopSignal: "SIGKILL",
+      HostConfig: {
+        NetworkMode: network,
+        // A connection closed in one task leaves a TIME_WAIT socket in the namespace for a
+        // minute, and the next task's server could not bind that port (EADDRINUSE without
+        // SO_REUSEADDR). With no TIME_WAIT buckets such sockets end at once, as they did when
+        // every task had a namespace of its own that ended with it.
+        Sysctls: { "net.ipv4.tcp_max_tw_buckets": "0" },
+      },
     });
-    await tracker.record("container", container.id, { name, role: "netns" });
     try {
+      await tracker.record("container", container.id, { name, role: "netns" });
       await container.start();
       return { id: container.id, files: await sharedFilesStat(container) };
     } catch (error) {

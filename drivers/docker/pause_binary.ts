@@ -57,10 +57,14 @@ export function pausePath(arch: PauseArch): string {
   return `/pause-${arch}`;
 }
 
-/** A static, little-endian ELF64 executable with one loadable segment holding the code. */
+/**
+ * A static, little-endian ELF64 executable with one loadable segment holding the code, and a
+ * PT_GNU_STACK header asking for a non-executable stack (hardened hosts refuse executables
+ * without one).
+ */
 export function pauseBinary(arch: PauseArch): Uint8Array {
   const { machine, code } = MACHINES[arch];
-  const codeOffset = HEADER_SIZE + PROGRAM_HEADER_SIZE;
+  const codeOffset = HEADER_SIZE + 2 * PROGRAM_HEADER_SIZE;
   const size = codeOffset + code.length;
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
@@ -72,7 +76,7 @@ export function pauseBinary(arch: PauseArch): Uint8Array {
   view.setBigUint64(32, BigInt(HEADER_SIZE), true); // program headers right after this header
   view.setUint16(52, HEADER_SIZE, true);
   view.setUint16(54, PROGRAM_HEADER_SIZE, true);
-  view.setUint16(56, 1, true); // one program header
+  view.setUint16(56, 2, true); // two program headers
   const ph = HEADER_SIZE;
   view.setUint32(ph, 1, true); // PT_LOAD
   view.setUint32(ph + 4, 5, true); // readable, executable
@@ -82,6 +86,10 @@ export function pauseBinary(arch: PauseArch): Uint8Array {
   view.setBigUint64(ph + 32, BigInt(size), true);
   view.setBigUint64(ph + 40, BigInt(size), true);
   view.setBigUint64(ph + 48, 0x1000n, true);
+  const stack = ph + PROGRAM_HEADER_SIZE;
+  view.setUint32(stack, 0x6474e551, true); // PT_GNU_STACK
+  view.setUint32(stack + 4, 6, true); // readable, writable, not executable
+  view.setBigUint64(stack + 48, 16n, true);
   bytes.set(code, codeOffset);
   return bytes;
 }

@@ -53,7 +53,11 @@ Deno.test("pause program: ELF headers name the machine and an entry point inside
     assert.deepEqual([...bytes.subarray(0, 4)], [0x7f, 0x45, 0x4c, 0x46]);
     assert.equal(view.getUint16(18, true), machine);
     const entry = Number(view.getBigUint64(24, true)) - 0x400000;
-    assert.ok(entry >= 120 && entry < bytes.length, `entry offset ${entry}`);
+    assert.ok(entry >= 176 && entry < bytes.length, `entry offset ${entry}`);
+    // The second program header asks for a non-executable stack.
+    assert.equal(view.getUint16(56, true), 2);
+    assert.equal(view.getUint32(64 + 56, true), 0x6474e551);
+    assert.equal(view.getUint32(64 + 56 + 4, true) & 1, 0);
   }
   assert.equal(isPauseArch("amd64"), true);
   assert.equal(isPauseArch("s390x"), false);

@@ -356,7 +356,13 @@ export function disableNagleOnServer(
   timeoutMs = 2_000,
 ): Promise<void> {
   return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, timeoutMs);
+    let open: { close(): unknown } | undefined;
+    const timer = setTimeout(() => {
+      // A forced command that never ends (authorized_keys command="...") must not keep a
+      // channel and a remote process open for the whole connection.
+      open?.close();
+      resolve();
+    }, timeoutMs);
     const done = () => {
       clearTimeout(timer);
       resolve();
@@ -364,6 +370,7 @@ export function disableNagleOnServer(
     try {
       client.exec("true", (error, channel) => {
         if (error) return done();
+        open = channel;
         channel.on("data", () => {});
         channel.stderr.on("data", () => {});
         channel.once("close", done);

@@ -39,3 +39,10 @@ Deno.test("ssh: a server that refuses commands, throws, or never answers does no
   }));
   await disableNagleOnServer(fakeClient(() => {}), 30);
 });
+
+Deno.test("ssh: a command that never ends (a forced command) has its channel closed after the wait", async () => {
+  let closed = 0;
+  const channel = Object.assign(fakeChannel(), { close: () => closed++ });
+  await disableNagleOnServer(fakeClient((_c, callback) => callback(undefined, channel)), 30);
+  assert.equal(closed, 1);
+});

@@ -141,6 +141,20 @@ test("network holders: a task that changes /etc/hosts does not pass the change o
   });
 });
 
+test("network holders: a connection closed in one task leaves no TIME_WAIT socket for the next", async () => {
+  await withDriver(async (driver) => {
+    // The server closes first, so its end would stay in TIME_WAIT for a minute.
+    const talk = await run(
+      driver,
+      spec(["sh", "-c", "(nc -l -p 9000 -e echo hi &); sleep 0.3; (sleep 1) | nc 127.0.0.1 9000"]),
+    );
+    assert.equal(talk.stdout, "hi\n", talk.stderr);
+    const next = await run(driver, spec(["sh", "-c", "netstat -tan | grep -c TIME_WAIT || true"]));
+    assert.equal(await holderOf(next.handle), await holderOf(talk.handle));
+    assert.equal(next.stdout, "0\n", next.stderr);
+  });
+});
+
 test("network holders: a task still starts when its holder was stopped behind the driver's back", async () => {
   await withDriver(async (driver) => {
     const first = await run(driver, spec(["true"]));
