@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concatBytes } from "../drivers/bytes.ts";
 import { type SyncWriter, writeTextSync } from "./write_text.ts";
 
 /** A writer that takes at most `most` bytes per call and keeps copies of them. */
@@ -11,13 +12,7 @@ function shortWriter(most: number): SyncWriter & { bytes(): Uint8Array } {
       return taken.length;
     },
     bytes() {
-      const all = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-      let offset = 0;
-      for (const part of parts) {
-        all.set(part, offset);
-        offset += part.length;
-      }
-      return all;
+      return concatBytes(parts);
     },
   };
 }

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { concatBytes } from "../bytes.ts";
+
 const BLOCK = 512;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -93,16 +95,6 @@ export function entriesTar(entries: readonly TarEntry[]): Uint8Array {
   }
   parts.push(tarEnd());
   return concatBytes(parts);
-}
-
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }
 
 function paxRecord(key: string, value: string): Uint8Array {

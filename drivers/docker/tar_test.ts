@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concatBytes } from "../bytes.ts";
 import {
   directoriesTar,
   entriesTar,
@@ -10,21 +11,11 @@ import {
 
 const encoder = new TextEncoder();
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 function fileEntry(name: string, content: string): Uint8Array {
   const data = encoder.encode(content);
   const padded = new Uint8Array(Math.ceil(data.length / 512) * 512);
   padded.set(data);
-  return concat([tarHeader({ name, type: "0", size: data.length, mode: 0o644 }), padded]);
+  return concatBytes([tarHeader({ name, type: "0", size: data.length, mode: 0o644 }), padded]);
 }
 
 /** Lists an archive with the system tar (an independent reader). */
@@ -88,7 +79,7 @@ Deno.test("tar: files keep their content and mode when the system tar extracts t
 
 Deno.test("tar: entries are renamed (short and long names), dropped, and data streams through intact", async () => {
   const long = `${"d".repeat(90)}/${"f".repeat(60)}.txt`;
-  const input = concat([
+  const input = concatBytes([
     directoriesTar(["."]).subarray(0, 512),
     fileEntry("./one.txt", "first"),
     fileEntry("./two.bin", "x".repeat(1500)),
@@ -99,7 +90,7 @@ Deno.test("tar: entries are renamed (short and long names), dropped, and data st
     if (bare === "") return null;
     return bare === "two.bin" ? long : `sub/${bare}`;
   })));
-  const archive = concat([renamed, tarEnd()]);
+  const archive = concatBytes([renamed, tarEnd()]);
   assert.deepEqual(await listWithTar(archive), ["sub/one.txt", long]);
   const dir = await Deno.makeTempDir();
   try {
@@ -128,7 +119,7 @@ Deno.test("tar: PAX long names written by GNU tar are read and renamed", async (
     const renamed = await collect(
       generatorStream(renameEntries(chunked(out.stdout, 100), (name) => `p/${name}`)),
     );
-    assert.deepEqual(await listWithTar(concat([renamed, tarEnd()])), [`p/${long}`]);
+    assert.deepEqual(await listWithTar(concatBytes([renamed, tarEnd()])), [`p/${long}`]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

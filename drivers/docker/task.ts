@@ -10,6 +10,7 @@
 import type Docker from "dockerode";
 import type { Duplex } from "node:stream";
 import type { ExitStatus, OutputSink, TaskHandle } from "../contract.ts";
+import { concatBytes } from "../bytes.ts";
 import { Demuxer } from "./demux.ts";
 
 /** Resolves after `ms`, or as soon as `until` settles; never leaves a timer behind. */
@@ -84,7 +85,7 @@ export function waitForNextExit(container: Docker.Container): NextExit {
       stream.once("error", reject);
       stream.once("end", () => {
         try {
-          const body = JSON.parse(new TextDecoder().decode(concat(chunks))) as {
+          const body = JSON.parse(new TextDecoder().decode(concatBytes(chunks))) as {
             StatusCode?: number;
           };
           if (typeof body.StatusCode !== "number") throw new Error("the wait gave no exit code");
@@ -105,16 +106,6 @@ interface DockerModem {
     options: Record<string, unknown>,
     callback: (error: Error | null, result: unknown) => void,
   ): void;
-}
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 /**

@@ -9,6 +9,7 @@
 // @ts-types="npm:@types/ssh2@^1"
 import { Client, type ClientChannel } from "ssh2";
 import type { Duplex } from "node:stream";
+import { concatBytes } from "../bytes.ts";
 import { DriverError } from "../contract.ts";
 import { planAuth } from "./auth.ts";
 import {
@@ -263,7 +264,7 @@ export class SshConnection {
         channel.stderr.on("data", (b: Uint8Array) => err.push(b));
         channel.on("exit", (c: number | null) => code = c ?? -1);
         channel.on("close", () => {
-          const text = (parts: Uint8Array[]) => new TextDecoder().decode(concat(parts));
+          const text = (parts: Uint8Array[]) => new TextDecoder().decode(concatBytes(parts));
           resolve({ code, stdout: text(out), stderr: text(err) });
         });
       });
@@ -276,16 +277,6 @@ export class SshConnection {
     await Promise.race([this.#closedPromise, new Promise((r) => setTimeout(r, 2000))]);
     if (!this.#closed) this.#client.destroy();
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /** A shared connection handed out by {@link acquireSshConnection}; call `release()` when done. */
