@@ -19,33 +19,13 @@
 
 // deno-lint-ignore-file no-console
 
-const ROOT = new URL("../", import.meta.url).pathname;
-const DENO = Deno.execPath();
+import { DENO, median, pocketciRunArgs, ROOT, run } from "./common.ts";
+
 const IMAGE = "busybox:latest";
 const SEQUENTIAL = 50;
 const PARALLEL = 20;
 const SSH_TASKS = 20;
 const BIG_BYTES = 200_000_000;
-
-interface Proc {
-  ms: number;
-  stdout: string;
-  stderr: string;
-  code: number;
-}
-
-async function run(command: string, args: string[], env?: Record<string, string>): Promise<Proc> {
-  const started = performance.now();
-  const out = await new Deno.Command(command, { args, env, stdout: "piped", stderr: "piped" })
-    .output();
-  const decoder = new TextDecoder();
-  return {
-    ms: performance.now() - started,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-    code: out.code,
-  };
-}
 
 function ratio(a: number, b: number): string {
   return `${(a / b).toFixed(2)}x`;
@@ -74,17 +54,15 @@ ${body}
 });
 `,
   );
-  const result = await run(DENO, [
-    "run",
-    "-A",
-    "--unstable-worker-options",
-    `${ROOT}pocketci.ts`,
-    "run",
-    "--json",
-    `--driver=${driver}`,
-    `--state-dir=${dir}/state`,
-    `${dir}/${name}.ts`,
-  ], { NO_COLOR: "1", ...env });
+  const result = await run(
+    DENO,
+    pocketciRunArgs(`${dir}/${name}.ts`, [
+      "--json",
+      `--driver=${driver}`,
+      `--state-dir=${dir}/state`,
+    ]),
+    { env: { NO_COLOR: "1", ...env } },
+  );
   if (result.code !== 0) {
     throw new Error(
       `pocketci run ${name} failed (${result.code}): ${result.stderr}${result.stdout.slice(-2000)}`,
@@ -268,12 +246,6 @@ interface OutputRound {
   peak: number;
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
-
 /**
  * Streams one task's 200 MB output through the driver, then times `docker logs` of the same
  * container, the same container with nobody reading (start to exit: the engine copies output
@@ -413,17 +385,11 @@ export default pipeline("big", async () => {
 `,
   );
   const child = new Deno.Command(DENO, {
-    args: [
-      "run",
-      "-A",
-      "--unstable-worker-options",
-      `${ROOT}pocketci.ts`,
-      "run",
+    args: pocketciRunArgs(`${dir}/big.ts`, [
       "--json",
       "--driver=docker",
       `--state-dir=${dir}/state`,
-      `${dir}/big.ts`,
-    ],
+    ]),
     env: { NO_COLOR: "1" },
     stdout: "null",
     stderr: "piped",

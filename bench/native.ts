@@ -16,11 +16,11 @@
 
 // deno-lint-ignore-file no-console
 
+import { DENO, median, pocketciRunArgs, run } from "./common.ts";
+
 const TASKS = 200;
 const STARTUP_RUNS = 7;
 const ROUNDS = 5;
-const ROOT = new URL("../", import.meta.url).pathname;
-const DENO = Deno.execPath();
 
 /** The absolute path of `program` on PATH (not a shell builtin). */
 async function which(program: string): Promise<string> {
@@ -30,34 +30,6 @@ async function which(program: string): Promise<string> {
     if (info?.isFile) return path;
   }
   throw new Error(`${program} is not on PATH`);
-}
-
-async function run(
-  command: string,
-  args: string[],
-  options: { cwd?: string; env?: Record<string, string> } = {},
-): Promise<{ ms: number; stdout: string; stderr: string; code: number }> {
-  const started = performance.now();
-  const output = await new Deno.Command(command, {
-    args,
-    cwd: options.cwd,
-    env: options.env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const ms = performance.now() - started;
-  const decoder = new TextDecoder();
-  return {
-    ms,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-    code: output.code,
-  };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 function fmt(ms: number): string {
@@ -97,15 +69,7 @@ console.log("ELAPSED " + (performance.now() - started));
   // The machine may be shared: the ways are interleaved in rounds so that load falls on
   // all of them alike, and the figures are medians over the rounds.
   for (let round = 0; round < ROUNDS; round++) {
-    const pocketci = await run(DENO, [
-      "run",
-      "-A",
-      "--unstable-worker-options",
-      `${ROOT}pocketci.ts`,
-      "run",
-      "--json",
-      `${dir}/many.ts`,
-    ], { env });
+    const pocketci = await run(DENO, pocketciRunArgs(`${dir}/many.ts`, ["--json"]), { env });
     if (pocketci.code !== 0) throw new Error(`pocketci run failed: ${pocketci.stderr}`);
     const pipelineMs = Number(/"message":"ELAPSED ([\d.]+)"/.exec(pocketci.stdout)?.[1]);
     const spawn = await run(DENO, ["run", "-A", `${dir}/spawn.ts`]);
@@ -242,15 +206,7 @@ export default pipeline("one", async () => { await task("t").run(${JSON.stringif
 `,
   );
   const env = { POCKETCI_STATE_DIR: `${dir}/state`, NO_COLOR: "1" };
-  const pocketciArgs = (extra: string[]) => [
-    "run",
-    "-A",
-    "--unstable-worker-options",
-    `${ROOT}pocketci.ts`,
-    "run",
-    ...extra,
-    `${dir}/one.ts`,
-  ];
+  const pocketciArgs = (extra: string[]) => pocketciRunArgs(`${dir}/one.ts`, extra);
   // Warm the module and type-check caches once.
   await run(DENO, pocketciArgs([]), { env });
   await run(DENO, ["run", `${dir}/empty.ts`]);
