@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { type Driver, type DriverContext, DriverError } from "../../drivers/contract.ts";
 import { createDockerDriver } from "../../drivers/docker/create.ts";
-import { createTestContext } from "../conformance/context.ts";
+import { createTestContext, type TestContext } from "../conformance/context.ts";
 import { OutputCollector } from "../conformance/driver_suite.ts";
 import { runCli } from "../helpers/cli.ts";
 import { engineProblem, TEST_IMAGE } from "./engine_fixture.ts";
@@ -29,6 +29,31 @@ const test = (name: string, fn: () => Promise<void>) =>
     sanitizeOps: false,
     fn,
   });
+
+/** Runs `true` through the driver, expects exit code 0, and closes the driver in any case. */
+async function runsTrueThenCloses(opening: Promise<Driver>): Promise<void> {
+  const driver = await opening;
+  try {
+    assert.equal((await runTask(driver, ["true"])).code, 0);
+  } finally {
+    await driver.close();
+  }
+}
+
+/** Runs `body` with a fresh sshd and run context, and removes both afterwards. */
+async function withSshd(
+  options: { hashed?: boolean },
+  body: (sshd: SshdFixture, ctx: TestContext) => Promise<void>,
+): Promise<void> {
+  const sshd = await startSshd(options);
+  const ctx = await createTestContext();
+  try {
+    await body(sshd, ctx);
+  } finally {
+    await ctx.dispose();
+    await sshd.stop();
+  }
+}
 
 /**
  * Opens a driver the way the DSN `docker:host=ssh://...` does, with the fixture's `~/.ssh` (the
@@ -72,10 +97,8 @@ test("the engine is reachable through sshd (CI fails here when a component is mi
   return Promise.resolve();
 });
 
-test("tasks, stdin, volumes and a sandbox exec with stdin work over one SSH connection", async () => {
-  const sshd = await startSshd();
-  const ctx = await createTestContext();
-  try {
+test("tasks, stdin, volumes and a sandbox exec with stdin work over one SSH connection", () =>
+  withSshd({}, async (sshd, ctx) => {
     {
       const driver = await sshDriver(sshd, ctx);
       try {
@@ -134,36 +157,17 @@ test("tasks, stdin, volumes and a sandbox exec with stdin work over one SSH conn
       1,
       `expected one SSH login for the whole run, sshd logged:\n${sshd.log()}`,
     );
-  } finally {
-    await ctx.dispose();
-    await sshd.stop();
-  }
-});
+  }));
 
-test("a hashed known_hosts entry ([host]:port) is accepted", async () => {
-  const sshd = await startSshd({ hashed: true });
-  const ctx = await createTestContext();
-  try {
+test("a hashed known_hosts entry ([host]:port) is accepted", () =>
+  withSshd({ hashed: true }, async (sshd, ctx) => {
     const knownHosts = await Deno.readTextFile(`${sshd.home}/.ssh/known_hosts`);
     assert.match(knownHosts, /^\|1\|/, "the fixture should have hashed the entry");
-    {
-      const driver = await sshDriver(sshd, ctx);
-      try {
-        assert.equal((await runTask(driver, ["true"])).code, 0);
-      } finally {
-        await driver.close();
-      }
-    }
-  } finally {
-    await ctx.dispose();
-    await sshd.stop();
-  }
-});
+    await runsTrueThenCloses(sshDriver(sshd, ctx));
+  }));
 
-test("a changed host key is refused with a clear error", async () => {
-  const sshd = await startSshd();
-  const ctx = await createTestContext();
-  try {
+test("a changed host key is refused with a clear error", () =>
+  withSshd({}, async (sshd, ctx) => {
     // Record another server's key for this host:port.
     const other = await startSshd();
     const otherKey = other.hostKey;
@@ -192,16 +196,10 @@ test("a changed host key is refused with a clear error", async () => {
       0,
       "no login may happen with a wrong host key",
     );
-  } finally {
-    await ctx.dispose();
-    await sshd.stop();
-  }
-});
+  }));
 
-test("an unknown host key is refused, naming the fingerprint and how to add it", async () => {
-  const sshd = await startSshd();
-  const ctx = await createTestContext();
-  try {
+test("an unknown host key is refused, naming the fingerprint and how to add it", () =>
+  withSshd({}, async (sshd, ctx) => {
     await Deno.writeTextFile(`${sshd.home}/.ssh/known_hosts`, "");
     {
       await assert.rejects(
@@ -209,16 +207,10 @@ test("an unknown host key is refused, naming the fingerprint and how to add it",
         /host key of \[127\.0\.0\.1\]:\d+ \(ssh-ed25519 SHA256:.+\) is not in .*known_hosts; .*ssh-keyscan -p \d+ 127\.0\.0\.1/,
       );
     }
-  } finally {
-    await ctx.dispose();
-    await sshd.stop();
-  }
-});
+  }));
 
-test("a key the server does not accept, and a closed port, are one-line errors", async () => {
-  const sshd = await startSshd();
-  const ctx = await createTestContext();
-  try {
+test("a key the server does not accept, and a closed port, are one-line errors", () =>
+  withSshd({}, async (sshd, ctx) => {
     await Deno.writeTextFile(`${sshd.dir}/authorized_keys`, "");
     {
       await assert.rejects(
@@ -240,11 +232,7 @@ test("a key the server does not accept, and a closed port, are one-line errors",
         /ssh: cannot connect to root@127\.0\.0\.1:\d+: ECONNREFUSED/,
       );
     }
-  } finally {
-    await ctx.dispose();
-    await sshd.stop();
-  }
-});
+  }));
 
 test("keys are taken from ssh-agent (SSH_AUTH_SOCK) when it holds them", async () => {
   const sshd = await startSshd();
@@ -267,19 +255,14 @@ test("keys are taken from ssh-agent (SSH_AUTH_SOCK) when it holds them", async (
     }).output();
     assert.ok(added.success, new TextDecoder().decode(added.stderr));
     // No key files at all: only the agent can authenticate.
-    const driver = await createDockerDriver(ctx, {
+    await runsTrueThenCloses(createDockerDriver(ctx, {
       host: sshd.url,
       ssh: {
         agentSocket: socket,
         identityFiles: [],
         knownHostsFiles: [`${sshd.home}/.ssh/known_hosts`],
       },
-    });
-    try {
-      assert.equal((await runTask(driver, ["true"])).code, 0);
-    } finally {
-      await driver.close();
-    }
+    }));
     assert.match(sshd.log(), /Accepted publickey for root/);
   } finally {
     agent.kill("SIGTERM");
@@ -289,11 +272,9 @@ test("keys are taken from ssh-agent (SSH_AUTH_SOCK) when it holds them", async (
   }
 });
 
-test("callers can pass their own key and host-key check (as the cloud drivers do)", async () => {
-  const sshd = await startSshd();
-  const ctx = await createTestContext();
-  try {
-    const driver = await createDockerDriver(ctx, {
+test("callers can pass their own key and host-key check (as the cloud drivers do)", () =>
+  withSshd({}, async (sshd, ctx) => {
+    await runsTrueThenCloses(createDockerDriver(ctx, {
       host: sshd.url,
       ssh: {
         privateKeys: [sshd.clientKey],
@@ -301,17 +282,8 @@ test("callers can pass their own key and host-key check (as the cloud drivers do
         identityFiles: [],
         knownHostsFiles: [`${sshd.home}/.ssh/known_hosts`],
       },
-    });
-    try {
-      assert.equal((await runTask(driver, ["true"])).code, 0);
-    } finally {
-      await driver.close();
-    }
-  } finally {
-    await ctx.dispose();
-    await sshd.stop();
-  }
-});
+    }));
+  }));
 
 test("pocketci run --driver=docker:host=ssh://... runs a pipeline with a sandbox exec with stdin", async () => {
   const sshd = await startSshd();

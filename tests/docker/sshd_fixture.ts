@@ -66,28 +66,10 @@ export async function startSshd(options: { hashed?: boolean } = {}): Promise<Ssh
   const dir = await Deno.makeTempDir({ prefix: "pocketci-sshd-" });
   const home = `${dir}/home`;
   await Deno.mkdir(`${home}/.ssh`, { recursive: true, mode: 0o700 });
-  await run("ssh-keygen", [
-    "-q",
-    "-t",
-    "ed25519",
-    "-N",
-    "",
-    "-C",
-    "pocketci-test-host",
-    "-f",
-    `${dir}/host_key`,
-  ]);
-  await run("ssh-keygen", [
-    "-q",
-    "-t",
-    "ed25519",
-    "-N",
-    "",
-    "-C",
-    "pocketci-test-client",
-    "-f",
-    `${home}/.ssh/id_ed25519`,
-  ]);
+  const keygen = (comment: string, path: string) =>
+    run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path]);
+  await keygen("pocketci-test-host", `${dir}/host_key`);
+  await keygen("pocketci-test-client", `${home}/.ssh/id_ed25519`);
   await Deno.copyFile(`${home}/.ssh/id_ed25519.pub`, `${dir}/authorized_keys`);
   const hostKey = (await Deno.readTextFile(`${dir}/host_key.pub`)).trim().split(" ").slice(0, 2)
     .join(" ");
