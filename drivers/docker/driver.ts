@@ -36,14 +36,7 @@ import { LABEL, labelsFor, resourceName } from "./labels.ts";
 import { mayShareNetns, NetnsPool } from "./netns_pool.ts";
 import { type RawAttach, rawAttach } from "./raw_attach.ts";
 import { DockerSandbox } from "./sandbox.ts";
-import {
-  DockerTask,
-  initFailureFilter,
-  type NextExit,
-  pump,
-  waitForExit,
-  waitForNextExit,
-} from "./task.ts";
+import { DockerTask, initFailureFilter, pump, waitForExit, waitForNextExit } from "./task.ts";
 import { Demuxer } from "./demux.ts";
 import { ResourceTracker } from "./tracker.ts";
 import { firstLine, VolumeStore } from "./volumes.ts";
@@ -265,20 +258,13 @@ export class DockerDriver implements Driver {
     const remove = this.#scheduleRemoval(container, spec.id);
     const stdin = spec.stdin;
     const filter = initFailureFilter(output);
-    let nextExit: NextExit | undefined;
+    const nextExit = waitForNextExit(container);
     let attach: Attached;
     try {
       [attach] = await Promise.all([
-        this.#attach(container, stdin !== undefined, filter.sink).then((attached) => {
-          // One request after the other: over SSH, two answers at once can wait for a delayed
-          // TCP acknowledgement (~40 ms) when the server side does not disable Nagle's algorithm.
-          nextExit = waitForNextExit(container);
-          return nextExit.registered.then(() => attached, (error) => {
-            attached.close();
-            throw error;
-          });
-        }),
+        this.#attach(container, stdin !== undefined, filter.sink),
         recorded,
+        nextExit.registered,
       ]);
     } catch (error) {
       if (holder) this.#netns.release(holder);
@@ -309,7 +295,7 @@ export class DockerDriver implements Driver {
       container,
       outputDone,
       filter,
-      nextExit?.exited,
+      nextExit.exited,
     );
     // Reused only after a known exit; when the status could not be read the container may still
     // run in the holder's namespace, so the holder is dropped.
