@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runCli, tempProject } from "./helpers/cli.ts";
+import { readUntil, runCli, tempProject } from "./helpers/cli.ts";
 import { parseJournal } from "../runner/state.ts";
 import { assertEngine, ignoreDocker } from "./docker/engine_fixture.ts";
 
@@ -57,13 +57,7 @@ async function killedRunIsCollected(inProcess: boolean): Promise<void> {
     stdout: "piped",
     stderr: "null",
   }).spawn();
-  const reader = runner.stdout.getReader();
-  let seen = "";
-  while (!seen.includes("long | started")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the run ended early: ${seen}`);
-    seen += new TextDecoder().decode(value);
-  }
+  const reader = await readUntil(runner.stdout, "long | started");
   const [journal] = await journals(stateDir);
   const process = journal.outstanding.find((resource) => resource.kind === "process");
   assert.ok(process, "the task's process was recorded");
@@ -179,13 +173,7 @@ Deno.test({
       stdout: "piped",
       stderr: "null",
     }).spawn();
-    const reader = runner.stdout.getReader();
-    let seen = "";
-    while (!seen.includes("long | started")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`the run ended early: ${seen}`);
-      seen += new TextDecoder().decode(value);
-    }
+    const reader = await readUntil(runner.stdout, "long | started");
     runner.kill("SIGKILL");
     await runner.status;
     await reader.cancel();

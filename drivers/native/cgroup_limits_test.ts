@@ -18,7 +18,7 @@ import { createNativeDriver } from "./driver.ts";
 import { createNativeMaintenance } from "./maintenance.ts";
 import { runShell } from "./shell.ts";
 import { parseJournal } from "../../runner/state.ts";
-import { runCli, tempProject } from "../../tests/helpers/cli.ts";
+import { readUntil, runCli, tempProject } from "../../tests/helpers/cli.ts";
 
 const support = await detectCgroups();
 const required = Deno.env.get("CI") === "true";
@@ -307,13 +307,7 @@ export default pipeline("limited", async () => {
     stderr: "null",
   }).spawn();
   try {
-    const reader = runner.stdout.getReader();
-    let seen = "";
-    while (!seen.includes("long | started")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`the run ended early: ${seen}`);
-      seen += new TextDecoder().decode(value);
-    }
+    const reader = await readUntil(runner.stdout, "long | started");
     runner.kill("SIGKILL");
     await runner.status;
     await reader.cancel();

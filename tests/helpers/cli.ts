@@ -94,3 +94,23 @@ export async function tempProject(files: Readonly<Record<string, string>>): Prom
   }
   return dir;
 }
+
+/**
+ * Reads a child's output until `marker` appears (a run reaching a known point before the test
+ * kills it); throws with what was read when the output ends first. Returns the reader, which the
+ * caller cancels once done with the child.
+ */
+export async function readUntil(
+  stream: ReadableStream<Uint8Array>,
+  marker: string,
+): Promise<ReadableStreamDefaultReader<Uint8Array>> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let seen = "";
+  while (!seen.includes(marker)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the run ended before "${marker}": ${seen}`);
+    seen += decoder.decode(value, { stream: true });
+  }
+  return reader;
+}
