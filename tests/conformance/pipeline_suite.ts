@@ -23,6 +23,26 @@ import {
   runPipelineSource,
 } from "../helpers/pipeline_harness.ts";
 
+/** `pocketci gc` for the tested driver with a cache TTL of 1 ms, as of `now`. */
+async function collectCaches(
+  driver: string,
+  pipelinePath: string,
+  stateDir: string,
+  now?: Date,
+): ReturnType<typeof collectGarbage> {
+  return await collectGarbage({
+    stateDir,
+    dsn: await resolveDriver(driver, pipelinePath),
+    defaultDsn: () => {
+      throw new Error("only the tested driver is collected");
+    },
+    factory: getDriverFactory,
+    cacheTtlMs: 1,
+    dryRun: false,
+    now,
+  });
+}
+
 /** Options of the pipeline conformance suite. */
 export interface PipelineConformanceOptions {
   /** The driver string (DSN). */
@@ -98,18 +118,12 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
     assert.equal(await Deno.readTextFile(`${dir}/exported/out.txt`), "built\n");
     if (caps.sandboxes) assert.match(result.stdout, /BOX "kept\\n"/);
     if (caps.caches) {
-      const { collectGarbage: collect } = await import("../../runner/gc.ts");
-      await collect({
-        stateDir: `${dir}/.state`,
-        dsn: await resolveDriver(options.driver, `${dir}/pipeline.ts`),
-        defaultDsn: () => {
-          throw new Error("only the tested driver is collected");
-        },
-        factory: getDriverFactory,
-        cacheTtlMs: 1,
-        dryRun: false,
-        now: new Date(Date.now() + 60_000),
-      });
+      await collectCaches(
+        options.driver,
+        `${dir}/pipeline.ts`,
+        `${dir}/.state`,
+        new Date(Date.now() + 60_000),
+      );
     }
     await Deno.remove(dir, { recursive: true });
   });
@@ -407,18 +421,8 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
       const before = Number(loggedJson<string>(first.logs, "R"));
       assert.equal(Number(loggedJson<string>(second.logs, "R")), before + 1);
       // gc removes the cache once it has been unused for longer than the TTL.
-      const collect = async (stateDir: string, now?: Date) =>
-        await collectGarbage({
-          stateDir,
-          dsn: await resolveDriver(options.driver, `${dir}/pipeline.ts`),
-          defaultDsn: () => {
-            throw new Error("only the tested driver is collected");
-          },
-          factory: getDriverFactory,
-          cacheTtlMs: 1,
-          dryRun: false,
-          now,
-        });
+      const collect = (stateDir: string, now?: Date) =>
+        collectCaches(options.driver, `${dir}/pipeline.ts`, stateDir, now);
       const report = await collect(second.stateDir, new Date(Date.now() + 60_000));
       assert.deepEqual(report.problems, []);
       assert.ok(
