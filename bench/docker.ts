@@ -86,6 +86,7 @@ async function rawFloor(dir: string, count: number, parallel: boolean): Promise<
     `${dir}/raw.ts`,
     `import Docker from "dockerode";
 import { ensureHelperImage, HELPER_IMAGE } from "${ROOT}drivers/docker/helper_image.ts";
+import { pausePath } from "${ROOT}drivers/docker/pause_binary.ts";
 const docker = new Docker({ socketPath: "/var/run/docker.sock" });
 await ensureHelperImage(docker);
 const network = "pocketci-bench-raw-" + Date.now();
@@ -95,7 +96,7 @@ let mode = network;
 let holder;
 if (!${parallel}) {
   holder = await docker.createContainer({
-    Image: HELPER_IMAGE, Cmd: ["/pause-" + (await docker.version()).Arch],
+    Image: HELPER_IMAGE, Cmd: [pausePath((await docker.version()).Arch)],
     HostConfig: { NetworkMode: network },
   });
   await holder.start();
