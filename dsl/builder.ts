@@ -35,9 +35,15 @@ export abstract class Builder {
     return this.derive(withChanges(this.config, changes));
   }
 
-  /** The name given to `task()` or `sandbox()`. */
-  get name(): string {
-    return this.config.name;
+  /**
+   * Renames the task or sandbox (a template's copies get their own names in the output
+   * and the summary instead of `base#2`, `base#3`).
+   */
+  name(name: string): this {
+    if (typeof name !== "string" || name.trim() === "") {
+      throw new Error('name() needs a non-empty name, such as name("lint")');
+    }
+    return this.#with({ name });
   }
 
   /** Sets the container image (ignored, with a warning, by drivers that run on the host). */
@@ -116,6 +122,15 @@ export abstract class Builder {
   /** Resolves instead of rejecting on a non-zero exit or a timeout. */
   allowFailure(allow = true): this {
     return this.#with({ allowFailure: allow });
+  }
+
+  /**
+   * Lets the task (or, on a sandbox builder, each call) outlive the pipeline function: one
+   * still running when the function returns is cancelled without failing the run. Without
+   * it, a task the pipeline did not `await` fails the run.
+   */
+  background(enabled = true): this {
+    return this.#with({ background: enabled });
   }
 
   /** Sets the image pull policy (container drivers). */

@@ -39,12 +39,28 @@ export interface BuilderConfig {
   readonly onOutput?: OutputCallback;
   /** Accept failure and timeout. */
   readonly allowFailure: boolean;
+  /** May outlive the pipeline function (cancelled then, without failing the run). */
+  readonly background?: boolean;
   /** Image pull policy. */
   readonly pull?: PullPolicy;
   /** Image platform. */
   readonly platform?: string;
   /** Explicit entrypoint. */
   readonly entrypoint?: readonly string[];
+}
+
+/**
+ * What `sh(script)` runs before the script: stop at the first failing command (`-e`) and
+ * at an unset variable (`-u`), and let a failing pipe stage fail the pipe where the shell
+ * has `pipefail` (busybox, bash; not dash). One line, so the script's line numbers in the
+ * shell's errors stay right.
+ */
+export const SH_PRELUDE = "set -eu; (set -o pipefail) 2>/dev/null && set -o pipefail; ";
+
+/** The argv of `sh(script)`: `sh -c` with {@link SH_PRELUDE} before the script. */
+export function shellCommand(script: string): string[] {
+  if (typeof script !== "string") throw new Error('sh() needs a script, such as sh("make test")');
+  return ["sh", "-c", SH_PRELUDE + script];
 }
 
 /** A fresh configuration for `name`. */
@@ -129,6 +145,7 @@ export function toRequest(config: BuilderConfig, command: readonly string[]): Ta
     memoryBytes: config.memoryBytes,
     timeoutMs: config.timeoutMs,
     allowFailure: config.allowFailure,
+    ...(config.background ? { background: true } : {}),
     pull: config.pull,
     platform: config.platform,
     entrypoint: config.entrypoint ? [...config.entrypoint] : undefined,

@@ -11,6 +11,7 @@ import {
 } from "./mod.ts";
 import { type ExecRequest, installHost, type PipelineHost, type TaskRequest } from "./host.ts";
 import { parseDurationMs, parseMemoryBytes } from "./parse.ts";
+import { SH_PRELUDE } from "./config.ts";
 import { pipelineFromModule } from "./pipeline.ts";
 
 function result(
@@ -71,7 +72,7 @@ Deno.test("builders are immutable: a partial builder is a reusable template", as
   assert.deepEqual(tasks[0].command, ["echo", "a"]);
   assert.deepEqual(tasks[1].env, { A: "1", B: "2" });
   assert.equal(tasks[1].workDir, "sub");
-  assert.deepEqual(tasks[1].command, ["sh", "-c", "echo b"]);
+  assert.deepEqual(tasks[1].command, ["sh", "-c", SH_PRELUDE + "echo b"]);
   assert.ok(Object.isFrozen(base));
 });
 
@@ -182,4 +183,67 @@ Deno.test("a pipeline module: pipeline(...) or a plain function as default expor
 Deno.test("outside a run the DSL says how to run the pipeline", async () => {
   installHost(undefined);
   await assert.rejects(task("t").run("x"), /pocketci run/);
+});
+
+Deno.test("name() renames a template's copy; the template keeps its name", async () => {
+  const { tasks } = fakeHost();
+  const base = task("check").image("busybox");
+  const lint = base.name("lint");
+  await Promise.all([lint.run("true"), base.run("true"), base.name("unit").sh("true")]);
+  assert.deepEqual(tasks.map((request) => request.name), ["lint", "check", "unit"]);
+  assert.equal(tasks[0].image, "busybox", "the copy keeps every other setting");
+  const { execs } = fakeHost();
+  const box = await sandbox("dev").name("renamed").start();
+  assert.equal(box.name, "renamed");
+  await box.run("true");
+  assert.equal(execs.length, 1);
+  assert.throws(() => base.name(""), /name\(\) needs a non-empty name/);
+  assert.throws(() => base.name(42 as unknown as string), /name\(\) needs a non-empty name/);
+});
+
+Deno.test("background() marks a task, and a sandbox's calls, as allowed to outlive the pipeline", async () => {
+  const { tasks, execs } = fakeHost();
+  await task("t").background().run("true");
+  await task("t").run("true");
+  await task("t").background().background(false).run("true");
+  assert.deepEqual(tasks.map((request) => request.background === true), [true, false, false]);
+  const box = await sandbox("dev").background().start();
+  await box.run("true");
+  await sandbox("dev").start().then((plain) => plain.background().sh("true"));
+  await sandbox("dev").start().then((plain) => plain.run("true"));
+  assert.deepEqual(execs.map((request) => request.background === true), [true, true, false]);
+});
+
+Deno.test("sh() puts set -eu (and pipefail where the shell has it) before the script, for tasks and sandbox calls", async () => {
+  const { tasks, execs } = fakeHost();
+  await task("t").sh("false\necho after");
+  const box = await sandbox("dev").start();
+  await box.sh("false | true");
+  await task("t").run("sh", "-c", "false; echo opt-out");
+  assert.deepEqual(tasks[0].command, ["sh", "-c", SH_PRELUDE + "false\necho after"]);
+  assert.deepEqual(execs[0].command, ["sh", "-c", SH_PRELUDE + "false | true"]);
+  assert.deepEqual(tasks[1].command, ["sh", "-c", "false; echo opt-out"], "run() is untouched");
+  assert.ok(!SH_PRELUDE.includes("\n"), "one line, so the script's line numbers stay right");
+});
+
+/** Runs `sh -c` the way sh() builds it with the host's /bin/sh. */
+async function hostSh(script: string): Promise<{ code: number; stdout: string }> {
+  const [command, ...args] = ["sh", "-c", SH_PRELUDE + script];
+  const output = await new Deno.Command(command, { args, stdout: "piped", stderr: "null" })
+    .output();
+  return { code: output.code, stdout: new TextDecoder().decode(output.stdout) };
+}
+
+Deno.test("sh() prelude: a failing line stops the script; an unset variable fails; pipefail where the shell has it", async () => {
+  const stopped = await hostSh("echo before\nfalse\necho after");
+  assert.equal(stopped.code, 1);
+  assert.equal(stopped.stdout, "before\n", "the line after `false` does not run");
+  assert.notEqual((await hostSh('echo "$POCKETCI_SURELY_UNSET_VARIABLE"')).code, 0);
+  assert.equal((await hostSh("set +e\nfalse\necho opted out")).stdout, "opted out\n");
+  const probe = await new Deno.Command("sh", {
+    args: ["-c", "(set -o pipefail) 2>/dev/null"],
+    stderr: "null",
+  }).output();
+  // Debian's dash has no pipefail (the pipe's status is its last stage's); busybox and bash do.
+  assert.equal((await hostSh("false | true")).code, probe.success ? 1 : 0);
 });

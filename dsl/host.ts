@@ -47,6 +47,8 @@ export interface TaskRequest {
   readonly timeoutMs?: number;
   /** Whether a failure or timeout is accepted (shown as such in the summary). */
   readonly allowFailure?: boolean;
+  /** Whether it may outlive the pipeline function (cancelled then, without failing the run). */
+  readonly background?: boolean;
   /** Image pull policy. */
   readonly pull?: PullPolicy;
   /** Image platform such as `linux/amd64`. */
@@ -71,6 +73,8 @@ export interface ExecRequest {
   readonly timeoutMs?: number;
   /** Whether a failure or timeout is accepted. */
   readonly allowFailure?: boolean;
+  /** Whether it may outlive the pipeline function (cancelled then, without failing the run). */
+  readonly background?: boolean;
 }
 
 /** A volume the runner created. */

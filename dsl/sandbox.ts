@@ -12,6 +12,7 @@ import {
   initialConfig,
   mergeEnv,
   parseTimeout,
+  shellCommand,
   toRequest,
 } from "./config.ts";
 import { settle } from "./errors.ts";
@@ -25,6 +26,7 @@ interface CallConfig {
   readonly user?: string;
   readonly timeoutMs?: number;
   readonly allowFailure: boolean;
+  readonly background?: boolean;
   readonly onOutput?: OutputCallback;
 }
 
@@ -83,6 +85,11 @@ export class SandboxCall {
     return this.#with({ allowFailure: allow });
   }
 
+  /** Lets this call outlive the pipeline function (cancelled then, without failing the run). */
+  background(enabled = true): SandboxCall {
+    return this.#with({ background: enabled });
+  }
+
   /** Receives this call's output chunks as they arrive. */
   onOutput(callback: OutputCallback): SandboxCall {
     if (typeof callback !== "function") throw new Error("onOutput() needs a function");
@@ -91,23 +98,31 @@ export class SandboxCall {
 
   /** Runs `command` with `args` in the sandbox. Rejects with `TaskError` unless it succeeds. */
   async run(command: string, ...args: string[]): Promise<TaskResult> {
+    return await this.#exec(checkCommand(command, args));
+  }
+
+  /**
+   * Runs `sh -c script` in the sandbox with `set -eu` (and `set -o pipefail` where the shell
+   * has it) first; opt out with `set +e` in the script or `run("sh", "-c", script)`.
+   */
+  async sh(script: string): Promise<TaskResult> {
+    return await this.#exec(shellCommand(script));
+  }
+
+  async #exec(command: string[]): Promise<TaskResult> {
     const call = this.#call;
     const request: ExecRequest = {
-      command: checkCommand(command, args),
+      command,
       env: { ...call.env },
       workDir: call.workDir,
       stdin: call.stdin,
       user: call.user,
       timeoutMs: call.timeoutMs,
       allowFailure: call.allowFailure,
+      ...(call.background ? { background: true } : {}),
     };
     const result = await currentHost().execSandbox(this.id, request, call.onOutput);
     return settle(result, call.allowFailure);
-  }
-
-  /** Runs `sh -c script` in the sandbox. */
-  sh(script: string): Promise<TaskResult> {
-    return this.run("sh", "-c", script);
   }
 }
 
@@ -148,6 +163,7 @@ export class SandboxBuilder extends Builder {
       env: {},
       timeoutMs: config.timeoutMs,
       allowFailure: config.allowFailure,
+      background: config.background,
       onOutput: config.onOutput,
     });
   }

@@ -5,7 +5,13 @@
  */
 
 import { Builder } from "./builder.ts";
-import { type BuilderConfig, checkCommand, initialConfig, toRequest } from "./config.ts";
+import {
+  type BuilderConfig,
+  checkCommand,
+  initialConfig,
+  shellCommand,
+  toRequest,
+} from "./config.ts";
 import { settle } from "./errors.ts";
 import { currentHost } from "./host.ts";
 import type { TaskResult } from "./types.ts";
@@ -25,14 +31,21 @@ export class TaskBuilder extends Builder {
 
   /** Runs `command` with `args` directly (no shell). Rejects with `TaskError` unless it succeeds. */
   async run(command: string, ...args: string[]): Promise<TaskResult> {
-    const argv = checkCommand(command, args);
-    const result = await currentHost().runTask(toRequest(this.config, argv), this.config.onOutput);
-    return settle(result, this.config.allowFailure);
+    return await this.#start(checkCommand(command, args));
   }
 
-  /** Runs `sh -c script`. Rejects with `TaskError` unless it succeeds. */
-  sh(script: string): Promise<TaskResult> {
-    return this.run("sh", "-c", script);
+  /**
+   * Runs `sh -c script` with `set -eu` (and `set -o pipefail` where the shell has it) first,
+   * so the script stops at its first failing command. Opt out with `set +e` at the top of the
+   * script, or with `run("sh", "-c", script)`. Rejects with `TaskError` unless it succeeds.
+   */
+  async sh(script: string): Promise<TaskResult> {
+    return await this.#start(shellCommand(script));
+  }
+
+  async #start(argv: string[]): Promise<TaskResult> {
+    const result = await currentHost().runTask(toRequest(this.config, argv), this.config.onOutput);
+    return settle(result, this.config.allowFailure);
   }
 }
 

@@ -64,6 +64,11 @@ Deno.test("example parallel: capped by --parallelism", async () => {
   const freeSeconds = Number(/took ([\d.]+) s/.exec(free.stdout)?.[1]);
   assert.ok(freeSeconds < 2.5, `unlimited: ${freeSeconds} s`);
   assert.equal((free.stdout.match(/passed/g) ?? []).length, 8, "four live lines and four results");
+  for (const name of ["lint", "unit", "types", "docs"]) {
+    assert.match(free.stdout, new RegExp(`^${name} \\| ${name} passed$`, "m"), "live line");
+    assert.match(free.stdout, new RegExp(`^${name}: ${name} passed$`, "m"), "result line");
+  }
+  assert.doesNotMatch(free.stdout + free.stderr, /check#|^check /m, "each copy has its own name");
   const capped = await runCli(["run", `${free.dir}/parallel.ts`, "--parallelism", "2"], {
     env: { POCKETCI_STATE_DIR: `${free.dir}/.state` },
   });
