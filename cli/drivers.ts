@@ -8,7 +8,9 @@
 import { parseArgs } from "node:util";
 import { flagError } from "./dsn.ts";
 import { UsageError } from "./errors.ts";
-import { describeDrivers, DRIVER_NAMES, type DriverDescription } from "../dsn/mod.ts";
+import { describeDrivers, type DriverDescription } from "../dsn/mod.ts";
+import { unknownDriverText } from "../dsn/parse.ts";
+import { isImplemented } from "../drivers/registry.ts";
 import { writeOut } from "./flags.ts";
 
 /** The help text of `pocketci drivers`. */
@@ -17,10 +19,10 @@ export const DRIVERS_HELP: string = [
   "",
   "Lists every driver (or only NAME) with its parameters: type, default, environment",
   "variable and description. A DSN parameter beats the environment variable, which beats",
-  "the default.",
+  "the default. Drivers marked (not implemented yet) cannot run pipelines in this version.",
   "",
   "Flags:",
-  '  --json      print one JSON object: {"drivers": [...]}',
+  '  --json      print one JSON object: {"drivers": [...]}; each has "implemented"',
   "  -h, --help  show this help",
 ].join("\n");
 
@@ -49,16 +51,18 @@ export function main(args: string[]): Promise<number> {
   if (positionals.length === 1) {
     const name = positionals[0].toLowerCase();
     drivers = drivers.filter((driver) => driver.name === name);
-    if (drivers.length === 0) {
-      throw new UsageError(`unknown driver; known drivers: ${DRIVER_NAMES.join(", ")}`);
-    }
+    if (drivers.length === 0) throw new UsageError(unknownDriverText(positionals[0]));
   }
-  writeOut(values.json ? JSON.stringify({ drivers }) : drivers.map(driverText).join("\n\n"));
+  const listed = drivers.map((driver) => ({ ...driver, implemented: isImplemented(driver.name) }));
+  writeOut(
+    values.json ? JSON.stringify({ drivers: listed }) : listed.map(driverText).join("\n\n"),
+  );
   return Promise.resolve(0);
 }
 
-function driverText(driver: DriverDescription): string {
-  const lines = [`${driver.name}: ${driver.summary}`];
+function driverText(driver: DriverDescription & { implemented: boolean }): string {
+  const tag = driver.implemented ? "" : " (not implemented yet)";
+  const lines = [`${driver.name}${tag}: ${driver.summary}`];
   if (driver.parameters.length === 0) {
     lines.push("  (no parameters)");
     return lines.join("\n");

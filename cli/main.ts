@@ -54,6 +54,16 @@ export function helpText(): string {
   ].join("\n");
 }
 
+/** The one-line error for an unknown command, with the closest command when one is close. */
+async function unknownCommandText(name: string): Promise<string> {
+  const { closest } = await import("../dsn/suggest.ts");
+  const known = Object.keys(COMMANDS);
+  const guess = closest(name, known);
+  const shown = name.length <= 24 ? `"${name}"` : `(a ${name.length}-character word)`;
+  return `pocketci: unknown command ${shown}${guess ? ` (did you mean "${guess}"?)` : ""}; ` +
+    `known commands: ${known.join(", ")} (or pass a pipeline file ending in .ts)`;
+}
+
 /** Runs the CLI with `args` and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const [first, ...rest] = args;
@@ -72,11 +82,7 @@ export async function main(args: string[]): Promise<number> {
       name = "run";
       commandArgs = args;
     } else {
-      writeErr(
-        `pocketci: unknown command "${first}"; known commands: ${
-          Object.keys(COMMANDS).join(", ")
-        } (or pass a pipeline file ending in .ts)`,
-      );
+      writeErr(await unknownCommandText(first));
       return 2;
     }
   }

@@ -153,7 +153,16 @@ export async function launchConfig(
   const { parseSecretFile, secretsFromEnv } = await import("../runner/secrets.ts");
   const { newRunId } = await import("../dsn/run_id.ts");
   const env = Deno.env.toObject();
-  const driverText = flags.driver ?? (env.POCKETCI_DRIVER?.trim() || "native");
+  const { chooseDriver } = await import("../dsn/driver_choice.ts");
+  const { DsnError } = await import("../dsn/types.ts");
+  let choice;
+  try {
+    choice = chooseDriver(flags.driver, env);
+  } catch (error) {
+    if (error instanceof DsnError) throw new UsageError(error.message);
+    throw error;
+  }
+  const driverText = choice.text;
   let dsn: ResolvedDsn;
   let dsnSecrets: string[] = [];
   if (driverText === "native") {
@@ -161,9 +170,12 @@ export async function launchConfig(
     dsn = await plainNativeDsn(pipelinePath);
   } else {
     const { secretValues } = await import("../dsn/mod.ts");
-    const source = flags.driver === undefined ? "$POCKETCI_DRIVER" : "--driver";
-    dsn = await driverFlag(driverText, { env, pipelinePath, cwd }, source);
+    dsn = await driverFlag(driverText, { env, pipelinePath, cwd }, choice.source);
     dsnSecrets = secretValues(dsn);
+    // Refused here, before the runner child starts: its --allow-run of the driver's missing
+    // programs (qemu-img, ...) made Deno print "Failed to resolve" lines.
+    const { isImplemented, notImplementedMessage } = await import("../drivers/registry.ts");
+    if (!isImplemented(dsn.driver)) throw new UsageError(notImplementedMessage(dsn.driver));
   }
   const timeoutMs = flags.timeout === undefined
     ? undefined

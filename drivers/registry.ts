@@ -27,6 +27,17 @@ const LOADERS: Readonly<Record<DriverName, Loader>> = {
 /** The drivers with an implementation in this version (the others fail with `unavailable`). */
 export const IMPLEMENTED_DRIVERS: readonly DriverName[] = ["native", "docker"];
 
+/** Whether `name` has an implementation in this version. */
+export function isImplemented(name: DriverName): boolean {
+  return IMPLEMENTED_DRIVERS.includes(name);
+}
+
+/** The one-line error for a run on a driver that is not implemented yet. */
+export function notImplementedMessage(name: DriverName): string {
+  return `the ${name} driver is not implemented yet in this version of PocketCI; ` +
+    `use --driver=${IMPLEMENTED_DRIVERS.join(" or --driver=")}`;
+}
+
 /** The factory for `name`, loading its module on first use. */
 export async function getDriverFactory(name: DriverName): Promise<DriverFactory> {
   const load = LOADERS[name];

@@ -29,7 +29,7 @@ Deno.test("drivers not implemented yet fail to create with a clear unavailable e
         (error: unknown) =>
           error instanceof DriverError && error.code === "unavailable" &&
           error.message ===
-            `the ${name} driver is not implemented in this version of PocketCI; use --driver=native or --driver=docker`,
+            `the ${name} driver is not implemented yet in this version of PocketCI; use --driver=native or --driver=docker`,
       );
     }
   } finally {

@@ -15,6 +15,7 @@ import {
 import type { DriverName } from "../dsn/types.ts";
 import { DOCKER_CAPABILITIES } from "./docker/capabilities.ts";
 import { defaultStateDir } from "../runner/state.ts";
+import { notImplementedMessage } from "./registry.ts";
 
 /** The drivers that have no implementation in this version. */
 export type UnavailableDriverName = Exclude<DriverName, "native" | "docker">;
@@ -51,10 +52,7 @@ export function unavailableFactory(name: UnavailableDriverName): DriverFactory {
     permissions: (config) => plannedPermissions(name, config),
     create: () =>
       Promise.reject(
-        new DriverError(
-          "unavailable",
-          `the ${name} driver is not implemented in this version of PocketCI; use --driver=native or --driver=docker`,
-        ),
+        new DriverError("unavailable", notImplementedMessage(name)),
       ),
   };
 }

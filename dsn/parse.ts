@@ -20,7 +20,9 @@ const FORMS = "NAME, NAME://NAMESPACE?key=value&... or NAME:key=value,...";
 export function parseDsn(text: string): ParsedDsn {
   const dsn = text.trim();
   if (dsn === "") {
-    throw new DsnError(`empty driver string: give a driver name; ${KNOWN}`);
+    throw new DsnError(
+      `empty driver string: give a driver name (an empty string never means native); ${KNOWN}`,
+    );
   }
   const name = /^[A-Za-z0-9_.-]*/.exec(dsn)![0];
   const rest = dsn.slice(name.length);
@@ -42,11 +44,17 @@ function driverNamed(name: string): DriverName {
   const lower = name.toLowerCase();
   const driver = DRIVER_NAMES.find((known) => known === lower);
   if (driver !== undefined) return driver;
+  throw new DsnError(unknownDriverText(name));
+}
+
+/**
+ * The one-line error for a driver name PocketCI does not know: the name (unless it is long
+ * enough to be something pasted by mistake), the closest driver name and the known ones.
+ */
+export function unknownDriverText(name: string): string {
   const shown = name.length <= 24 ? `"${name}"` : `(a ${name.length}-character name)`;
-  const guess = closest(lower, DRIVER_NAMES);
-  throw new DsnError(
-    `unknown driver ${shown}${guess ? ` (did you mean "${guess}"?)` : ""}; ${KNOWN}`,
-  );
+  const guess = closest(name.toLowerCase(), DRIVER_NAMES);
+  return `unknown driver ${shown}${guess ? ` (did you mean "${guess}"?)` : ""}; ${KNOWN}`;
 }
 
 function notAForm(driver: DriverName, query: string): DsnError {

@@ -145,7 +145,10 @@ for (const [dsn, expected] of VALID) {
 }
 
 const INVALID: ReadonlyArray<readonly [string, RegExp]> = [
-  ["", /^empty driver string: give a driver name; known drivers: native, docker, k8s, /],
+  [
+    "",
+    /^empty driver string: give a driver name \(an empty string never means native\); known drivers: native, docker, k8s, /,
+  ],
   ["   ", /^empty driver string/],
   [":a=b", /^empty driver name before ":"; known drivers: native, docker/],
   ["://x", /^empty driver name/],

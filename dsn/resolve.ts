@@ -5,13 +5,14 @@
  * @module
  */
 
+import { chooseDriver } from "./driver_choice.ts";
 import { defaultNamespace } from "./namespace.ts";
 import { currentDirectory, currentHost, homeDirectory, kvmPresent, processEnv } from "./host.ts";
 import { parseDsn } from "./parse.ts";
 import { hidePassword, redactParam, rememberSecrets, urlPassword } from "./redact.ts";
 import { type ConfigIssue, describeParameters, parameterNames, validateConfig } from "./schemas.ts";
 import { isSecretName } from "./secret_names.ts";
-import { closest } from "./suggest.ts";
+import { closest, nearMiss } from "./suggest.ts";
 import {
   type ConfigSource,
   DRIVER_NAMES,
@@ -50,15 +51,16 @@ export function resolveDsn(text: string, options: ResolveOptions = {}): Resolved
   }
 }
 
-/** The driver string to use: the `--driver` flag, else `POCKETCI_DRIVER`, else `native`. */
+/**
+ * The driver string to use: the `--driver` flag, else `POCKETCI_DRIVER`, else `native`. An
+ * empty flag is returned as given (parsing rejects it); a set but empty `POCKETCI_DRIVER`
+ * throws `DsnError` (see `chooseDriver`).
+ */
 export function driverStringFrom(
   flag: string | undefined,
   env: Readonly<Record<string, string | undefined>> = processEnv(),
 ): string {
-  if (flag !== undefined && flag.trim() !== "") return flag;
-  const fromEnv = env.POCKETCI_DRIVER;
-  if (fromEnv !== undefined && fromEnv.trim() !== "") return fromEnv;
-  return "native";
+  return chooseDriver(flag, env).text;
 }
 
 function resolveParsed(
@@ -68,6 +70,8 @@ function resolveParsed(
 ): ResolvedDsn {
   const { driver } = parsed;
   const parameters = describeParameters(driver);
+  const misspelt = nearMissErrors(parsed);
+  if (misspelt.length > 0) throw new DsnError(misspelt.join("; "));
   const host = options.host ?? (driver === "qemu" ? currentHost() : fallbackHost());
   const kvmUnchecked = driver === "qemu" && options.host === undefined && host.os === "linux" &&
     kvmPresent() === undefined;
@@ -153,6 +157,23 @@ function issueText(
   }
   const from = sources[issue.key] === "env" && env !== null ? `$${env}` : "the DSN";
   return `${driver}: ${issue.key} ${issue.message} (from ${from})`;
+}
+
+/** One error per unknown parameter that is a near miss of a known one (`docker:hots=...`). */
+function nearMissErrors(parsed: ParsedDsn): string[] {
+  const known = parameterNames(parsed.driver);
+  const errors: string[] = [];
+  for (const key of Object.keys(parsed.params)) {
+    if (known.includes(key)) continue;
+    const guess = nearMiss(key, known);
+    if (guess !== undefined) {
+      errors.push(
+        `${parsed.driver}: unknown parameter "${key}" (did you mean "${guess}"?): ` +
+          `fix its name, or drop it`,
+      );
+    }
+  }
+  return errors;
 }
 
 function warningsFor(

@@ -384,11 +384,36 @@ Deno.test("wait_timeout=0 means no limit and is accepted", () => {
   assert.equal(resolve("digitalocean:wait_timeout=0", TOKENS).config.wait_timeout, "0");
 });
 
-Deno.test("unknown parameters warn with the name and the closest known name, never the value", () => {
-  const resolved: ResolvedDsn = resolve("hetzner:token=t,max_worker=3,lokation=x,zzz=VALUE9");
+Deno.test("an unknown parameter that is a near miss of a known one is an error naming it", () => {
+  assertDsnError(
+    () => resolve("docker:hots=unix:///var/run/docker.sock"),
+    /^docker: unknown parameter "hots" \(did you mean "host"\?\): fix its name, or drop it$/,
+  );
+  assertDsnError(
+    () => resolve("docker://?HOST=x"),
+    /unknown parameter "HOST" \(did you mean "host"\?\)/,
+  );
+  assertDsnError(
+    () => resolve("hetzner:token=t,max_worker=3,lokation=VALUE9"),
+    /^hetzner: unknown parameter "max_worker" \(did you mean "max_workers"\?\): fix its name, or drop it; hetzner: unknown parameter "lokation" \(did you mean "location"\?\)/,
+  );
+  // A misspelt token is refused before the missing token is reported, and never echoed.
+  assertDsnError(
+    () => resolve("hetzner:tokn=VALUE9"),
+    /^hetzner: unknown parameter "tokn" \(did you mean "token"\?\)/,
+  );
+  assert.throws(
+    () => resolve("hetzner:tokn=VALUE9"),
+    (error: Error) => !error.message.includes("VALUE9"),
+  );
+});
+
+Deno.test("unknown parameters that are no near miss warn with the name, never the value", () => {
+  const resolved: ResolvedDsn = resolve(
+    "hetzner:token=t,max_workerzzz=3,zzz=VALUE9",
+  );
   assert.deepEqual(resolved.warnings, [
-    'hetzner: unknown parameter "max_worker" is ignored (did you mean "max_workers"?)',
-    'hetzner: unknown parameter "lokation" is ignored (did you mean "location"?)',
+    'hetzner: unknown parameter "max_workerzzz" is ignored (did you mean "max_workers"?)',
     'hetzner: unknown parameter "zzz" is ignored (known: token, image, server_type, location, ' +
     "disk_size, ssh_timeout, docker_timeout, labels, max_workers, reuse_worker, poll_interval, " +
     "wait_timeout)",
@@ -439,9 +464,20 @@ Deno.test("errors are one line and never echo a secret, from the DSN or the envi
 Deno.test("driverStringFrom: --driver, else POCKETCI_DRIVER, else native", () => {
   assert.equal(driverStringFrom("docker", { POCKETCI_DRIVER: "k8s" }), "docker");
   assert.equal(driverStringFrom(undefined, { POCKETCI_DRIVER: "k8s://prod" }), "k8s://prod");
-  assert.equal(driverStringFrom("", { POCKETCI_DRIVER: "k8s" }), "k8s");
-  assert.equal(driverStringFrom(undefined, { POCKETCI_DRIVER: "" }), "native");
   assert.equal(driverStringFrom(undefined, {}), "native");
+});
+
+Deno.test("an explicitly empty driver never falls back: --driver= is rejected, so is POCKETCI_DRIVER=", () => {
+  // The flag is passed on as given, and parsing refuses it.
+  assert.equal(driverStringFrom("", { POCKETCI_DRIVER: "k8s" }), "");
+  assertDsnError(() => resolve(driverStringFrom("", {})), /^empty driver string: give a driver/);
+  assertDsnError(() => resolve(driverStringFrom("  ", {})), /^empty driver string/);
+  for (const empty of ["", " ", "\t"]) {
+    assertDsnError(
+      () => driverStringFrom(undefined, { POCKETCI_DRIVER: empty }),
+      /^\$POCKETCI_DRIVER is set but empty: set it to a driver name or unset it \(an empty value never means native\); known drivers: native, /,
+    );
+  }
 });
 
 Deno.test("driverStringFrom reads the process environment by default", () => {

@@ -46,7 +46,7 @@ Deno.test("pocketci dsn --json prints exactly one JSON object with the resolved 
   const result = await pocketci([
     "dsn",
     "--json",
-    `hetzner:token=${TOKEN},labels=env=prod,app=x,location=fsn1,max_workers=3,tokn=${TOKEN}`,
+    `hetzner:token=${TOKEN},labels=env=prod,app=x,location=fsn1,max_workers=3,zone=eu`,
   ]);
   assert.equal(result.code, 0, result.stderr);
   assert.equal(result.stderr, "");
@@ -60,7 +60,7 @@ Deno.test("pocketci dsn --json prints exactly one JSON object with the resolved 
     labels: "env=prod,app=x",
     location: "fsn1",
     max_workers: "3",
-    tokn: "***",
+    zone: "eu",
   });
   assert.deepEqual(json.config, {
     token: "***",
@@ -77,7 +77,9 @@ Deno.test("pocketci dsn --json prints exactly one JSON object with the resolved 
     wait_timeout: "10m",
   });
   assert.deepEqual(json.warnings, [
-    'hetzner: unknown parameter "tokn" is ignored (did you mean "token"?)',
+    'hetzner: unknown parameter "zone" is ignored (known: token, image, server_type, location, ' +
+    "disk_size, ssh_timeout, docker_timeout, labels, max_workers, reuse_worker, poll_interval, " +
+    "wait_timeout)",
   ]);
   assert.ok(!result.stdout.includes(TOKEN));
 });
@@ -173,6 +175,28 @@ Deno.test("pocketci dsn without a DSN explains POCKETCI_DRIVER, else native", as
   );
 });
 
+Deno.test("pocketci dsn: a set but empty POCKETCI_DRIVER is an error, not native", async () => {
+  for (const empty of ["", "  "]) {
+    assertUsageFailure(
+      await pocketci(["dsn"], { POCKETCI_DRIVER: empty }),
+      /^pocketci dsn: \$POCKETCI_DRIVER is set but empty: set it to a driver name or unset it/,
+    );
+  }
+  // An explicit DSN still wins over the empty variable.
+  const given = await pocketci(["dsn", "--json", "docker"], { POCKETCI_DRIVER: "" });
+  assert.equal(given.code, 0, given.stderr);
+  assert.equal(JSON.parse(given.stdout).driver, "docker");
+});
+
+Deno.test("pocketci dsn: an unknown parameter that is no near miss stays a warning", async () => {
+  const result = await pocketci(["dsn", "--json", "k8s://staging?region=us-east&timeout=300"]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(JSON.parse(result.stdout).warnings, [
+    'k8s: unknown parameter "region" is ignored (known: namespace, kubeconfig)',
+    'k8s: unknown parameter "timeout" is ignored (known: namespace, kubeconfig)',
+  ]);
+});
+
 Deno.test("pocketci dsn --help", async () => {
   const result = await pocketci(["dsn", "--help"]);
   assert.equal(result.code, 0);
@@ -190,6 +214,16 @@ const INVALID: ReadonlyArray<readonly [string[], RegExp]> = [
   [["dsn", "--bogus", "docker"], /^pocketci dsn: unknown option --bogus; see --help$/m],
   [["dsn", "--json=yes", "docker"], /^pocketci dsn: option --json takes no value$/m],
   [["dsn", "docker", "--pipeline"], /^pocketci dsn: option --pipeline takes a value$/m],
+  [["dsn", ""], /^pocketci dsn: empty driver string: give a driver name \(an empty string never/],
+  [["dsn", " "], /^pocketci dsn: empty driver string/],
+  [
+    ["dsn", "docker:hots=unix:///var/run/docker.sock"],
+    /^pocketci dsn: docker: unknown parameter "hots" \(did you mean "host"\?\): fix its name/,
+  ],
+  [
+    ["dsn", "--json", `hetzner://ns?token=${TOKEN}&tokn=x`],
+    /^pocketci dsn: hetzner: unknown parameter "tokn" \(did you mean "token"\?\)/,
+  ],
 ];
 
 for (const [args, pattern] of INVALID) {
@@ -224,18 +258,23 @@ Deno.test("a token in the DSN never reaches stdout or stderr, valid or not", asy
       assert.ok(!text.includes(TOKEN.toLowerCase()), `${args.join(" ")} leaked: ${text}`);
     }
   }
-  assert.equal(failures, 8, "the case list mixes valid and invalid driver strings");
+  assert.equal(failures, 9, "the case list mixes valid and invalid driver strings");
 });
 
 Deno.test("pocketci drivers lists every driver, parameter and environment variable", async () => {
   const result = await pocketci(["drivers"]);
   assert.equal(result.code, 0, result.stderr);
   for (const driver of describeDrivers()) {
-    assert.match(result.stdout, new RegExp(`^${driver.name}: `, "m"));
+    assert.match(result.stdout, new RegExp(`^${driver.name}( \\(not implemented yet\\))?: `, "m"));
     for (const parameter of driver.parameters) {
       assert.match(result.stdout, new RegExp(`^ {2}${parameter.name} `, "m"));
       if (parameter.env) assert.ok(result.stdout.includes(parameter.env), parameter.env);
     }
+  }
+  assert.match(result.stdout, /^native: Runs/m);
+  assert.match(result.stdout, /^docker: Runs/m);
+  for (const name of ["k8s", "digitalocean", "hetzner", "fly", "qemu", "vz"]) {
+    assert.match(result.stdout, new RegExp(`^${name} \\(not implemented yet\\): `, "m"));
   }
   assert.match(result.stdout, /^ {2}max_workers +integer ≥ 1 +1 +HETZNER_MAX_WORKERS /m);
   assert.match(result.stdout, /^ {2}token +string \(secret\) +\(required\) +FLY_API_TOKEN /m);
@@ -245,14 +284,24 @@ Deno.test("pocketci drivers --json is the schemas' description", async () => {
   const result = await pocketci(["drivers", "--json"]);
   assert.equal(result.code, 0, result.stderr);
   assert.deepEqual(JSON.parse(result.stdout), {
-    drivers: JSON.parse(JSON.stringify(describeDrivers())),
+    drivers: JSON.parse(JSON.stringify(describeDrivers())).map((driver: { name: string }) => ({
+      ...driver,
+      implemented: driver.name === "native" || driver.name === "docker",
+    })),
   });
   const one = JSON.parse((await pocketci(["drivers", "QEMU", "--json"])).stdout);
   assert.deepEqual(one.drivers.map((driver: { name: string }) => driver.name), ["qemu"]);
 });
 
 Deno.test("pocketci drivers: bad arguments and --help", async () => {
-  assertUsageFailure(await pocketci(["drivers", "nope"]), /^pocketci drivers: unknown driver;/);
+  assertUsageFailure(
+    await pocketci(["drivers", "nope"]),
+    /^pocketci drivers: unknown driver "nope"; known drivers: native, docker, /,
+  );
+  assertUsageFailure(
+    await pocketci(["drivers", "flyy"]),
+    /^pocketci drivers: unknown driver "flyy" \(did you mean "fly"\?\); known drivers: native, /,
+  );
   assertUsageFailure(await pocketci(["drivers", "--yaml"]), /unknown option --yaml/);
   const help = await pocketci(["drivers", "--help"]);
   assert.equal(help.code, 0);

@@ -38,3 +38,17 @@ Deno.test("an unknown command is one line naming the known commands, exit 2", as
   assert.equal(result.stderr.trim().split("\n").length, 1);
   assert.match(result.stderr, /unknown command "frobnicate".*run, check, dsn/);
 });
+
+Deno.test("a misspelt command suggests the closest one: pocketci rn → run", async () => {
+  for (const [typo, command] of [["rn", "run"], ["chekc", "check"], ["drivrs", "drivers"]]) {
+    const result = await pocketci(typo);
+    assert.equal(result.code, 2);
+    assert.equal(result.stdout, "");
+    assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(`^pocketci: unknown command "${typo}" \\(did you mean "${command}"\\?\\); known`),
+    );
+  }
+  assert.doesNotMatch((await pocketci("frobnicate")).stderr, /did you mean/);
+});

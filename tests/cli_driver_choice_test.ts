@@ -1,0 +1,68 @@
+// Which driver `pocketci run` and `pocketci permissions` use when the driver is given empty,
+// and what `run` says for a driver that is not implemented yet.
+import assert from "node:assert/strict";
+import { type CliResult, runCli } from "./helpers/cli.ts";
+
+const HELLO = new URL("../examples/hello-world.ts", import.meta.url).pathname;
+
+/** Runs pocketci without an inherited POCKETCI_DRIVER unless `env` sets one. */
+function pocketci(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const inherited = Deno.env.toObject();
+  delete inherited.POCKETCI_DRIVER;
+  return runCli(args, { clearEnv: true, env: { ...inherited, ...env } });
+}
+
+function assertOneLineUsageError(result: CliResult, pattern: RegExp): void {
+  assert.equal(result.code, 2, result.stderr);
+  assert.equal(result.stdout, "");
+  assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+  assert.match(result.stderr, pattern);
+}
+
+for (const args of [["--driver="], ["--driver", ""], ["--driver= "]]) {
+  Deno.test(`pocketci run ${JSON.stringify(args)} is an error, never native`, async () => {
+    assertOneLineUsageError(
+      await pocketci(["run", HELLO, ...args]),
+      /^pocketci run: --driver: empty driver string: give a driver name \(an empty string never means native\)/,
+    );
+  });
+}
+
+Deno.test("pocketci run with POCKETCI_DRIVER set but empty is an error, never native", async () => {
+  for (const empty of ["", " "]) {
+    assertOneLineUsageError(
+      await pocketci(["run", HELLO, "--state-dir", "/nonexistent/never"], {
+        POCKETCI_DRIVER: empty,
+      }),
+      /^pocketci run: \$POCKETCI_DRIVER is set but empty: set it to a driver name or unset it \(an empty value never means native\); known drivers: native, /,
+    );
+  }
+});
+
+Deno.test("pocketci permissions with an empty driver is an error, never native", async () => {
+  assertOneLineUsageError(
+    await pocketci(["permissions", "--driver="]),
+    /^pocketci permissions: empty driver string: give a driver name/,
+  );
+  assertOneLineUsageError(
+    await pocketci(["permissions"], { POCKETCI_DRIVER: "" }),
+    /^pocketci permissions: \$POCKETCI_DRIVER is set but empty/,
+  );
+});
+
+for (const driver of ["qemu", "vz", "k8s", "fly:token=x"]) {
+  Deno.test(`pocketci run --driver=${driver}: one line, not implemented yet, exit 2, no Deno noise`, async () => {
+    const result = await pocketci(["run", HELLO, `--driver=${driver}`]);
+    const name = driver.split(":")[0];
+    assert.equal(result.stdout, "");
+    assertOneLineUsageError(
+      result,
+      new RegExp(
+        `^pocketci run: the ${name} driver is not implemented yet in this version of PocketCI; ` +
+          "use --driver=native or --driver=docker$",
+        "m",
+      ),
+    );
+    assert.doesNotMatch(result.stderr, /Failed to resolve|Info/);
+  });
+}
