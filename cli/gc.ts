@@ -1,6 +1,6 @@
 /**
- * `pocketci gc`: removes what dead runs left behind and caches unused for longer
- * than `--cache-ttl`; never a live run's resources.
+ * `pocketci gc`: removes what dead runs left behind, caches unused for longer
+ * than `--cache-ttl` and old run logs; never a live run's resources or logs.
  *
  * @module
  */
@@ -10,15 +10,20 @@ import { driverFlag, durationFlag, stateDirFlag, walkFlags, writeOut as write } 
 
 /** The help text of `pocketci gc`. */
 export const GC_HELP =
-  `Usage: pocketci gc [--driver=DSN] [--dry-run] [--cache-ttl=7d] [--json] [--state-dir DIR]
+  `Usage: pocketci gc [--driver=DSN] [--dry-run] [--cache-ttl=7d] [--log-ttl=7d]
+                  [--keep-logs=50] [--json] [--state-dir DIR]
 
 Removes processes, directories and driver resources (containers, volumes, machines ...)
-that runs which no longer exist left behind, and caches unused for longer than
---cache-ttl (default 7d). Resources of live runs are never touched.
+that runs which no longer exist left behind (recorded in their journals, or labelled
+with their run), caches unused for longer than --cache-ttl (default 7d), and run logs
+last written to longer ago than --log-ttl or beyond the newest --keep-logs runs of
+their namespace. Resources and logs of live runs are never touched.
 
   --driver DSN       only this driver (needed for drivers whose defaults cannot reach them)
   --dry-run          print what would be removed, remove nothing
   --cache-ttl D      remove caches unused for longer than D (e.g. 12h, 7d)
+  --log-ttl D        remove run logs last written to longer ago than D (default 7d)
+  --keep-logs N      keep the logs of at most N runs per namespace (default 50)
   --json             one JSON object per line
   --state-dir DIR    state directory (default: $POCKETCI_STATE_DIR, $XDG_STATE_HOME/pocketci
                      or ~/.local/state/pocketci)
@@ -29,6 +34,8 @@ interface GcFlags {
   driver?: string;
   dryRun: boolean;
   cacheTtl: string;
+  logTtl: string;
+  keepLogs: string;
   json: boolean;
   stateDir?: string;
   help: boolean;
@@ -36,7 +43,14 @@ interface GcFlags {
 
 /** Parses the flags of `pocketci gc`. */
 export function parseGcFlags(argv: readonly string[]): GcFlags {
-  const flags: GcFlags = { dryRun: false, cacheTtl: "7d", json: false, help: false };
+  const flags: GcFlags = {
+    dryRun: false,
+    cacheTtl: "7d",
+    logTtl: "7d",
+    keepLogs: "50",
+    json: false,
+    help: false,
+  };
   walkFlags(argv, ({ arg, name, value }) => {
     switch (name) {
       case "-h":
@@ -51,6 +65,12 @@ export function parseGcFlags(argv: readonly string[]): GcFlags {
         break;
       case "--cache-ttl":
         flags.cacheTtl = value();
+        break;
+      case "--log-ttl":
+        flags.logTtl = value();
+        break;
+      case "--keep-logs":
+        flags.keepLogs = value();
         break;
       case "--json":
         flags.json = true;
@@ -76,6 +96,8 @@ export async function main(args: string[]): Promise<number> {
   const { collectGarbage } = await import("../runner/gc.ts");
   const { getDriverFactory } = await import("../drivers/registry.ts");
   const cacheTtlMs = await durationFlag("--cache-ttl", flags.cacheTtl);
+  const logTtlMs = await durationFlag("--log-ttl", flags.logTtl);
+  const keepLogs = keepLogsFlag(flags.keepLogs);
   const env = Deno.env.toObject();
   const dsn = flags.driver === undefined
     ? undefined
@@ -87,12 +109,14 @@ export async function main(args: string[]): Promise<number> {
     defaultDsn: (driver) => resolveDsn(driver, { env, cwd: Deno.cwd() }),
     factory: getDriverFactory,
     cacheTtlMs,
+    logs: { ttlMs: logTtlMs, keep: keepLogs },
     dryRun: flags.dryRun,
   });
   for (const action of report.actions) {
-    const { kind, id, driver } = action.resource;
+    const { kind, id, driver, detail } = action.resource;
+    const what = detail?.role === "logs" ? "logs" : `${driver} ${kind}`;
     if (flags.json) write(JSON.stringify({ type: "resource", ...action }));
-    else write(`${action.action.padEnd(12)} ${driver} ${kind} ${id} (${action.reason})`);
+    else write(`${action.action.padEnd(12)} ${what} ${id} (${action.reason})`);
   }
   for (const problem of report.problems) {
     if (flags.json) write(JSON.stringify({ type: "problem", message: problem }));
@@ -116,4 +140,13 @@ export async function main(args: string[]): Promise<number> {
   const failed = report.actions.some((action) => action.action === "failed") ||
     report.problems.length > 0;
   return failed ? 1 : 0;
+}
+
+function keepLogsFlag(text: string): number {
+  if (!/^\d+$/.test(text)) {
+    throw new UsageError(
+      `--keep-logs: expected a whole number of runs (0 or more), e.g. --keep-logs=50, not "${text}"`,
+    );
+  }
+  return Number(text);
 }

@@ -45,3 +45,24 @@ function durationMs(text: string): number | undefined {
   }
   return Number.isFinite(total) ? Math.round(total) : undefined;
 }
+
+/**
+ * Writes milliseconds in the units a person reads them in, at most two of them and in the syntax
+ * the CLI's duration flags accept: `1ms`, `850ms`, `2.5s`, `45s`, `1m30s`, `3h`, `2h05m`, `7d`,
+ * `8d3h`. The smaller unit is rounded down.
+ */
+export function describeDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return `${ms}ms`;
+  if (ms < 1_000) return `${Math.round(ms)}ms`;
+  if (ms < 10_000) return `${Math.floor(ms / 100) / 10}s`;
+  const pair = (big: number, bigUnit: string, small: number, smallUnit: string, pad: boolean) => {
+    const whole = Math.floor(ms / big);
+    const rest = Math.floor((ms % big) / small);
+    if (rest === 0) return `${whole}${bigUnit}`;
+    return `${whole}${bigUnit}${pad ? String(rest).padStart(2, "0") : rest}${smallUnit}`;
+  };
+  if (ms < 60_000) return `${Math.floor(ms / 1_000)}s`;
+  if (ms < 3_600_000) return pair(60_000, "m", 1_000, "s", true);
+  if (ms < 86_400_000) return pair(3_600_000, "h", 60_000, "m", true);
+  return pair(86_400_000, "d", 3_600_000, "h", false);
+}

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isDuration, parseDuration } from "./duration.ts";
+import { describeDuration, isDuration, parseDuration } from "./duration.ts";
 import { DsnError } from "./types.ts";
 
 const VALID: ReadonlyArray<readonly [string, number]> = [
@@ -30,5 +30,24 @@ for (const text of ["", "10", "10 s", "s", "5d", "-1s", "1h 30m", "1.s", "10S", 
       assert.match(error.message, /expected a number with a unit \(ms, s, m, h\), e\.g\. 10s/);
       return true;
     });
+  });
+}
+
+const DESCRIBED: Array<[number, string]> = [
+  [0, "0ms"],
+  [1, "1ms"],
+  [850, "850ms"],
+  [2_540, "2.5s"],
+  [45_900, "45s"],
+  [90_000, "1m30s"],
+  [3_600_000, "1h"],
+  [2 * 3_600_000 + 5 * 60_000, "2h05m"],
+  [7 * 86_400_000, "7d"],
+  [8 * 86_400_000 + 3 * 3_600_000 + 59 * 60_000, "8d3h"],
+];
+
+for (const [ms, text] of DESCRIBED) {
+  Deno.test(`describeDuration(${ms}) = ${text}`, () => {
+    assert.equal(describeDuration(ms), text);
   });
 }

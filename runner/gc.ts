@@ -1,8 +1,10 @@
 /**
  * Garbage collection: removes what dead runs left behind (processes, directories,
- * containers, volumes, machines ... through each driver's maintenance access) and
- * caches unused for longer than a TTL. A live run's resources are never touched:
- * a run is live while its runner process exists with the recorded start time.
+ * containers, volumes, machines ... through each driver's maintenance access): what
+ * their journals recorded, and what a driver lists labelled with a run that is not
+ * live (created while the runner crashed, before its journal line); caches unused for
+ * longer than a TTL; and old run logs. A live run's resources are never touched: a run
+ * is live while its runner process exists with the recorded start time.
  *
  * @module
  */
@@ -13,8 +15,17 @@ import type {
   DriverMaintenance,
   ResourceRecord,
 } from "../drivers/contract.ts";
+import { describeDuration } from "../dsn/duration.ts";
 import type { DriverName, ResolvedDsn } from "../dsn/types.ts";
-import { isProcessAlive, type JournalSnapshot, readCacheUses, readJournals } from "./state.ts";
+import { type LogPolicy, logsToPrune, readLogDirs } from "./gc_logs.ts";
+import { realDir, removalTarget } from "./removal_path.ts";
+import {
+  isProcessAlive,
+  type JournalSnapshot,
+  parseJournal,
+  readCacheUses,
+  readJournals,
+} from "./state.ts";
 
 /** What gc did (or would do) with one resource. */
 export interface GcAction {
@@ -38,6 +49,8 @@ export interface GcOptions {
   readonly factory: (driver: DriverName) => Promise<DriverFactory>;
   /** Caches unused for longer than this are removed. */
   readonly cacheTtlMs: number;
+  /** How run logs are pruned (undefined: they are not). */
+  readonly logs?: LogPolicy;
   /** Report without removing. */
   readonly dryRun: boolean;
   /** The current time (for tests). */
@@ -48,7 +61,7 @@ export interface GcOptions {
 export interface GcReport {
   /** Every action. */
   readonly actions: readonly GcAction[];
-  /** Runs skipped because they are alive. */
+  /** Runs whose resources were left alone because they are alive. */
   readonly liveRuns: readonly string[];
   /** Problems that stopped part of the pass (such as a driver that could not be reached). */
   readonly problems: readonly string[];
@@ -116,11 +129,13 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
     maintenances.set(key, maintenance);
     return maintenance ?? undefined;
   };
+  const handled = new Set<string>();
   const remove = async (
     resource: ResourceRecord,
     reason: string,
     how: () => Promise<void>,
   ): Promise<boolean> => {
+    handled.add(resourceKey(resource));
     if (options.dryRun) {
       actions.push({ action: "would-remove", resource, reason });
       return true;
@@ -172,19 +187,31 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
     }
   }
 
-  // 2. Caches unused for longer than the TTL, never one a live run uses.
+  // 2. What each driver lists in the namespaces seen here: resources labelled with a run
+  // that is not live (a run killed before its journal line), and caches past the TTL.
+  const liveIds = new Set(liveRuns);
+  const isLive = (runId: string) => runIsLive(options.stateDir, runId, liveIds);
   const uses = await readCacheUses(options.stateDir);
   const inUse = new Set(
     live.flatMap((journal) =>
       journal.outstanding.filter((r) => r.kind === "cache").map((r) => `${r.driver}/${r.id}`)
     ),
   );
+  const logDirs = options.logs ? await readLogDirs(options.stateDir) : [];
   const namespaces = new Set<string>();
-  for (const use of uses.values()) {
-    if (wanted(use.driver)) namespaces.add(`${use.driver}\u0000${use.namespace}`);
-  }
-  if (options.dsn?.namespaceFromDsn) {
-    namespaces.add(`${options.dsn.driver}\u0000${options.dsn.namespace}`);
+  const see = (driver: string | undefined, namespace: string | undefined) => {
+    if (driver !== undefined && namespace !== undefined && wanted(driver)) {
+      namespaces.add(`${driver}\u0000${namespace}`);
+    }
+  };
+  for (const use of uses.values()) see(use.driver, use.namespace);
+  for (const journal of journals) see(journal.header?.driver, journal.header?.namespace);
+  if (options.dsn) {
+    // Asked for by name, the driver is reached for every namespace its runs' logs name too.
+    for (const dir of logDirs) {
+      if (dir.driver === options.dsn.driver) see(dir.driver, dir.namespace);
+    }
+    if (options.dsn.namespaceFromDsn) see(options.dsn.driver, options.dsn.namespace);
   }
   for (const key of namespaces) {
     const [driver, namespace] = key.split("\u0000") as [DriverName, string];
@@ -196,6 +223,15 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
     } catch (error) {
       problems.push(`cannot list ${driver} resources of namespace ${namespace}: ${oneLine(error)}`);
       continue;
+    }
+    for (const resource of [...resources].sort((a, b) => removalOrder(a) - removalOrder(b))) {
+      if (resource.kind === "cache" || resource.runId === undefined) continue;
+      if (handled.has(resourceKey(resource)) || await isLive(resource.runId)) continue;
+      await remove(
+        resource,
+        `labelled with run ${resource.runId}, which is not live`,
+        () => maintenance.removeResource(resource),
+      );
     }
     for (const resource of resources) {
       if (resource.kind !== "cache") continue;
@@ -209,22 +245,92 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
       if (idleMs <= options.cacheTtlMs) continue;
       await remove(
         resource,
-        `cache unused for ${Math.floor(idleMs / 3_600_000)} h (TTL ${
-          Math.round(options.cacheTtlMs / 3_600_000)
-        } h)`,
+        `cache unused for ${describeDuration(idleMs)} (--cache-ttl ${
+          describeDuration(options.cacheTtlMs)
+        })`,
         () => maintenance.removeResource(resource),
       );
+    }
+  }
+
+  // 3. Run logs past the TTL or beyond the newest N of their namespace, never a live run's.
+  if (options.logs) {
+    const prune = logsToPrune(logDirs, options.logs, {
+      now,
+      liveRuns: liveIds,
+      journalRuns: new Set(journals.flatMap((j) => j.header ? [j.header.runId] : [])),
+    });
+    for (const { dir, reason } of prune) {
+      if (await isLive(dir.runId)) continue;
+      const resource: ResourceRecord = {
+        kind: "dir",
+        id: dir.path,
+        driver: (dir.driver ?? "native") as DriverName,
+        runId: dir.runId,
+        ...(dir.namespace === undefined ? {} : { namespace: dir.namespace }),
+        createdAt: new Date(dir.lastWriteMs).toISOString(),
+        detail: { owner: "runner", role: "logs" },
+      };
+      await remove(resource, reason, () => removeLogDir(options.stateDir, dir.path));
     }
   }
   return { actions, liveRuns, problems };
 }
 
-async function removeRunnerDir(stateDir: string, dir: string): Promise<void> {
-  const root = `${stateDir}/work/`;
-  if (!dir.startsWith(root) || dir.slice(root.length).includes("/") || dir.includes("..")) {
-    throw new Error(`"${dir}" is not a run directory under ${root}; refusing to remove it`);
+/** Containers first: a volume or network in use by one cannot be removed. */
+function removalOrder(resource: ResourceRecord): number {
+  return resource.kind === "container" ? 0 : resource.kind === "network" ? 2 : 1;
+}
+
+function resourceKey(resource: ResourceRecord): string {
+  return `${resource.driver}\u0000${resource.kind}\u0000${resource.id}`;
+}
+
+/**
+ * Whether run `runId` is live, its journal read again: a run that started after this pass
+ * read the journals has written its journal before creating anything a driver lists.
+ */
+async function runIsLive(
+  stateDir: string,
+  runId: string,
+  known: ReadonlySet<string>,
+): Promise<boolean> {
+  if (known.has(runId)) return true;
+  if (!/^[A-Za-z0-9_-]+$/.test(runId)) return false; // no journal can have such a name
+  const path = `${stateDir}/runs/${runId}.jsonl`;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    return true; // cannot tell: treat as alive, never touch it
   }
-  await Deno.remove(dir, { recursive: true }).catch((error) => {
+  const header = parseJournal(path, text).header;
+  return header !== undefined && await isProcessAlive(header.process);
+}
+
+/** Removes `<stateDir>/logs/<run>`, judged on its real path. */
+async function removeLogDir(stateDir: string, dir: string): Promise<void> {
+  await removeDirectlyUnder(`${stateDir}/logs`, dir, "a run log directory");
+}
+
+async function removeRunnerDir(stateDir: string, dir: string): Promise<void> {
+  await removeDirectlyUnder(`${stateDir}/work`, dir, "a run directory");
+}
+
+/**
+ * Removes `dir` when, `.` and `..` resolved and its parent's symlinks followed, it lies right
+ * under `root` (itself compared by real path): a forged journal line cannot reach elsewhere.
+ */
+async function removeDirectlyUnder(root: string, dir: string, what: string): Promise<void> {
+  const refuse = (real: string) =>
+    new Error(`"${dir}" is not ${what} under ${root} (it is ${real}); refusing to remove it`);
+  const target = await removalTarget(dir).catch(() => {
+    throw refuse(dir);
+  });
+  if (target === undefined) return; // its parent is gone, and so is it
+  if (target.parent !== await realDir(root)) throw refuse(target.path);
+  await Deno.remove(target.path, { recursive: true }).catch((error) => {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   });
 }

@@ -195,3 +195,213 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   },
 });
+
+Deno.test("gc: --cache-ttl=1ms reports the idle time and the TTL in readable units", async () => {
+  const stateDir = await Deno.makeTempDir({ prefix: "pocketci-gc-units-" });
+  const cache = `${stateDir}/native/caches/ns/c`;
+  await Deno.mkdir(cache, { recursive: true });
+  const usedAt = new Date(Date.now() - 2 * 3_600_000).toISOString();
+  await Deno.writeTextFile(
+    `${cache}.meta.json`,
+    JSON.stringify({ name: "c", lastUsedAt: usedAt, runId: "r" }),
+  );
+  await Deno.writeTextFile(
+    `${stateDir}/caches.jsonl`,
+    JSON.stringify({ driver: "native", namespace: "ns", name: "c", id: cache, usedAt }) + "\n",
+  );
+  const dry = await runCli(["gc", "--cache-ttl=1ms", "--dry-run"], {
+    env: { POCKETCI_STATE_DIR: stateDir },
+  });
+  assert.equal(dry.code, 0, dry.stdout + dry.stderr);
+  assert.match(
+    dry.stdout,
+    /would-remove\s+native cache \S+\/c \(cache unused for 2h \(--cache-ttl 1ms\)\)/,
+  );
+  await Deno.remove(stateDir, { recursive: true });
+});
+
+/** A journal whose runner is this test process: gc must see that run as live. */
+async function liveJournal(
+  stateDir: string,
+  runId: string,
+  namespace: string,
+  driver: string,
+): Promise<void> {
+  const { processStartTime } = await import("../runner/state.ts");
+  const header = {
+    type: "run",
+    version: 1,
+    runId,
+    namespace,
+    driver,
+    pipeline: "/nowhere/pipeline.ts",
+    process: { pid: Deno.pid, startTime: await processStartTime(Deno.pid) },
+    startedAt: new Date().toISOString(),
+  };
+  await Deno.mkdir(`${stateDir}/runs`, { recursive: true });
+  await Deno.writeTextFile(`${stateDir}/runs/${runId}.jsonl`, JSON.stringify(header) + "\n");
+}
+
+Deno.test("gc: prunes run logs past --log-ttl and beyond --keep-logs per namespace, never a live run's", async () => {
+  const pipeline = `import { pipeline, task } from "pocketci";
+export default pipeline("p", async () => { await task("t").sh("echo hi"); });`;
+  const dir = await tempProject({ "a/pipeline.ts": pipeline, "b/pipeline.ts": pipeline });
+  const stateDir = `${dir}/.state`;
+  const env = { POCKETCI_STATE_DIR: stateDir };
+  const runIds: Record<string, string> = {};
+  for (const name of ["a1", "a2", "b1"]) {
+    const result = await runCli(
+      ["run", "--no-check", "--json", `${dir}/${name[0]}/pipeline.ts`],
+      { env },
+    );
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    runIds[name] = JSON.parse(result.stdout.split("\n")[0]).runId;
+  }
+  const logs = `${stateDir}/logs`;
+  const firstEvent = async (runId: string) =>
+    JSON.parse((await Deno.readTextFile(`${logs}/${runId}/events.jsonl`)).split("\n")[0]);
+  const namespaceA = (await firstEvent(runIds.a1)).namespace;
+  assert.notEqual(namespaceA, (await firstEvent(runIds.b1)).namespace);
+  // A live run of namespace a whose logs were last written long ago.
+  const live = "0000000000liverun";
+  await Deno.mkdir(`${logs}/${live}`);
+  await Deno.writeTextFile(
+    `${logs}/${live}/events.jsonl`,
+    JSON.stringify({ ...(await firstEvent(runIds.a1)), runId: live }) + "\n",
+  );
+  await liveJournal(stateDir, live, namespaceA, "native");
+  const hoursAgo = async (runId: string, hours: number) => {
+    const at = (Date.now() - hours * 3_600_000) / 1000;
+    await Deno.utime(`${logs}/${runId}/events.jsonl`, at, at);
+  };
+  await hoursAgo(runIds.a1, 3);
+  await hoursAgo(runIds.a2, 2);
+  await hoursAgo(runIds.b1, 4);
+  await hoursAgo(live, 100);
+  const present = async () => (await Array.fromAsync(Deno.readDir(logs))).map((e) => e.name).sort();
+
+  const kept = await runCli(["gc", "--keep-logs=2"], { env });
+  assert.equal(kept.code, 0, kept.stdout + kept.stderr);
+  assert.match(
+    kept.stdout,
+    new RegExp(`removed\\s+logs \\S+/${runIds.a1} \\(older than the newest 2 runs of namespace`),
+  );
+  assert.deepEqual(await present(), [live, runIds.a2, runIds.b1].sort());
+
+  const old = await runCli(["gc", "--log-ttl=3h", "--keep-logs=0"], { env });
+  assert.equal(old.code, 0, old.stdout + old.stderr);
+  assert.match(old.stdout, new RegExp(`removed\\s+logs \\S+/${runIds.b1} \\(logs last written 4h`));
+  assert.match(
+    old.stdout,
+    new RegExp(`removed\\s+logs \\S+/${runIds.a2} \\(older than the newest 0`),
+  );
+  assert.deepEqual(await present(), [live], "the live run's logs stay");
+
+  assert.equal((await runCli(["gc", "--keep-logs=-1"], { env })).code, 2);
+  assert.equal((await runCli(["gc", "--log-ttl=later"], { env })).code, 2);
+  await Deno.remove(dir, { recursive: true });
+});
+
+async function docker(...args: string[]): Promise<string> {
+  const out = await new Deno.Command("docker", { args, stdout: "piped", stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  if (!out.success) {
+    throw new Error(`docker ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+  return text;
+}
+
+async function exists(kind: "container" | "network" | "volume", id: string): Promise<boolean> {
+  const out = await new Deno.Command("docker", {
+    args: [kind, "inspect", id],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return out.success;
+}
+
+Deno.test({
+  name:
+    "gc: removes containers, networks and volumes labelled with a run that is not live, never a live run's",
+  ignore: ignoreDocker,
+  fn: async () => {
+    assertEngine();
+    const suffix = crypto.randomUUID().slice(0, 8);
+    const namespace = `gc-orphans-${suffix}`;
+    const stateDir = await Deno.makeTempDir({ prefix: "pocketci-gc-orphans-" });
+    const runs = { dead: `0000000000dead${suffix}`, live: `0000000000live${suffix}` };
+    await liveJournal(stateDir, runs.live, namespace, "docker");
+    const created: Record<string, { container: string; network: string; volume: string }> = {};
+    try {
+      for (const [which, runId] of Object.entries(runs)) {
+        const labels = (kind: string) =>
+          [
+            `io.pocketci.managed=true`,
+            `io.pocketci.namespace=${namespace}`,
+            `io.pocketci.run=${runId}`,
+            `io.pocketci.kind=${kind}`,
+          ].flatMap((label) => ["--label", label]);
+        const network = await docker(
+          "network",
+          "create",
+          ...labels("network"),
+          `${namespace}-${which}`,
+        );
+        const volume = await docker(
+          "volume",
+          "create",
+          ...labels("volume"),
+          `${namespace}-${which}`,
+        );
+        const container = await docker(
+          "run",
+          "-d",
+          ...labels("task"),
+          "--network",
+          network,
+          "-v",
+          `${volume}:/v`,
+          "busybox",
+          "sleep",
+          "600",
+        );
+        created[which] = { container, network: `${namespace}-${which}`, volume };
+      }
+      const collected = await runCli(["gc", `--driver=docker://${namespace}`], {
+        env: { POCKETCI_STATE_DIR: stateDir },
+      });
+      assert.equal(collected.code, 0, collected.stdout + collected.stderr);
+      for (const kind of ["container", "network", "volume"] as const) {
+        assert.match(
+          collected.stdout,
+          new RegExp(
+            `removed\\s+docker ${kind} \\S+ \\(labelled with run ${runs.dead}, which is not live\\)`,
+          ),
+        );
+        assert.equal(
+          await exists(kind, created.dead[kind]),
+          false,
+          `the dead run's ${kind} is gone`,
+        );
+        assert.equal(
+          await exists(kind, created.live[kind]),
+          true,
+          `the live run's ${kind} is kept`,
+        );
+      }
+    } finally {
+      const filter = `label=io.pocketci.namespace=${namespace}`;
+      const containers = (await docker("ps", "-aq", "--filter", filter)).split("\n").filter(
+        Boolean,
+      );
+      if (containers.length) await docker("rm", "-f", ...containers);
+      const networks = (await docker("network", "ls", "-q", "--filter", filter)).split("\n")
+        .filter(Boolean);
+      if (networks.length) await docker("network", "rm", ...networks);
+      const volumes = (await docker("volume", "ls", "-q", "--filter", filter)).split("\n")
+        .filter(Boolean);
+      if (volumes.length) await docker("volume", "rm", ...volumes);
+      await Deno.remove(stateDir, { recursive: true });
+    }
+  },
+});

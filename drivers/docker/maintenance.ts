@@ -42,9 +42,14 @@ export class DockerMaintenance implements DriverMaintenance {
     this.#engine = describeAddress(engine.address);
   }
 
-  /** Containers, volumes, caches and networks labelled with the namespace. */
+  /**
+   * Containers, volumes, caches and networks labelled as PocketCI's and with the namespace,
+   * each with the run of its label (`gc` removes those whose run is not live).
+   */
   async listResources(): Promise<ResourceRecord[]> {
-    const filters = { label: [`${LABEL.namespace}=${this.#namespace}`] };
+    const filters = {
+      label: [`${LABEL.managed}=true`, `${LABEL.namespace}=${this.#namespace}`],
+    };
     const [containers, volumes, networks] = await Promise.all([
       this.#docker.listContainers({ all: true, filters }),
       this.#docker.listVolumes({ filters }),

@@ -18,6 +18,7 @@ import { groupAlive, signalGroup } from "./process_group.ts";
 import { processStartTime } from "./proc_stat.ts";
 import { TEARDOWN_SCRIPT } from "./cgroup_limits.ts";
 import { runShell } from "./shell.ts";
+import { realDir, removalTarget } from "../../runner/removal_path.ts";
 
 /** Maintenance access to the native resources of `context.namespace`. */
 export async function createNativeMaintenance(context: DriverContext): Promise<DriverMaintenance> {
@@ -27,7 +28,7 @@ export async function createNativeMaintenance(context: DriverContext): Promise<D
     async removeResource(resource: ResourceRecord): Promise<void> {
       switch (resource.kind) {
         case "cache":
-          return await removeCache(root, resource.id);
+          return await removeConfinedCache(root, resource.id);
         case "process":
           return await killRecordedGroup(resource);
         case "dir":
@@ -68,22 +69,42 @@ async function removeRecordedDir(resource: ResourceRecord): Promise<void> {
   if (!dir.startsWith("/") || dir === "/") {
     throw new DriverError("invalid", `"${dir}" is not an absolute directory path`);
   }
+  // Judged on what would really be deleted: `..` resolved and the parent's symlinks
+  // followed (a forged journal line could otherwise name a directory outside).
+  const target = await removalTarget(dir);
+  if (target === undefined) return;
   // Only directories inside a workspace the native driver marked as its own.
-  let current = dir;
+  let current = target.path;
   while (current.length > 1) {
     if (await exists(joinPath(current, MARKER_FILE))) {
-      await Deno.remove(dir, { recursive: true }).catch((error) => {
+      await Deno.remove(target.path, { recursive: true }).catch((error) => {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
       });
       return;
     }
     current = current.slice(0, current.lastIndexOf("/")) || "/";
   }
-  if (!(await exists(dir))) return;
+  if (!(await exists(target.path))) return;
   throw new DriverError(
     "invalid",
-    `"${dir}" is not inside a native driver workspace; refusing to remove it`,
+    `"${dir}" is not inside a native driver workspace (it is ${target.path}); refusing to remove it`,
   );
+}
+
+/** Removes a cache directory that is, `..` resolved and symlinks followed, right under `root`. */
+async function removeConfinedCache(root: string, dir: string): Promise<void> {
+  const refuse = (real: string) =>
+    new DriverError(
+      "invalid",
+      `"${dir}" is not a cache of this namespace (it is ${real}); refusing to remove it`,
+    );
+  const target = await removalTarget(dir).catch(() => {
+    throw refuse(dir);
+  });
+  if (target === undefined) return; // its parent is gone, and so is it
+  const realRoot = await realDir(root);
+  if (target.parent !== realRoot) throw refuse(target.path);
+  await removeCache(realRoot, target.path);
 }
 
 /**
