@@ -15,6 +15,15 @@ import {
   withChanges,
 } from "./config.ts";
 import type { EnvValue, Limits, OutputCallback, PullPolicy } from "./types.ts";
+import {
+  checkEntrypoint,
+  checkFlag,
+  checkImage,
+  checkPlatform,
+  checkPull,
+  checkUser,
+  checkWorkDir,
+} from "./validate.ts";
 import { Volume } from "./volume.ts";
 
 /** Methods shared by `task(name)` and `sandbox(name)`. */
@@ -48,10 +57,7 @@ export abstract class Builder {
 
   /** Sets the container image (ignored, with a warning, by drivers that run on the host). */
   image(image: string): this {
-    if (typeof image !== "string" || image.trim() === "") {
-      throw new Error('image() needs an image reference, such as image("busybox")');
-    }
-    return this.#with({ image });
+    return this.#with({ image: checkImage(image) });
   }
 
   /** Adds environment variables; values may be `secret("NAME")`. */
@@ -66,10 +72,7 @@ export abstract class Builder {
    * An absolute path is used as is.
    */
   workDir(path: string): this {
-    if (typeof path !== "string" || path === "") {
-      throw new Error("workDir() needs a path");
-    }
-    return this.#with({ workDir: path });
+    return this.#with({ workDir: checkWorkDir(path) });
   }
 
   /**
@@ -91,12 +94,12 @@ export abstract class Builder {
 
   /** Runs as another user. */
   user(user: string): this {
-    return this.#with({ user });
+    return this.#with({ user: checkUser(user) });
   }
 
   /** Runs privileged (or not). */
   privileged(enabled = true): this {
-    return this.#with({ privileged: enabled });
+    return this.#with({ privileged: checkFlag("privileged", enabled) });
   }
 
   /** Sets CPU (cores) and memory (bytes or a quantity such as `"512Mi"`) limits. */
@@ -121,7 +124,7 @@ export abstract class Builder {
 
   /** Resolves instead of rejecting on a non-zero exit or a timeout. */
   allowFailure(allow = true): this {
-    return this.#with({ allowFailure: allow });
+    return this.#with({ allowFailure: checkFlag("allowFailure", allow) });
   }
 
   /**
@@ -135,19 +138,16 @@ export abstract class Builder {
 
   /** Sets the image pull policy (container drivers). */
   pull(policy: PullPolicy): this {
-    if (policy !== "missing" && policy !== "always" && policy !== "never") {
-      throw new Error(`invalid pull policy "${policy}": use "missing", "always" or "never"`);
-    }
-    return this.#with({ pull: policy });
+    return this.#with({ pull: checkPull(policy) });
   }
 
   /** Sets the image platform, such as `linux/amd64` (container drivers). */
   platform(platform: string): this {
-    return this.#with({ platform });
+    return this.#with({ platform: checkPlatform(platform) });
   }
 
   /** Sets an explicit entrypoint (container drivers clear the image's entrypoint otherwise). */
   entrypoint(...entrypoint: string[]): this {
-    return this.#with({ entrypoint: Object.freeze([...entrypoint]) });
+    return this.#with({ entrypoint: Object.freeze(checkEntrypoint(entrypoint)) });
   }
 }

@@ -6,8 +6,16 @@
  */
 
 import type { TaskRequest } from "./host.ts";
-import { parseDurationMs, parseMemoryBytes } from "./parse.ts";
-import { isSecretRef } from "./secret.ts";
+import {
+  checkCpu,
+  checkEnv,
+  checkMemory,
+  checkName,
+  checkStdin,
+  checkTimeout,
+} from "./validate.ts";
+
+export { checkCommand, checkMountPath } from "./validate.ts";
 import type { EnvValue, Limits, OutputCallback, PullPolicy } from "./types.ts";
 import type { Volume } from "./volume.ts";
 
@@ -65,9 +73,7 @@ export function shellCommand(script: string): string[] {
 
 /** A fresh configuration for `name`. */
 export function initialConfig(kind: string, name: string): BuilderConfig {
-  if (typeof name !== "string" || name.trim() === "") {
-    throw new Error(`${kind}() needs a non-empty name, such as ${kind}("build")`);
-  }
+  checkName(kind, name);
   return Object.freeze({
     name,
     env: Object.freeze({}),
@@ -86,47 +92,25 @@ export function mergeEnv(
   current: Readonly<Record<string, EnvValue>>,
   added: Readonly<Record<string, EnvValue>>,
 ): Readonly<Record<string, EnvValue>> {
-  for (const [key, value] of Object.entries(added)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
-      throw new Error(`invalid environment variable name "${key}"`);
-    }
-    if (typeof value !== "string" && !isSecretRef(value)) {
-      throw new Error(`environment variable ${key} must be a string or secret("NAME")`);
-    }
-  }
-  return Object.freeze({ ...current, ...added });
+  return Object.freeze({ ...current, ...checkEnv(added) });
 }
 
 /** Encodes standard input. */
 export function encodeStdin(input: string | Uint8Array): Uint8Array {
-  return typeof input === "string" ? new TextEncoder().encode(input) : input.slice();
+  return checkStdin(input);
 }
 
 /** Validates limits and converts memory to bytes. */
 export function parseLimits(limits: Limits): { cpu?: number; memoryBytes?: number } {
-  if (limits.cpu !== undefined && (!Number.isFinite(limits.cpu) || limits.cpu <= 0)) {
-    throw new Error(`invalid cpu limit ${limits.cpu}: use a positive number of cores, such as 0.5`);
-  }
   return {
-    cpu: limits.cpu,
-    memoryBytes: limits.memory === undefined ? undefined : parseMemoryBytes(limits.memory),
+    cpu: limits.cpu === undefined ? undefined : checkCpu(limits.cpu),
+    memoryBytes: limits.memory === undefined ? undefined : checkMemory(limits.memory),
   };
 }
 
 /** Parses a timeout. */
 export function parseTimeout(value: number | string): number {
-  return parseDurationMs(value);
-}
-
-/** Checks a mount path. */
-export function checkMountPath(path: string): string {
-  if (typeof path !== "string" || path.trim() === "") {
-    throw new Error('mount() needs a path, such as mount(src, "src")');
-  }
-  if (path.split("/").includes("..")) {
-    throw new Error(`invalid mount path "${path}": ".." is not allowed`);
-  }
-  return path;
+  return checkTimeout(value);
 }
 
 /** The request the runner receives for this configuration and command. */
@@ -150,16 +134,4 @@ export function toRequest(config: BuilderConfig, command: readonly string[]): Ta
     platform: config.platform,
     entrypoint: config.entrypoint ? [...config.entrypoint] : undefined,
   };
-}
-
-/** Checks the arguments of a `run(cmd, ...args)` call. */
-export function checkCommand(command: string, args: readonly string[]): string[] {
-  const argv = [command, ...args];
-  if (typeof command !== "string" || command === "") {
-    throw new Error('run() needs a command, such as run("echo", "hello")');
-  }
-  for (const arg of argv) {
-    if (typeof arg !== "string") throw new Error("run() arguments must be strings");
-  }
-  return argv;
 }

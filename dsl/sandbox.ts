@@ -18,6 +18,7 @@ import {
 import { settle } from "./errors.ts";
 import { currentHost, type ExecRequest } from "./host.ts";
 import type { EnvValue, OutputCallback, TaskResult } from "./types.ts";
+import { checkFlag, checkUser, checkWorkDir } from "./validate.ts";
 
 interface CallConfig {
   readonly env: Readonly<Record<string, EnvValue>>;
@@ -62,7 +63,7 @@ export class SandboxCall {
    * directory (not to the sandbox's own `workDir`), or absolute; it must exist.
    */
   workDir(path: string): SandboxCall {
-    return this.#with({ workDir: path });
+    return this.#with({ workDir: checkWorkDir(path) });
   }
 
   /** Feeds standard input to this call. */
@@ -72,7 +73,7 @@ export class SandboxCall {
 
   /** Runs this call as another user. */
   user(user: string): SandboxCall {
-    return this.#with({ user });
+    return this.#with({ user: checkUser(user) });
   }
 
   /** Stops this call after this long from its start. */
@@ -82,7 +83,7 @@ export class SandboxCall {
 
   /** Resolves instead of rejecting on a non-zero exit or a timeout. */
   allowFailure(allow = true): SandboxCall {
-    return this.#with({ allowFailure: allow });
+    return this.#with({ allowFailure: checkFlag("allowFailure", allow) });
   }
 
   /** Lets this call outlive the pipeline function (cancelled then, without failing the run). */

@@ -6,6 +6,7 @@
 
 import { currentHost, type VolumeInfo } from "./host.ts";
 import type { ExportOptions, VolumeOptions } from "./types.ts";
+import { checkFiles, checkPath, checkPaths, checkVolumeName } from "./validate.ts";
 
 /** A volume or cache: mount it into tasks, read and write its files, export it to the host. */
 export class Volume {
@@ -26,17 +27,17 @@ export class Volume {
 
   /** Reads regular files as text, keyed by their path in the volume; directories are read recursively. */
   readFiles(paths: readonly string[]): Promise<Record<string, string>> {
-    return currentHost().readFiles(this.id, [...paths]);
+    return currentHost().readFiles(this.id, checkPaths("readFiles", paths));
   }
 
   /** Reads one file's bytes. */
   readFile(path: string): Promise<Uint8Array> {
-    return currentHost().readFile(this.id, path);
+    return currentHost().readFile(this.id, checkPath("readFile", path));
   }
 
   /** Writes files (text or bytes), creating parent directories. */
   writeFiles(files: Readonly<Record<string, string | Uint8Array>>): Promise<void> {
-    return currentHost().writeFiles(this.id, { ...files });
+    return currentHost().writeFiles(this.id, checkFiles(files));
   }
 
   /**
@@ -45,32 +46,28 @@ export class Volume {
    * directory or one granted with `--allow-write`).
    */
   exportTo(hostDir: string, options: ExportOptions = {}): Promise<void> {
-    return currentHost().exportTo(this.id, hostDir, options.path);
-  }
-}
-
-function checkName(kind: string, name: string): void {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) {
-    throw new Error(
-      `invalid ${kind} name "${name}": use up to 63 letters, digits, ".", "_" or "-", starting with a letter or digit`,
+    return currentHost().exportTo(
+      this.id,
+      checkPath("exportTo", hostDir),
+      options.path === undefined ? undefined : checkPath("exportTo", options.path),
     );
   }
 }
 
 /** Creates a volume that lives for the run, optionally seeded from a host directory. */
 export async function volume(name: string, options: VolumeOptions = {}): Promise<Volume> {
-  checkName("volume", name);
-  const info = await currentHost().createVolume({
-    name,
-    kind: "volume",
-    from: options.from,
-    exclude: options.exclude ? [...options.exclude] : undefined,
-  });
+  const request = {
+    name: checkVolumeName("volume", name),
+    kind: "volume" as const,
+    from: options.from === undefined ? undefined : checkPath("volume", options.from),
+    exclude: options.exclude === undefined ? undefined : checkPaths("volume", options.exclude),
+  };
+  const info = await currentHost().createVolume(request);
   return new Volume(info);
 }
 
 /** Opens a cache: a volume that survives runs of the same namespace until `pocketci gc` removes it. */
 export async function cache(name: string): Promise<Volume> {
-  checkName("cache", name);
+  checkVolumeName("cache", name);
   return new Volume(await currentHost().createVolume({ name, kind: "cache" }));
 }

@@ -1,38 +1,31 @@
 /**
- * Secret masking: every secret value, its base64 form (also with a trailing newline,
- * as `echo "$SECRET" | base64` prints it) and each line of a
- * multi-line value become `***`, in whole strings and in streams whose chunks may
- * split a value anywhere.
+ * Secret masking: every secret value and the forms tools print on their own (see
+ * {@link secretForms}: URL-encoded, JSON-escaped, base64 at any alignment) and each line
+ * of a multi-line value become `***`, in whole strings and in streams whose chunks may
+ * split a value anywhere. PocketCI's own paths and IDs (the run ID, the state directory)
+ * are never masked inside, even when a secret happens to occur in them.
  *
  * @module
  */
 
+import { base64, MIN_SECRET_LENGTH, secretForms } from "./secret_forms.ts";
+
 /** The replacement text for a masked value. */
 export const MASK = "***";
 
-/** Lines of a multi-line secret shorter than this are not masked on their own (they would mask ordinary text). */
-const MIN_LINE_LENGTH = 4;
-
-function base64(text: string): string {
-  const bytes = new TextEncoder().encode(text);
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary);
-}
+/** The longest one-line message (error, warning) the runner shows, after masking. */
+export const MAX_LINE = 500;
 
 /** The strings to mask for a set of secret values, longest first. */
 export function maskPatterns(values: Iterable<string>): string[] {
   const patterns = new Set<string>();
   for (const value of values) {
-    if (value === "") continue;
-    patterns.add(value);
-    patterns.add(base64(value));
-    // What `echo "$SECRET" | base64` prints.
-    patterns.add(base64(value + "\n"));
+    for (const form of secretForms(value)) if (form !== "") patterns.add(form);
     if (/[\r\n]/.test(value)) {
       for (const line of value.split(/\r?\n|\r/)) {
         const trimmed = line.trim();
-        if (trimmed.length >= MIN_LINE_LENGTH) {
+        // Shorter lines of a multi-line secret would mask ordinary text.
+        if (trimmed.length >= MIN_SECRET_LENGTH) {
           patterns.add(trimmed);
           patterns.add(base64(trimmed));
         }
@@ -46,17 +39,25 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
+/** What a {@link Masker} needs besides the secret values. */
+export interface MaskerOptions {
+  /** PocketCI's own strings (run ID, state directory): a secret inside one stays as it is. */
+  readonly protect?: Iterable<string>;
+}
+
 /** Masks secrets in text. */
 export class Masker {
   readonly #patterns: string[];
   readonly #regex: RegExp | undefined;
+  readonly #protected: string[];
 
   /** Creates a masker for `values` (empty values are ignored). */
-  constructor(values: Iterable<string> = []) {
+  constructor(values: Iterable<string> = [], options: MaskerOptions = {}) {
     this.#patterns = maskPatterns(values);
     this.#regex = this.#patterns.length === 0
       ? undefined
       : new RegExp(this.#patterns.map(escapeRegExp).join("|"), "g");
+    this.#protected = [...new Set(options.protect ?? [])].filter((text) => text !== "");
   }
 
   /** Whether there is anything to mask. */
@@ -69,9 +70,29 @@ export class Masker {
     return this.#patterns[0]?.length ?? 0;
   }
 
-  /** Returns `text` with every secret replaced by `***`. */
+  /**
+   * Returns `text` with every secret replaced by `***`, except inside PocketCI's own
+   * strings (see {@link MaskerOptions.protect}).
+   */
   mask(text: string): string {
-    return this.#regex === undefined ? text : text.replace(this.#regex, MASK);
+    if (this.#regex === undefined) return text;
+    const kept = this.#protectedRanges(text);
+    if (kept.length === 0) return text.replace(this.#regex, MASK);
+    return text.replace(
+      this.#regex,
+      (match: string, offset: number) =>
+        kept.some(([start, end]) => offset >= start && offset + match.length <= end) ? match : MASK,
+    );
+  }
+
+  #protectedRanges(text: string): [number, number][] {
+    const ranges: [number, number][] = [];
+    for (const own of this.#protected) {
+      for (let at = text.indexOf(own); at !== -1; at = text.indexOf(own, at + 1)) {
+        ranges.push([at, at + own.length]);
+      }
+    }
+    return ranges;
   }
 
   /** Masks every string inside a JSON-like value. */
@@ -92,20 +113,42 @@ export class Masker {
    * completing it: that much must wait for the next chunk.
    */
   pendingSuffix(text: string): number {
-    const max = Math.min(this.longest - 1, text.length);
-    for (let length = max; length > 0; length--) {
-      const tail = text.slice(text.length - length);
-      if (this.#patterns.some((pattern) => pattern.length > length && pattern.startsWith(tail))) {
-        return length;
+    const windowStart = Math.max(0, text.length - this.longest + 1);
+    let best = 0;
+    for (const pattern of this.#patterns) {
+      if (pattern.length - 1 <= best) break;
+      const first = pattern[0];
+      const from = Math.max(windowStart, text.length - pattern.length + 1);
+      // The earliest start is the longest suffix; later ones are shorter.
+      for (
+        let at = text.indexOf(first, from);
+        at !== -1 && text.length - at > best;
+        at = text.indexOf(first, at + 1)
+      ) {
+        if (pattern.startsWith(text.slice(at))) {
+          best = text.length - at;
+          break;
+        }
       }
     }
-    return 0;
+    return best;
   }
 
   /** A stream masker that decodes bytes and masks values split across chunks. */
   stream(): StreamMasker {
     return new StreamMasker(this);
   }
+}
+
+/**
+ * The first line of an error's message (or of `text`) for display: masked first, then
+ * cut to `max` characters, so a secret straddling the cut is masked whole, never shown
+ * in part.
+ */
+export function maskedLine(masker: Masker, error: unknown, max: number = MAX_LINE): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const line = masker.mask(message).split("\n")[0];
+  return line.length > max ? line.slice(0, max) + "..." : line;
 }
 
 /**

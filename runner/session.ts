@@ -29,9 +29,17 @@ import type {
   VolumeRequest,
 } from "../dsl/host.ts";
 import type { EnvValue, OutputCallback, TaskResult, TaskStatus } from "../dsl/types.ts";
+import {
+  checkExecRequest,
+  checkId,
+  checkTaskRequest,
+  checkVolumeRequest,
+  withChecked,
+} from "./check_request.ts";
+import { checkFiles, checkPath, checkPaths } from "../dsl/validate.ts";
 import type { RunEvent } from "./events.ts";
 import { confineHostPath, type HostPathPolicy } from "./host_paths.ts";
-import type { Masker } from "./mask.ts";
+import { maskedLine, type Masker } from "./mask.ts";
 import { Semaphore } from "./semaphore.ts";
 import { TaskOutput } from "./task_output.ts";
 import { volumeArchives } from "./volume_files.ts";
@@ -84,11 +92,6 @@ export interface TaskRecord {
 
 interface Running {
   stop(graceMs: number): void;
-}
-
-function oneLine(error: unknown): string {
-  const message = (error instanceof Error ? error.message : String(error)).split("\n")[0];
-  return message.length > 500 ? message.slice(0, 500) + "..." : message;
 }
 
 /** The runner's implementation of the DSL's host interface for one run. */
@@ -150,16 +153,21 @@ export class RunSession implements PipelineHost {
       try {
         await this.closeSandbox(id);
       } catch (error) {
-        failures.push({ id: sandbox.handle.id, reason: this.#options.masker.mask(oneLine(error)) });
+        failures.push({ id: sandbox.handle.id, reason: this.#line(error) });
       }
     }
     return failures;
   }
 
+  /** An error's first line for display: masked first, then cut (never the reverse). */
+  #line(error: unknown): string {
+    return maskedLine(this.#options.masker, error);
+  }
+
   #newId(name: string): string {
-    const slug =
-      name.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40) ||
-      "task";
+    // From the masked name: an ID is PocketCI's own and is never masked itself.
+    const masked = this.#options.masker.mask(name).toLowerCase();
+    const slug = masked.replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40) || "task";
     let id: string;
     do id = `${slug}-${++this.#sequence}`; while (this.#ids.has(id));
     this.#ids.add(id);
@@ -270,7 +278,7 @@ export class RunSession implements PipelineHost {
       status: "error",
       code: null,
       durationMs: 0,
-      error: oneLine(error),
+      error: this.#line(error),
     }, undefined);
   }
 
@@ -376,7 +384,7 @@ export class RunSession implements PipelineHost {
           status: "error",
           code: null,
           durationMs: performance.now() - started,
-          error: oneLine(error),
+          error: this.#line(error),
         }, output);
       }
       const begun = performance.now();
@@ -408,7 +416,7 @@ export class RunSession implements PipelineHost {
       await work.remove().catch((error) => {
         this.#options.emit({
           type: "warning",
-          message: `could not remove ${base.id}: ${oneLine(error)}`,
+          message: `could not remove ${base.id}: ${this.#line(error)}`,
         });
       });
       const durationMs = performance.now() - begun;
@@ -417,7 +425,7 @@ export class RunSession implements PipelineHost {
           status: ended ?? "error",
           code: null,
           durationMs,
-          error: oneLine(failure),
+          error: this.#line(failure),
         }, output);
       }
       if (ended === "timeout") {
@@ -447,8 +455,15 @@ export class RunSession implements PipelineHost {
     }
   }
 
-  /** Runs a task. */
+  /** Runs a task (the request is checked with the DSL's rules first, see check_request.ts). */
   runTask(request: TaskRequest, onOutput?: OutputCallback): Promise<TaskResult> {
+    return withChecked(
+      () => checkTaskRequest(request, "task"),
+      (checked) => this.#runTask(checked, onOutput),
+    );
+  }
+
+  #runTask(request: TaskRequest, onOutput?: OutputCallback): Promise<TaskResult> {
     const base = {
       id: this.#newId(request.name),
       name: request.name,
@@ -490,7 +505,10 @@ export class RunSession implements PipelineHost {
 
   /** Starts a sandbox (tracked, so cleanup waits for a start in flight and closes it). */
   startSandbox(request: TaskRequest): Promise<SandboxInfo> {
-    return this.#track(this.#startSandbox(request));
+    return withChecked(
+      () => checkTaskRequest(request, "sandbox"),
+      (checked) => this.#track(this.#startSandbox(checked)),
+    );
   }
 
   async #startSandbox(request: TaskRequest): Promise<SandboxInfo> {
@@ -509,6 +527,17 @@ export class RunSession implements PipelineHost {
 
   /** Runs one call in a sandbox. */
   execSandbox(
+    sandboxId: string,
+    request: ExecRequest,
+    onOutput?: OutputCallback,
+  ): Promise<TaskResult> {
+    return withChecked(
+      () => [checkId("sandbox", sandboxId), checkExecRequest(request)] as const,
+      ([id, checked]) => this.#execSandbox(id, checked, onOutput),
+    );
+  }
+
+  #execSandbox(
     sandboxId: string,
     request: ExecRequest,
     onOutput?: OutputCallback,
@@ -572,7 +601,7 @@ export class RunSession implements PipelineHost {
 
   /** Ends a sandbox. */
   async closeSandbox(sandboxId: string): Promise<void> {
-    const sandbox = this.#sandboxes.get(sandboxId);
+    const sandbox = this.#sandboxes.get(checkId("sandbox", sandboxId));
     if (sandbox === undefined || sandbox.closed) return;
     sandbox.closed = true;
     await sandbox.handle.close();
@@ -581,7 +610,10 @@ export class RunSession implements PipelineHost {
 
   /** Creates a volume or opens a cache, seeding it from the host when asked (tracked). */
   createVolume(request: VolumeRequest): Promise<VolumeInfo> {
-    return this.#track(this.#createVolume(request));
+    return withChecked(
+      () => checkVolumeRequest(request),
+      (checked) => this.#track(this.#createVolume(checked)),
+    );
   }
 
   async #createVolume(request: VolumeRequest): Promise<VolumeInfo> {
@@ -609,21 +641,27 @@ export class RunSession implements PipelineHost {
   }
 
   #volume(id: string): VolumeHandle {
-    const volume = this.#volumes.get(id);
+    const volume = this.#volumes.get(checkId("volume", id));
     if (volume === undefined) throw new DriverError("not_found", `unknown volume "${id}"`);
     return volume;
   }
 
   /** Reads files as text. */
   readFiles(volumeId: string, paths: readonly string[]): Promise<Record<string, string>> {
-    return this.#track(
-      volumeArchives(this.#options.driver).readFiles(this.#volume(volumeId), paths),
+    return withChecked(
+      () => [this.#volume(volumeId), checkPaths("readFiles", paths)] as const,
+      ([volume, checked]) =>
+        this.#track(volumeArchives(this.#options.driver).readFiles(volume, checked)),
     );
   }
 
   /** Reads one file's bytes. */
   readFile(volumeId: string, path: string): Promise<Uint8Array> {
-    return this.#track(volumeArchives(this.#options.driver).readFile(this.#volume(volumeId), path));
+    return withChecked(
+      () => [this.#volume(volumeId), checkPath("readFile", path)] as const,
+      ([volume, checked]) =>
+        this.#track(volumeArchives(this.#options.driver).readFile(volume, checked)),
+    );
   }
 
   /** Writes files. */
@@ -631,14 +669,23 @@ export class RunSession implements PipelineHost {
     volumeId: string,
     files: Readonly<Record<string, string | Uint8Array>>,
   ): Promise<void> {
-    return this.#track(
-      volumeArchives(this.#options.driver).writeFiles(this.#volume(volumeId), files),
+    return withChecked(
+      () => [this.#volume(volumeId), checkFiles(files)] as const,
+      ([volume, checked]) =>
+        this.#track(volumeArchives(this.#options.driver).writeFiles(volume, checked)),
     );
   }
 
   /** Exports a volume (or a path in it) to a confined host directory. */
   exportTo(volumeId: string, hostDir: string, path?: string): Promise<void> {
-    return this.#track(this.#exportTo(volumeId, hostDir, path));
+    return withChecked(
+      () =>
+        [
+          checkPath("exportTo", hostDir),
+          path === undefined ? undefined : checkPath("exportTo", path),
+        ] as const,
+      ([dir, inside]) => this.#track(this.#exportTo(volumeId, dir, inside)),
+    );
   }
 
   async #exportTo(volumeId: string, hostDir: string, path?: string): Promise<void> {

@@ -6,6 +6,10 @@ import {
   type TaskHandle,
   type TaskSpec,
 } from "../drivers/contract.ts";
+import { task } from "../dsl/task.ts";
+import { sandbox } from "../dsl/sandbox.ts";
+import { cache, volume } from "../dsl/volume.ts";
+import { MAX_STDIN_BYTES } from "../dsl/validate.ts";
 import type { RunEvent } from "./events.ts";
 import { Masker } from "./mask.ts";
 import { RunSession } from "./session.ts";
@@ -201,4 +205,141 @@ Deno.test("session: the timeout starts when the task starts, not when it is requ
   const result = await s.runTask(request({ timeoutMs: 250 }));
   assert.equal(result.status, "success");
   assert.equal(stopped, false);
+});
+
+/** The message a DSL call throws (it must throw). */
+function dslError(call: () => unknown): string {
+  try {
+    call();
+  } catch (error) {
+    return (error as Error).message;
+  }
+  throw new Error("the DSL accepted it");
+}
+
+async function dslRejection(call: () => Promise<unknown>): Promise<string> {
+  try {
+    await call();
+  } catch (error) {
+    return (error as Error).message;
+  }
+  throw new Error("the DSL accepted it");
+}
+
+Deno.test("session: requests that bypass the DSL are refused with the DSL's own errors", async () => {
+  const { driver, specs } = fakeDriver();
+  const { s, events } = session(driver, { TOKEN: "tok-secret-1" });
+  const refusals: [Record<string, unknown>, string][] = [
+    [{ env: { "": "x" } }, dslError(() => task("t").env({ "": "x" }))],
+    [{ env: { A: 1 } }, dslError(() => task("t").env({ A: 1 as unknown as string }))],
+    [
+      { env: { A: { pocketciSecret: "../x" } } },
+      dslError(() => task("t").env({ A: { pocketciSecret: "../x" } })),
+    ],
+    [{ env: "A=1" }, dslError(() => task("t").env("A=1" as unknown as Record<string, string>))],
+    [{ name: "" }, dslError(() => task(""))],
+    [{ name: 7 }, dslError(() => task(7 as unknown as string))],
+    [{ command: [] }, await dslRejection(() => task("t").run(undefined as unknown as string))],
+    [{ command: [""] }, await dslRejection(() => task("t").run(""))],
+    [{ command: ["ls", 5] }, await dslRejection(() => task("t").run("ls", 5 as unknown as string))],
+    [{ command: "ls" }, await dslRejection(() => task("t").run(undefined as unknown as string))],
+    [{ timeoutMs: -1 }, dslError(() => task("t").timeout(-1))],
+    [{ timeoutMs: NaN }, dslError(() => task("t").timeout(NaN))],
+    [{ timeoutMs: "soon" }, dslError(() => task("t").timeout("soon"))],
+    [{ cpu: 0 }, dslError(() => task("t").limits({ cpu: 0 }))],
+    [{ memoryBytes: 1.5 }, dslError(() => task("t").limits({ memory: 1.5 }))],
+    [{ workDir: "" }, dslError(() => task("t").workDir(""))],
+    [{ user: "" }, dslError(() => task("t").user(""))],
+    [{ privileged: "yes" }, dslError(() => task("t").privileged("yes" as unknown as boolean))],
+    [{ pull: "sometimes" }, dslError(() => task("t").pull("sometimes" as "always"))],
+    [{ image: 5 }, dslError(() => task("t").image(5 as unknown as string))],
+    [{ platform: "" }, dslError(() => task("t").platform(""))],
+    [{ entrypoint: [1] }, dslError(() => task("t").entrypoint(1 as unknown as string))],
+    [{ stdin: "text" }, "stdin() needs a string or a Uint8Array"],
+    [
+      { stdin: new Uint8Array(MAX_STDIN_BYTES + 1) },
+      dslError(() => task("t").stdin(new Uint8Array(MAX_STDIN_BYTES + 1))),
+    ],
+    [
+      { mounts: [{ volumeId: "v", path: "../etc" }] },
+      'invalid mount path "../etc": ".." is not allowed',
+    ],
+    [{ mounts: [{ volumeId: "v", path: "" }] }, 'mount() needs a path, such as mount(src, "src")'],
+    [{ mounts: [{ path: "x" }] }, "mount() needs a volume from volume() or cache()"],
+  ];
+  for (const [fields, message] of refusals) {
+    await assert.rejects(s.runTask(request(fields)), (error: Error) => {
+      assert.equal(error.message, message, Object.keys(fields).join());
+      return true;
+    });
+  }
+  await assert.rejects(s.runTask(null as never), /pipeline code must use the pocketci DSL/);
+  await assert.rejects(s.startSandbox(request({ name: "" })), (error: Error) => {
+    assert.equal(error.message, dslError(() => sandbox("")));
+    return true;
+  });
+  await assert.rejects(
+    s.startSandbox(request({ env: { "": "x" } })),
+    /invalid environment variable name ""/,
+  );
+  await assert.rejects(
+    s.execSandbox("sandbox-1", { command: ["ls"], env: { "a-b": "x" } }),
+    /invalid environment variable name "a-b"/,
+  );
+  await assert.rejects(s.execSandbox(5 as never, { command: ["ls"] }), /invalid sandbox ID/);
+  for (
+    const [bad, message] of [
+      [{ name: "", kind: "volume" }, await dslRejection(() => volume(""))],
+      [{ name: "../etc", kind: "cache" }, await dslRejection(() => cache("../etc"))],
+      [
+        { name: "v", kind: "volume", from: 42 },
+        await dslRejection(() => volume("v", { from: 42 as never })),
+      ],
+      [
+        { name: "v", kind: "disk" },
+        "invalid volume request: pipeline code must use volume() or cache()",
+      ],
+    ] as const
+  ) {
+    await assert.rejects(s.createVolume(bad as never), (error: Error) => {
+      assert.equal(error.message, message);
+      return true;
+    });
+  }
+  await assert.rejects(s.readFile(7 as never, "x"), /invalid volume ID/);
+  await assert.rejects(s.closeSandbox({} as never), /invalid sandbox ID/);
+  assert.equal(specs.length, 0);
+  assert.ok(!events.some((event) => event.type === "task.start"));
+  // A valid request still runs.
+  assert.equal((await s.runTask(request({ env: { A: "b" } }))).status, "success");
+});
+
+Deno.test("session: an error cut at 500 characters never shows part of a secret (any name length)", async () => {
+  const secret = "Zq9-secret-Vv7w";
+  const { driver } = fakeDriver({
+    start: (spec) => Promise.reject(new Error(`cannot start ${spec.name}: ${spec.env.TOKEN} bad`)),
+  });
+  const { s, events } = session(driver, { TOKEN: secret });
+  const base = "cannot start ".length + 2;
+  for (let straddle = 0; straddle <= secret.length; straddle++) {
+    const name = "n".repeat(500 - base - straddle);
+    const result = await s.runTask(
+      request({ name, env: { TOKEN: { pocketciSecret: "TOKEN" } } }),
+    );
+    assert.equal(result.status, "error");
+    for (const text of [String(result.error), JSON.stringify(events)]) {
+      for (let length = 3; length <= secret.length; length++) {
+        assert.ok(!text.includes(secret.slice(0, length)), `straddle ${straddle}: ${result.error}`);
+      }
+    }
+  }
+});
+
+Deno.test("session: task IDs come from the masked name, so a cut name never carries part of a secret", async () => {
+  const secret = "tok-secret-value-123";
+  const { driver } = fakeDriver();
+  const { s, events } = session(driver, { TOKEN: secret });
+  const result = await s.runTask(request({ name: "x".repeat(30) + secret }));
+  assert.ok(!result.id.includes("tok"), result.id);
+  for (const event of events) assert.ok(!("id" in event) || !event.id.includes("tok"), event.type);
 });

@@ -7,7 +7,8 @@
  * Layout under the state directory:
  * - `runs/<runId>.jsonl`: the journal (header line, then `record`/`forget` lines, then `end`);
  * - `work/<runId>/`: the run's scratch directory (`DriverContext.runDir`);
- * - `logs/<runId>/`: the run's logs, kept after the run;
+ * - `logs/<runId>/`: the run's logs, kept after the run until `gc` prunes them (`--log-ttl`,
+ *   `--keep-logs`; the namespace is in the first line of `events.jsonl`, the `run.start` event);
  * - `namespaces/<namespace>/`: namespace-scoped driver state such as native caches;
  * - `caches.jsonl`: when each cache was last used, for `gc --cache-ttl`.
  *
