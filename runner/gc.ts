@@ -71,7 +71,8 @@ function oneLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
 
-function maintenanceContext(stateDir: string, namespace: string): DriverContext {
+/** The driver context gc hands a driver's maintenance access for one namespace. */
+export function maintenanceContext(stateDir: string, namespace: string): DriverContext {
   return {
     namespace,
     runId: "gc",

@@ -10,7 +10,7 @@ import { getDriverFactory } from "../drivers/registry.ts";
 import { MARKER_FILE } from "../drivers/native/layout.ts";
 import { createNativeMaintenance } from "../drivers/native/maintenance.ts";
 import { resolveDsn } from "../dsn/mod.ts";
-import { collectGarbage, type GcReport } from "../runner/gc.ts";
+import { collectGarbage, type GcReport, maintenanceContext } from "../runner/gc.ts";
 
 const RUN = "0000000000deadrun";
 
@@ -166,16 +166,7 @@ Deno.test("gc paths: the legitimate run and workspace directories are removed", 
 
 Deno.test("gc paths: a cache path with .. is refused; a real cache is removed", async () => {
   const { tmp, stateDir } = await layout();
-  const context = {
-    namespace: "ns",
-    runId: "gc",
-    runDir: `${stateDir}/work/gc`,
-    stateDir,
-    record: () => Promise.resolve(),
-    forget: () => Promise.resolve(),
-    warn: () => {},
-  };
-  const maintenance = await createNativeMaintenance(context);
+  const maintenance = await createNativeMaintenance(maintenanceContext(stateDir, "ns"));
   const root = `${stateDir}/native/caches/ns`;
   const other = `${stateDir}/native/caches/other/c2`;
   await Deno.mkdir(`${root}/c1`, { recursive: true });
