@@ -266,6 +266,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
       const resource: ResourceRecord = {
         kind: "dir",
         id: dir.path,
+        // Every run's first event names its driver; logs without one are judged by age alone.
         driver: (dir.driver ?? "native") as DriverName,
         runId: dir.runId,
         ...(dir.namespace === undefined ? {} : { namespace: dir.namespace }),

@@ -25,6 +25,7 @@ import {
 import type { WireError } from "./rpc.ts";
 import { DEFAULT_GRACE_MS, RunSession, type TaskRecord } from "./session.ts";
 import { type ProcessIdentity, recordCacheUse, RunJournal, runPaths } from "./state.ts";
+import { type LongTimeout, longTimeout } from "../drivers/timers.ts";
 
 /** Exit codes of `pocketci run`. */
 export const EXIT = {
@@ -100,6 +101,10 @@ export class PipelineRun {
   #stopReason: "SIGINT" | "SIGTERM" | "timeout" | undefined;
   readonly #warned = new Set<string>();
   readonly #reporters: Reporter[];
+  /** When `--timeout` ends the run (a `performance.now()` time); grace periods end by it. */
+  #deadline: number | undefined;
+  /** Aborts work in flight in the driver (image pulls) once the run is being stopped. */
+  readonly #abort = new AbortController();
 
   /** Prepares a run. */
   constructor(options: RunOptions, dsnSecrets: readonly string[] = []) {
@@ -121,16 +126,17 @@ export class PipelineRun {
 
   /**
    * Handles a signal: the first cancels everything with the grace period; a second
-   * SIGINT kills what is still running at once (resources are still removed).
+   * SIGINT kills what is still running at once (resources are still removed). `why` replaces
+   * "SIGTERM received" in the warning when something else stops the run the same way.
    */
-  interrupt(signal: "SIGINT" | "SIGTERM"): void {
+  interrupt(signal: "SIGINT" | "SIGTERM", why = `${signal} received`): void {
     if (this.#stopReason === undefined) {
       this.#stopReason = signal;
       this.#emit({
         type: "warning",
-        message: `${signal} received: stopping tasks (press Ctrl-C again to kill them now)`,
+        message: `${why}: stopping tasks (press Ctrl-C again to kill them now)`,
       });
-      this.#cancel(`interrupted by ${signal}`, this.#options.graceMs ?? DEFAULT_GRACE_MS);
+      this.#cancel(`interrupted by ${signal}`, this.#grace());
       this.#stop?.(signal);
     } else if (signal === "SIGINT") {
       this.#emit({ type: "warning", message: "second SIGINT: killing tasks now" });
@@ -140,7 +146,15 @@ export class PipelineRun {
 
   #cancel(reason: string, graceMs: number): void {
     this.#session?.cancel(reason, graceMs);
+  /** The grace period for a stop starting now: `--grace`, cut short at the `--timeout` deadline. */
+  #grace(): number {
+    const grace = this.#options.graceMs ?? DEFAULT_GRACE_MS;
+    if (this.#deadline === undefined) return grace;
+    return Math.min(grace, Math.max(0, Math.ceil(this.#deadline - performance.now())));
+  }
+
     this.#worker?.abort(reason);
+    this.#abort.abort(reason);
   }
 
   /** Runs the pipeline and cleans up; never throws. */
@@ -245,6 +259,7 @@ export class PipelineRun {
       stateDir: options.stateDir,
       record: (resource) => journal.record(resource),
       forget: (resource) => journal.forget(resource),
+      signal: this.#abort.signal,
       warn: (message) => {
         if (this.#warned.has(message)) return;
         this.#warned.add(message);
@@ -319,7 +334,7 @@ export class PipelineRun {
     let exitCode: number = EXIT.success;
     let errorText: string | undefined;
     let failedTask: { id: string; name: string; lastLines: readonly string[] } | undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: LongTimeout | undefined;
     try {
       const pipelineDir = options.pipelinePath.slice(0, options.pipelinePath.lastIndexOf("/")) ||
         "/";
@@ -350,21 +365,26 @@ export class PipelineRun {
       }
       this.#worker = loaded.worker;
       if (this.#stopReason !== undefined) {
-        this.#cancel(`interrupted by ${this.#stopReason}`, options.graceMs ?? DEFAULT_GRACE_MS);
+        this.#cancel(`interrupted by ${this.#stopReason}`, this.#grace());
       }
       const stopped = new Promise<"SIGINT" | "SIGTERM" | "timeout">((resolve) => {
         this.#stop = resolve;
         if (this.#stopReason !== undefined) resolve(this.#stopReason);
       });
       if (options.timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          if (this.#stopReason !== undefined) return;
+        // A hard deadline, grace included: what still runs when it expires is killed at once.
+        this.#deadline = performance.now() + options.timeoutMs;
+        timer = longTimeout(() => {
+          if (this.#stopReason !== undefined) {
+            this.#session?.cancel("the run timed out", 0);
+            return;
+          }
           this.#stopReason = "timeout";
           this.#emit({
             type: "warning",
-            message: `the run's ${options.timeoutMs} ms timeout expired`,
+            message: `the run's ${options.timeoutMs} ms timeout expired: killing tasks now`,
           });
-          this.#cancel("the run timed out", options.graceMs ?? DEFAULT_GRACE_MS);
+          this.#cancel("the run timed out", 0);
           this.#stop?.("timeout");
         }, options.timeoutMs);
       }
@@ -400,7 +420,7 @@ export class PipelineRun {
         () => finish(status, exitCode, errorText, failedTask),
       );
     } finally {
-      clearTimeout(timer);
+      timer?.clear();
       this.#worker?.terminate();
     }
   }
@@ -412,10 +432,8 @@ export class PipelineRun {
     cleanupRunDir: () => Promise<void>,
     then: () => Promise<RunOutcome>,
   ): Promise<RunOutcome> {
-    session.cancel(
-      "the pipeline finished while the task was running",
-      this.#options.graceMs ?? DEFAULT_GRACE_MS,
-    );
+    this.#abort.abort("the pipeline finished");
+    session.cancel("the pipeline finished while the task was running", this.#grace());
     this.#worker?.abort("the pipeline finished");
     await session.settled();
     for (const failure of await session.closeSandboxes()) {
