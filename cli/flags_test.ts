@@ -25,11 +25,15 @@ Deno.test("gc flags use the same walk; bad durations and a missing state directo
   assert.deepEqual(parseGcFlags(["--driver", "docker", "--cache-ttl=12h", "--dry-run"]), {
     driver: "docker",
     cacheTtl: "12h",
+    logTtl: "7d",
+    keepLogs: "50",
     dryRun: true,
     json: false,
     help: false,
   });
   assert.throws(() => parseGcFlags(["--cache-ttl"]), /--cache-ttl needs a value/);
+  const logs = parseGcFlags(["--log-ttl", "2d", "--keep-logs=3"]);
+  assert.deepEqual([logs.logTtl, logs.keepLogs], ["2d", "3"]);
   assert.throws(() => parseGcFlags(["extra"]), /unknown argument extra/);
   assert.equal(await durationFlag("--timeout", "1m30s"), 90_000);
   await assert.rejects(() => durationFlag("--timeout", "soon"), /^UsageError: --timeout: /);

@@ -11,7 +11,15 @@
  */
 
 import { UsageError } from "./errors.ts";
-import { driverFlag, durationFlag, stateDirFlag, walkFlags, writeErr } from "./flags.ts";
+import {
+  driverFlag,
+  durationFlag,
+  stateDirFlag,
+  walkFlags,
+  writeErr,
+  writeOut,
+} from "./flags.ts";
+import { EVENT_VERSION } from "../runner/events.ts";
 import type { LaunchConfig } from "../runner/launch.ts";
 import {
   absoluteGrants,
@@ -30,7 +38,8 @@ export const RUN_HELP = `Usage: pocketci run PIPELINE.ts [flags] [-- args...]
 Flags:
   --driver DSN          driver string (default: $POCKETCI_DRIVER, else native)
   --json                write versioned NDJSON events to stdout instead of text
-  --timeout DURATION    stop the whole run after this long (exit 124), e.g. 10m
+  --timeout DURATION    hard deadline for the whole run, grace included (exit 124), e.g. 10m
+  --grace DURATION      time stopped tasks get between SIGTERM and SIGKILL (default 10s)
   --parallelism N       at most N tasks and sandbox calls at once
   --secret NAME         allow secret("NAME"), read from the environment variable NAME
   --secret-file FILE    allow the secrets in FILE (NAME=value lines)
@@ -52,6 +61,7 @@ interface RunFlags {
   json: boolean;
   timeout?: string;
   parallelism?: number;
+  grace?: string;
   secrets: string[];
   secretFiles: string[];
   stateDir?: string;
@@ -97,6 +107,9 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
       case "--parallelism": {
         const text = value();
         const n = Number(text);
+      case "--grace":
+        flags.grace = value();
+        break;
         if (!Number.isInteger(n) || n < 1) {
           throw new UsageError(`--parallelism must be a whole number of at least 1, not "${text}"`);
         }
@@ -187,6 +200,7 @@ export async function launchConfig(
         throw new Error(`--secret-file ${file}: cannot read the file`);
       });
       for (const [name, value] of parseSecretFile(text, file)) secrets.set(name, value);
+  const graceMs = flags.grace === undefined ? undefined : await durationFlag("--grace", flags.grace);
     }
     for (const [name, value] of secretsFromEnv(flags.secrets, (name) => env[name])) {
       secrets.set(name, value);
@@ -211,6 +225,7 @@ export async function launchConfig(
   };
 }
 
+    graceMs,
 /**
  * What the DSN layer resolves the plain string `native` to, for a pipeline at
  * `pipelinePath` (absolute): the namespace is `ci-` plus the first 10 hex digits of
@@ -272,6 +287,7 @@ async function runChild(
   const sourceDir = new URL("..", import.meta.url);
   const child = new Deno.Command(Deno.execPath(), {
     args: [
+  endedEarly: (signal: Deno.Signal) => void,
       "run",
       "--unstable-worker-options",
       "--no-prompt",
@@ -312,7 +328,10 @@ async function runChild(
       stopCheck();
       child.kill("SIGKILL");
       await child.status;
-      if (early !== undefined) return 128 + signalNumber(early);
+      if (early !== undefined) {
+        endedEarly(early);
+        return 128 + signalNumber(early);
+      }
       notChecked();
       return 2;
     }
@@ -322,10 +341,10 @@ async function runChild(
     const writer = child.stdin.getWriter();
     await writer.write(
       new TextEncoder().encode(
-        JSON.stringify({ ...config, process: { pid: child.pid, startTime } }),
+        JSON.stringify({ ...config, process: { pid: child.pid, startTime } }) + "\n",
       ),
     );
-    await writer.close();
+    // stdin stays open while this process lives: its end tells the child the launcher died.
     const status = await child.status;
     return status.signal ? 128 + signalNumber(status.signal) : status.code;
   } finally {
@@ -335,6 +354,7 @@ async function runChild(
 }
 
 async function typeChecks(pipelinePath: string, signal: AbortSignal): Promise<boolean> {
+    await writer.close().catch(() => {});
   const { checkCommand } = await import("./check.ts");
   const { command, args } = checkCommand([pipelinePath]);
   const status = await new Deno.Command(command, {
@@ -360,13 +380,47 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const config = await launchConfig(flags);
+/** Whether `--json` was given (before `--`), known even when other flags are bad. */
+function jsonRequested(args: readonly string[]): boolean {
+  const end = args.indexOf("--");
+  return (end < 0 ? args : args.slice(0, end)).includes("--json");
+}
+
+/** How a run ended before the runner started it: written as a `run.end` event with `--json`. */
+type EndBeforeRun = (status: "error" | "cancelled", exitCode: number, error: string) => void;
+
   // The type-check runs while the runner child starts; the child gets its
   // configuration (and so starts running) only once the check passed.
+  const json = jsonRequested(args);
+  const started = performance.now();
+  const endBeforeRun: EndBeforeRun = (status, exitCode, error) => {
+    if (!json) return;
+    writeOut(JSON.stringify({
+      v: EVENT_VERSION,
+      time: new Date().toISOString(),
+      type: "run.end",
+      status,
+      exitCode,
+      durationMs: Math.round(performance.now() - started),
+      error,
+      leftovers: [],
+    }));
+  };
+  try {
+    return await runCommand(args, endBeforeRun);
+  } catch (error) {
+    // main.ts prints the usage error on stderr and exits 2.
+    if (error instanceof UsageError) endBeforeRun("error", 2, error.message);
+    throw error;
+  }
+}
+
+async function runCommand(args: string[], endBeforeRun: EndBeforeRun): Promise<number> {
   const check = new AbortController();
   const checked = flags.noCheck
     ? Promise.resolve(true)
     : typeChecks(config.pipelinePath, check.signal);
-  const notChecked = () =>
+  const notChecked = () => {
     writeErr(
       `pocketci run: ${flags.pipeline} does not type-check (errors above); fix it or pass --no-check`,
     );
@@ -378,15 +432,25 @@ export async function main(args: string[]): Promise<number> {
     const { launch } = await import("../runner/launch.ts");
     const { processStartTime } = await import("../runner/state.ts");
     const outcome = await launch({
+    endBeforeRun(
+      "error",
+      2,
+      `${flags.pipeline} does not type-check (errors on stderr); fix it or pass --no-check`,
+    );
+  };
+  const interrupted = (signal: Deno.Signal) =>
+    endBeforeRun("cancelled", 128 + signalNumber(signal), `the run was interrupted by ${signal}`);
       ...config,
       process: { pid: Deno.pid, startTime: await processStartTime(Deno.pid) },
     });
     return outcome.exitCode;
   }
   try {
-    return await runChild(config, checked, notChecked, () => check.abort());
+    return await runChild(config, checked, notChecked, interrupted, () => check.abort());
   } catch (error) {
-    writeErr(`pocketci run: cannot start the runner: ${(error as Error).message.split("\n")[0]}`);
+    const message = `cannot start the runner: ${(error as Error).message.split("\n")[0]}`;
+    writeErr(`pocketci run: ${message}`);
+    endBeforeRun("error", 2, message);
     return 2;
   }
 }

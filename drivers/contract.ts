@@ -250,6 +250,11 @@ export interface DriverContext {
   readonly runDir: string;
   /** A directory for namespace-scoped state that outlives runs (native caches live under it). */
   readonly stateDir: string;
+  /**
+   * Aborts once the run is being stopped (Ctrl-C, SIGTERM, `--timeout`, the pipeline ended):
+   * slow preparation not yet tied to a task (an image pull) is abandoned and its start rejects.
+   */
+  readonly signal?: AbortSignal;
   /** Records a resource as soon as it exists, so `gc` can find it after `kill -9`. */
   record(resource: ResourceRecord): Promise<void>;
   /** Forgets a resource after it was removed. */

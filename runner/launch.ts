@@ -54,10 +54,20 @@ export const PROCESS_OUTPUT: Output = {
 
 /** Runs the pipeline here, handling SIGINT and SIGTERM, and returns the outcome. */
 export async function launch(
+/** What else stops a launched run. */
+export interface LaunchOptions {
+  /**
+   * Settles when the process that started this one is gone (the runner child's stdin ended):
+   * the run is then stopped as on SIGTERM.
+   */
+  readonly parentGone?: Promise<void>;
+}
+
   config: LaunchConfig,
   output: Output = PROCESS_OUTPUT,
 ): Promise<RunOutcome> {
   const reporter: Reporter = config.json
+  options: LaunchOptions = {},
     ? new JsonReporter(output)
     : new TextReporter(output, { colour: config.colour, driver: config.dsn.driver });
   const run = new PipelineRun({
@@ -81,7 +91,12 @@ export async function launch(
   try {
     return await run.start();
   } finally {
+  let running = true;
+  options.parentGone?.then(() => {
+    if (running) run.interrupt("SIGTERM", "the launcher (pocketci run) is gone");
+  }, () => {});
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
   }
+    running = false;
 }

@@ -20,6 +20,7 @@ import {
   type VolumeHandle,
 } from "../drivers/contract.ts";
 import type { DriverName } from "../dsn/types.ts";
+import { longTimeout } from "../drivers/timers.ts";
 import type {
   ExecRequest,
   PipelineHost,
@@ -381,7 +382,8 @@ export class RunSession implements PipelineHost {
       } catch (error) {
         output.flush();
         return this.#finish(kind, base, {
-          status: "error",
+          // A start the run's stop abandoned (an image pull) was cancelled, not broken.
+          status: this.#cancel.signal.aborted ? "cancelled" : "error",
           code: null,
           durationMs: performance.now() - started,
           error: this.#line(error),
@@ -397,7 +399,7 @@ export class RunSession implements PipelineHost {
       this.#running.add(running);
       this.#cancel.signal.addEventListener("abort", onCancel, { once: true });
       if (this.#cancel.signal.aborted) onCancel();
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+      const timer = timeoutMs === undefined ? undefined : longTimeout(() => {
         ended ??= "timeout";
         running.stop(this.#graceMs);
       }, timeoutMs);
@@ -408,7 +410,7 @@ export class RunSession implements PipelineHost {
       } catch (error) {
         failure = error;
       } finally {
-        clearTimeout(timer);
+        timer?.clear();
         this.#cancel.signal.removeEventListener("abort", onCancel);
         this.#running.delete(running);
       }

@@ -119,7 +119,7 @@ export class DockerDriver implements Driver {
     this.#engine = engine;
     this.#docker = engine.docker;
     this.#tracker = new ResourceTracker(context, describeAddress(engine.address));
-    this.#images = new ImageManager(this.#docker, options.dockerConfigPath);
+    this.#images = new ImageManager(this.#docker, options.dockerConfigPath, context.signal);
     this.#volumes = new VolumeStore(this.#docker, this.#tracker);
     this.#netns = new NetnsPool({
       docker: this.#docker,

@@ -18,6 +18,12 @@ export function normalizeImage(image: string): string {
   return image.slice(lastSlash + 1).includes(":") ? image : `${image}:latest`;
 }
 
+/** The first line of what the engine said (its JSON `message` when it answered). */
+function engineMessage(error: unknown): string {
+  const e = error as { json?: { message?: string }; message?: string };
+  return (e.json?.message ?? e.message ?? String(error)).split("\n")[0].trim();
+}
+
 interface PullEvent {
   status?: string;
   id?: string;
@@ -91,17 +97,26 @@ class PullProgress {
   }
 }
 
-/** Ensures images per driver instance; remembers which ones are known to be present. */
+/**
+ * Ensures images per driver instance; remembers which ones are known to be present. Pulls in
+ * flight are abandoned when the run's signal aborts: the request to the engine is closed, which
+ * makes the engine cancel the pull.
+ */
 export class ImageManager {
   readonly #docker: Docker;
   readonly #present = new Map<string, Promise<void>>();
   readonly #pulls = new Map<string, Promise<void>>();
   readonly #configPath: string | undefined;
+  readonly #signal: AbortSignal | undefined;
 
-  /** Creates a manager for one engine; `configPath` overrides the Docker CLI config's location. */
-  constructor(docker: Docker, configPath?: string) {
+  /**
+   * Creates a manager for one engine; `configPath` overrides the Docker CLI config's location;
+   * `signal` (the run's) cancels pulls in flight.
+   */
+  constructor(docker: Docker, configPath?: string, signal?: AbortSignal) {
     this.#docker = docker;
     this.#configPath = configPath;
+    this.#signal = signal;
   }
 
   /** Resolves once `image` is present according to `policy`. */
@@ -123,7 +138,16 @@ export class ImageManager {
     try {
       info = await this.#docker.getImage(ref).inspect();
     } catch (error) {
-      if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+      const status = (error as { statusCode?: number }).statusCode;
+      // The engine answered: its refusal is about the image, never about reaching the engine.
+      if (status !== undefined && status !== 404) {
+        throw new DriverError(
+          "invalid",
+          `image ${ref}: the engine refused it: ${engineMessage(error)}`,
+          { cause: error },
+        );
+      }
+      if (status !== 404) throw error;
     }
     if (info && platform) {
       const [os, arch] = platform.split("/");
@@ -165,25 +189,49 @@ export class ImageManager {
         `cannot read registry credentials for ${ref}: ${(error as Error).message}`,
       );
     }
+    const signal = this.#signal;
+    const cancelled = () =>
+      new DriverError(
+        "failed",
+        `the pull of image ${ref} was cancelled: ${String(signal?.reason ?? "the run stopped")}`,
+      );
+    if (signal?.aborted) throw cancelled();
     const progress = new PullProgress(ref);
+    let stream: (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
+    let onAbort = () => {};
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        stream?.destroy?.();
+        reject(cancelled());
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+    aborted.catch(() => {});
     try {
       const options: Record<string, unknown> = {};
       if (auth) options.authconfig = auth;
       if (platform) options.platform = platform;
-      const stream = await this.#docker.pull(ref, options) as NodeJS.ReadableStream;
-      await new Promise<void>((resolve, reject) => {
-        this.#docker.modem.followProgress(
-          stream,
-          (error: Error | null, events: PullEvent[]) => {
-            const failed = events?.find((e) => e.error);
-            if (error) reject(error);
-            else if (failed) reject(new Error(failed.errorDetail?.message ?? failed.error));
-            else resolve();
-          },
-          (event: PullEvent) => progress.update(event),
-        );
-      });
+      if (signal) options.abortSignal = signal;
+      stream = await Promise.race([this.#docker.pull(ref, options), aborted]);
+      if (signal?.aborted) stream.destroy?.();
+      const pulled = stream;
+      await Promise.race([
+        aborted,
+        new Promise<void>((resolve, reject) => {
+          this.#docker.modem.followProgress(
+            pulled,
+            (error: Error | null, events: PullEvent[]) => {
+              const failed = events?.find((e) => e.error);
+              if (error) reject(error);
+              else if (failed) reject(new Error(failed.errorDetail?.message ?? failed.error));
+              else resolve();
+            },
+            (event: PullEvent) => progress.update(event),
+          );
+        }),
+      ]);
     } catch (error) {
+      if (signal?.aborted) throw cancelled();
       const message =
         ((error as { json?: { message?: string } }).json?.message ?? (error as Error).message ??
           String(error))
@@ -193,6 +241,7 @@ export class ImageManager {
         `cannot pull image ${ref}${platform ? ` (${platform})` : ""}: ${message}`,
       );
     } finally {
+      signal?.removeEventListener("abort", onAbort);
       progress.finish();
     }
   }

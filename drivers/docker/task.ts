@@ -12,15 +12,16 @@ import type { Duplex } from "node:stream";
 import type { ExitStatus, OutputSink, TaskHandle } from "../contract.ts";
 import { concatBytes } from "../bytes.ts";
 import { Demuxer } from "./demux.ts";
+import { type LongTimeout, longTimeout, sleep } from "../timers.ts";
 
-/** Resolves after `ms`, or as soon as `until` settles; never leaves a timer behind. */
+/** Resolves after `ms` (any length), or as soon as `until` settles; never leaves a timer behind. */
 export function delay<T>(ms: number, until: Promise<T>): Promise<"timeout" | "settled"> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: LongTimeout | undefined;
   const timeout = new Promise<"timeout">((resolve) =>
-    timer = setTimeout(() => resolve("timeout"), ms)
+    timer = longTimeout(() => resolve("timeout"), ms)
   );
   const settled = until.then(() => "settled" as const, () => "settled" as const);
-  return Promise.race([timeout, settled]).finally(() => clearTimeout(timer));
+  return Promise.race([timeout, settled]).finally(() => timer?.clear());
 }
 
 /** The exit status for an exit code; codes 129–159 mean a signal, as in shells. */
@@ -127,7 +128,7 @@ export async function waitForExit(
   // a SIGKILL death (137) is checked again for a short while.
   const tries = result.StatusCode === 137 ? 6 : result.StatusCode !== 0 ? 1 : 0;
   for (let i = 0; i < tries && !oom; i++) {
-    if (i > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    if (i > 0) await sleep(50);
     try {
       oom = (await container.inspect()).State.OOMKilled === true;
     } catch {
@@ -146,6 +147,9 @@ export class DockerTask implements TaskHandle {
   readonly #status: Promise<ExitStatus>;
   readonly #remove: () => Promise<void>;
   #stopping: Promise<void> | undefined;
+  /** When SIGKILL is due (a `performance.now()` time); a later stop() may bring it forward. */
+  #killAt = Infinity;
+  #rearmKill: (() => void) | undefined;
 
   /** Wraps a started container. `remove` schedules its removal with the driver. */
   constructor(
@@ -167,28 +171,50 @@ export class DockerTask implements TaskHandle {
     return this.#status;
   }
 
-  /** SIGTERM to the container, SIGKILL after `graceMs`; resolves once it has exited. */
+  /**
+   * SIGTERM to the container, SIGKILL after `graceMs`; resolves once it has exited. A later call
+   * with a shorter grace (a second Ctrl-C: 0) brings the SIGKILL forward.
+   */
   stop(graceMs: number): Promise<void> {
-    this.#stopping ??= (async () => {
-      try {
-        await this.container.kill({ signal: graceMs > 0 ? "SIGTERM" : "SIGKILL" });
-      } catch (error) {
-        // 409: not running; 404: already gone.
-        if (statusCode(error) === 409 || statusCode(error) === 404) {
-          await delay(2000, this.#status);
-          return;
-        }
-      }
-      if (await delay(Math.max(0, graceMs), this.#status) === "timeout") {
-        try {
-          await this.container.kill({ signal: "SIGKILL" });
-        } catch {
-          // It exited between the check and the kill.
-        }
-      }
-      await this.#status.catch(() => {});
-    })();
+    const killAt = performance.now() + Math.max(0, graceMs);
+    if (killAt < this.#killAt) {
+      this.#killAt = killAt;
+      this.#rearmKill?.();
+    }
+    this.#stopping ??= this.#stopSequence(graceMs > 0);
     return this.#stopping;
+  }
+
+  async #stopSequence(term: boolean): Promise<void> {
+    try {
+      await this.container.kill({ signal: term ? "SIGTERM" : "SIGKILL" });
+    } catch (error) {
+      // 409: not running; 404: already gone.
+      if (statusCode(error) === 409 || statusCode(error) === 404) {
+        await delay(2000, this.#status);
+        return;
+      }
+    }
+    let timer: LongTimeout | undefined;
+    const killDue = new Promise<void>((resolve) => {
+      this.#rearmKill = () => {
+        timer?.clear();
+        timer = longTimeout(resolve, this.#killAt - performance.now());
+      };
+      this.#rearmKill();
+    });
+    try {
+      const exited = this.#status.then(() => "exited" as const, () => "exited" as const);
+      if (await Promise.race([killDue.then(() => "kill" as const), exited]) === "kill") {
+        await this.container.kill({ signal: "SIGKILL" }).catch(() => {
+          // It exited between the check and the kill.
+        });
+      }
+    } finally {
+      timer?.clear();
+      this.#rearmKill = undefined;
+    }
+    await this.#status.catch(() => {});
   }
 
   /**
