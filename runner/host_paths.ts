@@ -32,13 +32,17 @@ export function resolveAgainst(baseDir: string, path: string): string {
   return normalizeAbsolute(path.startsWith("/") ? path : `${baseDir}/${path}`);
 }
 
-function inside(root: string, path: string): boolean {
+/** True when the normalized absolute `path` is `root` or below it. */
+export function inside(root: string, path: string): boolean {
   const normalizedRoot = normalizeAbsolute(root);
   return normalizedRoot === "/" || path === normalizedRoot || path.startsWith(normalizedRoot + "/");
 }
 
-/** The real path of `path`, following symlinks in the part that exists. */
-async function realPathOfExisting(path: string): Promise<string> {
+/**
+ * The real path of the absolute `path`, following symlinks in the part that exists
+ * (the missing rest is appended as written).
+ */
+export async function realPathOfExisting(path: string): Promise<string> {
   let existing = path;
   const rest: string[] = [];
   while (true) {
