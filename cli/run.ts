@@ -11,14 +11,7 @@
  */
 
 import { UsageError } from "./errors.ts";
-import {
-  driverFlag,
-  durationFlag,
-  stateDirFlag,
-  walkFlags,
-  writeErr,
-  writeOut,
-} from "./flags.ts";
+import { driverFlag, durationFlag, stateDirFlag, walkFlags, writeErr, writeOut } from "./flags.ts";
 import { EVENT_VERSION } from "../runner/events.ts";
 import type { LaunchConfig } from "../runner/launch.ts";
 import {
@@ -60,8 +53,8 @@ interface RunFlags {
   driver?: string;
   json: boolean;
   timeout?: string;
-  parallelism?: number;
   grace?: string;
+  parallelism?: number;
   secrets: string[];
   secretFiles: string[];
   stateDir?: string;
@@ -104,12 +97,12 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
       case "--timeout":
         flags.timeout = value();
         break;
-      case "--parallelism": {
-        const text = value();
-        const n = Number(text);
       case "--grace":
         flags.grace = value();
         break;
+      case "--parallelism": {
+        const text = value();
+        const n = Number(text);
         if (!Number.isInteger(n) || n < 1) {
           throw new UsageError(`--parallelism must be a whole number of at least 1, not "${text}"`);
         }
@@ -193,6 +186,9 @@ export async function launchConfig(
   const timeoutMs = flags.timeout === undefined
     ? undefined
     : await durationFlag("--timeout", flags.timeout);
+  const graceMs = flags.grace === undefined
+    ? undefined
+    : await durationFlag("--grace", flags.grace);
   const secrets = new Map<string, string>();
   try {
     for (const file of flags.secretFiles) {
@@ -200,7 +196,6 @@ export async function launchConfig(
         throw new Error(`--secret-file ${file}: cannot read the file`);
       });
       for (const [name, value] of parseSecretFile(text, file)) secrets.set(name, value);
-  const graceMs = flags.grace === undefined ? undefined : await durationFlag("--grace", flags.grace);
     }
     for (const [name, value] of secretsFromEnv(flags.secrets, (name) => env[name])) {
       secrets.set(name, value);
@@ -218,6 +213,7 @@ export async function launchConfig(
     args: flags.args,
     parallelism: flags.parallelism,
     timeoutMs,
+    graceMs,
     stateDir: stateDir.startsWith("/") ? stateDir : `${cwd}/${stateDir}`,
     permissions: absoluteGrants(flags.grants, cwd),
     json: flags.json,
@@ -225,7 +221,6 @@ export async function launchConfig(
   };
 }
 
-    graceMs,
 /**
  * What the DSN layer resolves the plain string `native` to, for a pipeline at
  * `pipelinePath` (absolute): the namespace is `ci-` plus the first 10 hex digits of
@@ -279,6 +274,7 @@ async function runChild(
   config: LaunchConfig,
   checked: Promise<boolean>,
   notChecked: () => void,
+  endedEarly: (signal: Deno.Signal) => void,
   stopCheck: () => void,
 ): Promise<number> {
   const { getDriverFactory } = await import("../drivers/registry.ts");
@@ -287,7 +283,6 @@ async function runChild(
   const sourceDir = new URL("..", import.meta.url);
   const child = new Deno.Command(Deno.execPath(), {
     args: [
-  endedEarly: (signal: Deno.Signal) => void,
       "run",
       "--unstable-worker-options",
       "--no-prompt",
@@ -346,6 +341,7 @@ async function runChild(
     );
     // stdin stays open while this process lives: its end tells the child the launcher died.
     const status = await child.status;
+    await writer.close().catch(() => {});
     return status.signal ? 128 + signalNumber(status.signal) : status.code;
   } finally {
     Deno.removeSignalListener("SIGINT", onInt);
@@ -354,7 +350,6 @@ async function runChild(
 }
 
 async function typeChecks(pipelinePath: string, signal: AbortSignal): Promise<boolean> {
-    await writer.close().catch(() => {});
   const { checkCommand } = await import("./check.ts");
   const { command, args } = checkCommand([pipelinePath]);
   const status = await new Deno.Command(command, {
@@ -372,14 +367,6 @@ function signalNumber(signal: Deno.Signal): number {
   return numbers[signal] ?? 1;
 }
 
-/** Runs `pocketci run`. */
-export async function main(args: string[]): Promise<number> {
-  const flags = parseRunFlags(args);
-  if (flags.help) {
-    Deno.stdout.writeSync(new TextEncoder().encode(RUN_HELP + "\n"));
-    return 0;
-  }
-  const config = await launchConfig(flags);
 /** Whether `--json` was given (before `--`), known even when other flags are bad. */
 function jsonRequested(args: readonly string[]): boolean {
   const end = args.indexOf("--");
@@ -389,8 +376,8 @@ function jsonRequested(args: readonly string[]): boolean {
 /** How a run ended before the runner started it: written as a `run.end` event with `--json`. */
 type EndBeforeRun = (status: "error" | "cancelled", exitCode: number, error: string) => void;
 
-  // The type-check runs while the runner child starts; the child gets its
-  // configuration (and so starts running) only once the check passed.
+/** Runs `pocketci run`. */
+export async function main(args: string[]): Promise<number> {
   const json = jsonRequested(args);
   const started = performance.now();
   const endBeforeRun: EndBeforeRun = (status, exitCode, error) => {
@@ -416,6 +403,14 @@ type EndBeforeRun = (status: "error" | "cancelled", exitCode: number, error: str
 }
 
 async function runCommand(args: string[], endBeforeRun: EndBeforeRun): Promise<number> {
+  const flags = parseRunFlags(args);
+  if (flags.help) {
+    Deno.stdout.writeSync(new TextEncoder().encode(RUN_HELP + "\n"));
+    return 0;
+  }
+  const config = await launchConfig(flags);
+  // The type-check runs while the runner child starts; the child gets its
+  // configuration (and so starts running) only once the check passed.
   const check = new AbortController();
   const checked = flags.noCheck
     ? Promise.resolve(true)
@@ -424,14 +419,6 @@ async function runCommand(args: string[], endBeforeRun: EndBeforeRun): Promise<n
     writeErr(
       `pocketci run: ${flags.pipeline} does not type-check (errors above); fix it or pass --no-check`,
     );
-  if (flags.inProcess) {
-    if (!(await checked)) {
-      notChecked();
-      return 2;
-    }
-    const { launch } = await import("../runner/launch.ts");
-    const { processStartTime } = await import("../runner/state.ts");
-    const outcome = await launch({
     endBeforeRun(
       "error",
       2,
@@ -440,6 +427,14 @@ async function runCommand(args: string[], endBeforeRun: EndBeforeRun): Promise<n
   };
   const interrupted = (signal: Deno.Signal) =>
     endBeforeRun("cancelled", 128 + signalNumber(signal), `the run was interrupted by ${signal}`);
+  if (flags.inProcess) {
+    if (!(await checked)) {
+      notChecked();
+      return 2;
+    }
+    const { launch } = await import("../runner/launch.ts");
+    const { processStartTime } = await import("../runner/state.ts");
+    const outcome = await launch({
       ...config,
       process: { pid: Deno.pid, startTime: await processStartTime(Deno.pid) },
     });

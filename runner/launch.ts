@@ -52,8 +52,6 @@ export const PROCESS_OUTPUT: Output = {
   stderr: (text) => writeTextSync(Deno.stderr, text),
 };
 
-/** Runs the pipeline here, handling SIGINT and SIGTERM, and returns the outcome. */
-export async function launch(
 /** What else stops a launched run. */
 export interface LaunchOptions {
   /**
@@ -63,11 +61,13 @@ export interface LaunchOptions {
   readonly parentGone?: Promise<void>;
 }
 
+/** Runs the pipeline here, handling SIGINT and SIGTERM, and returns the outcome. */
+export async function launch(
   config: LaunchConfig,
   output: Output = PROCESS_OUTPUT,
+  options: LaunchOptions = {},
 ): Promise<RunOutcome> {
   const reporter: Reporter = config.json
-  options: LaunchOptions = {},
     ? new JsonReporter(output)
     : new TextReporter(output, { colour: config.colour, driver: config.dsn.driver });
   const run = new PipelineRun({
@@ -88,15 +88,15 @@ export interface LaunchOptions {
   const onTerm = () => run.interrupt("SIGTERM");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
-  try {
-    return await run.start();
-  } finally {
   let running = true;
   options.parentGone?.then(() => {
     if (running) run.interrupt("SIGTERM", "the launcher (pocketci run) is gone");
   }, () => {});
+  try {
+    return await run.start();
+  } finally {
+    running = false;
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
   }
-    running = false;
 }

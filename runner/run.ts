@@ -99,12 +99,12 @@ export class PipelineRun {
   #worker: PipelineWorker | undefined;
   #stop: ((reason: "SIGINT" | "SIGTERM" | "timeout") => void) | undefined;
   #stopReason: "SIGINT" | "SIGTERM" | "timeout" | undefined;
-  readonly #warned = new Set<string>();
-  readonly #reporters: Reporter[];
   /** When `--timeout` ends the run (a `performance.now()` time); grace periods end by it. */
   #deadline: number | undefined;
   /** Aborts work in flight in the driver (image pulls) once the run is being stopped. */
   readonly #abort = new AbortController();
+  readonly #warned = new Set<string>();
+  readonly #reporters: Reporter[];
 
   /** Prepares a run. */
   constructor(options: RunOptions, dsnSecrets: readonly string[] = []) {
@@ -144,8 +144,6 @@ export class PipelineRun {
     }
   }
 
-  #cancel(reason: string, graceMs: number): void {
-    this.#session?.cancel(reason, graceMs);
   /** The grace period for a stop starting now: `--grace`, cut short at the `--timeout` deadline. */
   #grace(): number {
     const grace = this.#options.graceMs ?? DEFAULT_GRACE_MS;
@@ -153,8 +151,10 @@ export class PipelineRun {
     return Math.min(grace, Math.max(0, Math.ceil(this.#deadline - performance.now())));
   }
 
-    this.#worker?.abort(reason);
+  #cancel(reason: string, graceMs: number): void {
     this.#abort.abort(reason);
+    this.#session?.cancel(reason, graceMs);
+    this.#worker?.abort(reason);
   }
 
   /** Runs the pipeline and cleans up; never throws. */
@@ -257,9 +257,9 @@ export class PipelineRun {
       runId: options.runId,
       runDir: paths.workDir,
       stateDir: options.stateDir,
+      signal: this.#abort.signal,
       record: (resource) => journal.record(resource),
       forget: (resource) => journal.forget(resource),
-      signal: this.#abort.signal,
       warn: (message) => {
         if (this.#warned.has(message)) return;
         this.#warned.add(message);
