@@ -36,6 +36,8 @@ Flags:
   --parallelism N       at most N tasks and sandbox calls at once
   --secret NAME         allow secret("NAME"), read from the environment variable NAME
   --secret-file FILE    allow the secrets in FILE (NAME=value lines)
+  --allow-short-secrets allow secrets shorter than 6 characters (refused by default: masking
+                        them hides ordinary text); they are masked, with a warning
   --state-dir DIR       state directory (default: $POCKETCI_STATE_DIR, $XDG_STATE_HOME/pocketci
                         or ~/.local/state/pocketci)
   --allow-read[=PATHS], --allow-write[=PATHS], --allow-net[=HOSTS], --allow-env[=NAMES],
@@ -57,6 +59,7 @@ interface RunFlags {
   parallelism?: number;
   secrets: string[];
   secretFiles: string[];
+  allowShortSecrets: boolean;
   stateDir?: string;
   inProcess: boolean;
   noCheck: boolean;
@@ -71,6 +74,7 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
     json: false,
     secrets: [],
     secretFiles: [],
+    allowShortSecrets: false,
     inProcess: false,
     noCheck: false,
     grants: emptyGrants(),
@@ -115,6 +119,12 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
       case "--secret-file":
         flags.secretFiles.push(value());
         break;
+      case "--allow-short-secrets":
+        if (arg !== name) {
+          throw new UsageError(`--allow-short-secrets takes no value, not "${arg}"`);
+        }
+        flags.allowShortSecrets = true;
+        break;
       case "--state-dir":
         flags.stateDir = value();
         break;
@@ -156,7 +166,7 @@ export async function launchConfig(
       `pipeline file ${flags.pipeline} does not exist; pass the path of a .ts file`,
     );
   }
-  const { parseSecretFile, secretsFromEnv } = await import("../runner/secrets.ts");
+  const { parseSecretFile, secretsFromEnv, shortSecrets } = await import("../runner/secrets.ts");
   const { newRunId } = await import("../dsn/run_id.ts");
   const env = Deno.env.toObject();
   const { chooseDriver } = await import("../dsn/driver_choice.ts");
@@ -202,6 +212,14 @@ export async function launchConfig(
     }
   } catch (error) {
     throw new UsageError((error as Error).message);
+  }
+  for (const problem of shortSecrets(secrets, dsnSecrets)) {
+    if (!flags.allowShortSecrets) {
+      throw new UsageError(
+        `${problem} (it would hide ordinary text); use a longer secret, or pass --allow-short-secrets`,
+      );
+    }
+    writeErr(`pocketci run: warning: ${problem}; it is masked, and may hide ordinary text too`);
   }
   const stateDir = await stateDirFlag(flags.stateDir, env);
   return {

@@ -15,6 +15,7 @@ import type {
 import type { ResolvedDsn } from "../dsn/types.ts";
 import type { Leftover, Reporter, RunEvent, RunStatus } from "./events.ts";
 import { Masker } from "./mask.ts";
+import { maskEvent } from "./mask_event.ts";
 import { LogDirReporter } from "./reporters.ts";
 import {
   PipelineLoadError,
@@ -109,12 +110,15 @@ export class PipelineRun {
   /** Prepares a run. */
   constructor(options: RunOptions, dsnSecrets: readonly string[] = []) {
     this.#options = options;
-    this.#masker = new Masker([...options.secrets.values(), ...dsnSecrets]);
+    // PocketCI's own strings stay readable even when a secret occurs in them.
+    this.#masker = new Masker([...options.secrets.values(), ...dsnSecrets], {
+      protect: [options.runId, options.stateDir, options.pipelinePath],
+    });
     this.#reporters = [...options.reporters];
   }
 
   #emit(event: RunEvent): void {
-    const masked = this.#masker.maskDeep(event);
+    const masked = maskEvent(this.#masker, event);
     for (const reporter of this.#reporters) {
       try {
         reporter.event(masked);

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { MIN_SECRET_LENGTH } from "./secret_forms.ts";
+
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
@@ -58,4 +60,26 @@ export function secretsFromEnv(
     secrets.set(name, value);
   }
   return secrets;
+}
+
+/**
+ * What is wrong with secrets too short to mask reliably (shorter than
+ * {@link MIN_SECRET_LENGTH}: masked, a 1-3 character value hides that text everywhere, as in
+ * `the ***-ray bo***`), one message per secret, naming it but never its value. Empty values
+ * (nothing to mask) are not listed.
+ */
+export function shortSecrets(
+  secrets: ReadonlyMap<string, string>,
+  dsnSecrets: readonly string[] = [],
+): string[] {
+  const problem = (what: string) =>
+    `${what} is shorter than ${MIN_SECRET_LENGTH} characters, too short to mask reliably`;
+  const isShort = (value: string) => value !== "" && value.length < MIN_SECRET_LENGTH;
+  const messages = [...secrets].filter(([, value]) => isShort(value)).map(([name]) =>
+    problem(`secret ${name}`)
+  );
+  if (dsnSecrets.some(isShort)) {
+    messages.push(problem("a secret in the driver string (a token or a URL password)"));
+  }
+  return messages;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseSecretFile, secretsFromEnv } from "./secrets.ts";
+import { parseSecretFile, secretsFromEnv, shortSecrets } from "./secrets.ts";
 
 Deno.test("secret file: plain, quoted, multi-line, export prefix and comments", () => {
   const secrets = parseSecretFile(
@@ -31,4 +31,17 @@ Deno.test("--secret NAME reads the environment and names a missing variable", ()
   );
   assert.throws(() => secretsFromEnv(["MISSING"], () => undefined), /--secret MISSING/);
   assert.throws(() => secretsFromEnv(["bad-name"], () => "x"), /letters, digits/);
+});
+
+Deno.test("short secrets are named (never shown), from the secrets and from the driver string", () => {
+  const secrets = new Map([["LONG", "long-enough"], ["SHORT", "x-r"], ["EMPTY", ""]]);
+  assert.deepEqual(shortSecrets(secrets), [
+    "secret SHORT is shorter than 6 characters, too short to mask reliably",
+  ]);
+  const both = shortSecrets(new Map([["FIVE", "12345"], ["SIX", "123456"]]), ["pw", "long-token"]);
+  assert.equal(both.length, 2);
+  assert.match(both[0], /^secret FIVE /);
+  assert.match(both[1], /^a secret in the driver string/);
+  assert.ok(!both.join(" ").includes("12345") && !both.join(" ").includes("pw"));
+  assert.deepEqual(shortSecrets(new Map([["OK", "abcdef"]]), ["abcdef"]), []);
 });
