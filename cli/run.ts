@@ -11,6 +11,7 @@
  */
 
 import { UsageError } from "./errors.ts";
+import { allowImportFlag, scanPipeline, typeCheck, type TypeCheckResult } from "./check.ts";
 import { driverFlag, durationFlag, stateDirFlag, walkFlags, writeErr, writeOut } from "./flags.ts";
 import { EVENT_VERSION } from "../runner/events.ts";
 import type { LaunchConfig } from "../runner/launch.ts";
@@ -44,6 +45,9 @@ Flags:
   --allow-run[=PROGRAMS], --allow-ffi, --allow-sys, -A
                         grant pipeline code these Deno permissions (default: none but
                         reading its own directory)
+  --allow-import=SPECS  packages pipeline code may import although Deno has not cached them
+                        (npm:NAME or jsr:@SCOPE/NAME, comma-separated); they are fetched
+  --allow-privileged    let .privileged() tasks and sandboxes run (root on the engine's host)
   --no-check            skip type-checking the pipeline before running it
   --in-process          run in this process instead of a child with narrowed permissions
   -h, --help            show this help
@@ -63,6 +67,8 @@ interface RunFlags {
   stateDir?: string;
   inProcess: boolean;
   noCheck: boolean;
+  allowPrivileged: boolean;
+  allowImports: string[];
   grants: ReturnType<typeof emptyGrants>;
   args: string[];
   help: boolean;
@@ -77,6 +83,8 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
     allowShortSecrets: false,
     inProcess: false,
     noCheck: false,
+    allowPrivileged: false,
+    allowImports: [],
     grants: emptyGrants(),
     args: [],
     help: false,
@@ -134,6 +142,13 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
       case "--no-check":
         flags.noCheck = true;
         break;
+      case "--allow-import":
+        flags.allowImports.push(...allowImportFlag(arg));
+        break;
+      case "--allow-privileged":
+        if (arg !== name) throw new UsageError(`--allow-privileged takes no value, not "${arg}"`);
+        flags.allowPrivileged = true;
+        break;
       default:
         if (arg.startsWith("-")) {
           throw new UsageError(`unknown flag ${name}; see \`pocketci run --help\``);
@@ -166,6 +181,12 @@ export async function launchConfig(
       `pipeline file ${flags.pipeline} does not exist; pass the path of a .ts file`,
     );
   }
+  // Before Deno loads or type-checks anything: static imports are read unchecked.
+  const permissions = absoluteGrants(flags.grants, cwd);
+  const imports = await scanPipeline(pipelinePath, {
+    allowImports: flags.allowImports,
+    readRoots: permissions.read === true ? ["/"] : permissions.read || [],
+  });
   const { parseSecretFile, secretsFromEnv, shortSecrets } = await import("../runner/secrets.ts");
   const { newRunId } = await import("../dsn/run_id.ts");
   const env = Deno.env.toObject();
@@ -233,8 +254,11 @@ export async function launchConfig(
     timeoutMs,
     graceMs,
     stateDir: stateDir.startsWith("/") ? stateDir : `${cwd}/${stateDir}`,
-    permissions: absoluteGrants(flags.grants, cwd),
+    permissions,
+    sourceFiles: imports.localFiles,
+    importsFetch: imports.fetches,
     json: flags.json,
+    allowPrivileged: flags.allowPrivileged,
     colour: !flags.json && Deno.stdout.isTerminal() && env.NO_COLOR === undefined,
   };
 }
@@ -367,17 +391,20 @@ async function runChild(
   }
 }
 
-async function typeChecks(pipelinePath: string, signal: AbortSignal): Promise<boolean> {
-  const { checkCommand } = await import("./check.ts");
-  const { command, args } = checkCommand([pipelinePath]);
-  const status = await new Deno.Command(command, {
-    args,
-    stdin: "null",
-    stdout: "null",
-    stderr: "inherit",
+/** What the last failed type-check found (a syntax error is not helped by --no-check). */
+let checkFailure: TypeCheckResult["failure"];
+
+async function typeChecks(config: LaunchConfig, signal: AbortSignal): Promise<boolean> {
+  const { Masker } = await import("../runner/mask.ts");
+  const masker = new Masker([...config.secrets.map(([, value]) => value), ...config.dsnSecrets]);
+  const result = await typeCheck([config.pipelinePath], {
+    fetches: config.importsFetch,
+    mask: (text) => masker.mask(text),
     signal,
-  }).output().catch(() => ({ success: false }));
-  return status.success;
+  });
+  if (!result.ok && result.output !== "") writeErr(result.output);
+  checkFailure = result.failure;
+  return result.ok;
 }
 
 function signalNumber(signal: Deno.Signal): number {
@@ -430,18 +457,17 @@ async function runCommand(args: string[], endBeforeRun: EndBeforeRun): Promise<n
   // The type-check runs while the runner child starts; the child gets its
   // configuration (and so starts running) only once the check passed.
   const check = new AbortController();
-  const checked = flags.noCheck
-    ? Promise.resolve(true)
-    : typeChecks(config.pipelinePath, check.signal);
+  const checked = flags.noCheck ? Promise.resolve(true) : typeChecks(config, check.signal);
   const notChecked = () => {
-    writeErr(
-      `pocketci run: ${flags.pipeline} does not type-check (errors above); fix it or pass --no-check`,
-    );
-    endBeforeRun(
-      "error",
-      2,
-      `${flags.pipeline} does not type-check (errors on stderr); fix it or pass --no-check`,
-    );
+    // --no-check does not help a file that does not parse, so it is not suggested then.
+    const problem = checkFailure === "syntax"
+      ? "has a syntax error"
+      : checkFailure === "checker"
+      ? "could not be type-checked (deno check did not start)"
+      : "does not type-check";
+    const fix = checkFailure === "syntax" ? "fix it" : "fix it or pass --no-check";
+    writeErr(`pocketci run: ${flags.pipeline} ${problem} (errors above); ${fix}`);
+    endBeforeRun("error", 2, `${flags.pipeline} ${problem} (errors on stderr); ${fix}`);
   };
   const interrupted = (signal: Deno.Signal) =>
     endBeforeRun("cancelled", 128 + signalNumber(signal), `the run was interrupted by ${signal}`);

@@ -56,7 +56,13 @@ export type RunEvent =
     readonly kind: "task" | "exec";
     readonly status: TaskStatus;
     readonly code: number | null;
+    /** From the process's start to its exit (what `TaskResult.durationMs` says). */
     readonly durationMs: number;
+    /**
+     * From `task.start` to the end: image pull, container creation and removal included.
+     * Absent when the task never started.
+     */
+    readonly totalMs?: number;
     readonly allowFailure: boolean;
     readonly error?: string;
   }

@@ -44,6 +44,12 @@ export interface LaunchConfig {
   readonly process?: ProcessIdentity;
   /** Grace period in ms. */
   readonly graceMs?: number;
+  /** `--allow-privileged`. */
+  readonly allowPrivileged?: boolean;
+  /** Real paths of the pipeline's own modules (the import scan's): exportTo never overwrites them. */
+  readonly sourceFiles?: readonly string[];
+  /** An import was allowed with `--allow-import`, so Deno may fetch it. */
+  readonly importsFetch?: boolean;
 }
 
 /** stdout/stderr of this process. */
@@ -83,6 +89,7 @@ export async function launch(
     reporters: [reporter],
     process: config.process,
     graceMs: config.graceMs,
+    allowPrivileged: config.allowPrivileged,
   }, config.dsnSecrets);
   const onInt = () => run.interrupt("SIGINT");
   const onTerm = () => run.interrupt("SIGTERM");

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { SH_PRELUDE } from "../dsl/config.ts";
 import type { TaskStatus } from "../dsl/types.ts";
 import { eventLine, type Reporter, type RunEvent } from "./events.ts";
 import { writeTextSync } from "./write_text.ts";
@@ -33,27 +34,44 @@ export class JsonReporter implements Reporter {
 /** Longest unterminated line kept before it is printed in pieces. */
 const MAX_PARTIAL_LINE = 64 * 1024;
 
-/** A command as one short line for the live output. */
+/**
+ * A command as one short line for the live output; `sh(script)`'s `set -eu` prelude is left
+ * out (the README documents it), so the line shows the script as written.
+ */
 export function commandLine(command: readonly string[]): string {
-  const text = command.join(" ").replace(/\s*\n\s*/g, "; ").trim();
+  const shown = command.length === 3 && command[0] === "sh" && command[1] === "-c" &&
+      command[2].startsWith(SH_PRELUDE)
+    ? ["sh", "-c", command[2].slice(SH_PRELUDE.length)]
+    : command;
+  const text = shown.join(" ").replace(/\s*\n\s*/g, "; ").trim();
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }
 
 const COLOURS = [36, 35, 33, 32, 34, 91, 96, 95, 93, 92];
-const STATUS_COLOURS: Record<TaskStatus, number> = {
+/** A summary row's status: the task's, or `skipped` for one that never started. */
+type RowStatus = TaskStatus | "skipped";
+
+const STATUS_COLOURS: Record<RowStatus, number> = {
   success: 32,
   failure: 31,
   timeout: 33,
   cancelled: 33,
   error: 31,
+  skipped: 2,
 };
 
+/** One summary row; `end` is filled in when the task ends. */
 interface SummaryRow {
   readonly label: string;
-  readonly status: TaskStatus;
-  readonly code: number | null;
-  readonly durationMs: number;
-  readonly allowFailure: boolean;
+  end?: {
+    readonly status: RowStatus;
+    readonly code: number | null;
+    /** From `task.start` to the end (pull, container creation and removal included). */
+    readonly totalMs?: number;
+    /** From the process's start to its exit; absent when it never started. */
+    readonly runMs?: number;
+    readonly allowFailure: boolean;
+  };
 }
 
 /** Formats milliseconds as `850ms`, `2.3s` or `1m05s`. */
@@ -74,7 +92,9 @@ export class TextReporter implements Reporter {
   readonly #colourOf = new Map<string, number>();
   readonly #nameCounts = new Map<string, number>();
   readonly #partial = new Map<string, string>();
+  /** Rows in start order (a task that never started is added when it ends). */
   readonly #rows: SummaryRow[] = [];
+  readonly #rowOf = new Map<string, SummaryRow>();
 
   /** Creates a reporter writing to `out`, with ANSI colour when `colour`. */
   constructor(out: Output, options: { colour: boolean; driver: string }) {
@@ -149,9 +169,10 @@ export class TextReporter implements Reporter {
     switch (event.type) {
       case "task.start": {
         const label = this.#label(event.id, event.name);
-        if (event.kind === "task") {
-          this.#out.stderr(this.#paint(2, `▶ ${label}: ${commandLine(event.command)}`) + "\n");
-        }
+        const row: SummaryRow = { label };
+        this.#rows.push(row);
+        this.#rowOf.set(event.id, row);
+        this.#out.stderr(this.#paint(2, `▶ ${label}: ${commandLine(event.command)}`) + "\n");
         break;
       }
       case "task.output":
@@ -160,13 +181,21 @@ export class TextReporter implements Reporter {
       case "task.end": {
         this.#flush(event.id);
         const label = this.#label(event.id, event.name);
-        this.#rows.push({
-          label,
-          status: event.status,
+        let row = this.#rowOf.get(event.id);
+        this.#rowOf.delete(event.id);
+        if (row === undefined) {
+          row = { label };
+          this.#rows.push(row);
+        }
+        // No start event: it was queued or requested when the run was cancelled, so never ran.
+        const started = event.totalMs !== undefined;
+        row.end = {
+          status: !started && event.status === "cancelled" ? "skipped" : event.status,
           code: event.code,
-          durationMs: event.durationMs,
+          totalMs: event.totalMs,
+          runMs: started ? event.durationMs : undefined,
           allowFailure: event.allowFailure,
-        });
+        };
         if (event.status === "error" && event.error) {
           this.#out.stderr(this.#paint(31, `✗ ${label}: ${event.error}`) + "\n");
         }
@@ -189,25 +218,32 @@ export class TextReporter implements Reporter {
 
   #summary(event: Extract<RunEvent, { type: "run.end" }>): string {
     const lines: string[] = [];
-    if (this.#rows.length > 0) {
-      const header = ["TASK", "DRIVER", "STATUS", "CODE", "DURATION"];
-      const cells = this.#rows.map((row) => [
+    // A row whose task has not ended by run.end cannot occur (the runner waits for every
+    // task), but would show as running rather than vanish.
+    const rows = this.#rows.map((row) => ({ label: row.label, ...row.end }));
+    if (rows.length > 0) {
+      const header = ["TASK", "STATUS", "CODE", "TOTAL", "RUN"];
+      const duration = (ms: number | undefined) => ms === undefined ? "-" : formatDuration(ms);
+      const cells = rows.map((row) => [
         row.label,
-        this.#driver,
-        row.allowFailure && (row.status === "failure" || row.status === "timeout")
+        row.status === undefined
+          ? "running"
+          : row.allowFailure && (row.status === "failure" || row.status === "timeout")
           ? `${row.status} (allowed)`
           : row.status,
-        row.code === null ? "-" : String(row.code),
-        formatDuration(row.durationMs),
+        row.code === null || row.code === undefined ? "-" : String(row.code),
+        duration(row.totalMs),
+        duration(row.runMs),
       ]);
       const widths = header.map((title, i) =>
         Math.max(title.length, ...cells.map((row) => row[i].length))
       );
       const format = (row: string[]) =>
         row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd();
-      lines.push("", format(header));
+      // TOTAL includes pulling the image and creating the container; RUN is the process alone.
+      lines.push("", `${format(header)}  (driver: ${this.#driver})`);
       cells.forEach((row, index) => {
-        const status = this.#rows[index].status;
+        const status = rows[index].status ?? "cancelled";
         const text = format(row);
         lines.push(status === "success" ? text : this.#paint(STATUS_COLOURS[status], text));
       });

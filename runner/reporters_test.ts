@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { commandLine, JsonReporter, TextReporter } from "./reporters.ts";
 import type { RunEvent } from "./events.ts";
+import { SH_PRELUDE } from "../dsl/config.ts";
 
 function capture() {
   const out = { stdout: "", stderr: "" };
@@ -142,4 +143,101 @@ Deno.test("command lines are one short line", () => {
   assert.equal(commandLine(["echo", "a"]), "echo a");
   assert.equal(commandLine(["sh", "-c", "a\n  b"]), "sh -c a; b");
   assert.equal(commandLine(["x".repeat(200)]).length, 120);
+});
+
+const end = (
+  id: string,
+  name: string,
+  extra: Partial<Extract<RunEvent, { type: "task.end" }>> = {},
+): RunEvent => ({
+  type: "task.end",
+  id,
+  name,
+  kind: "task",
+  status: "success",
+  code: 0,
+  durationMs: 500,
+  totalMs: 2300,
+  allowFailure: false,
+  ...extra,
+});
+
+const runEnd: RunEvent = {
+  type: "run.end",
+  status: "cancelled",
+  exitCode: 130,
+  durationMs: 3000,
+  logDir: "/tmp/logs",
+  leftovers: [],
+};
+
+/** The summary table's lines (header first) from the text reporter's stderr. */
+function table(stderr: string): string[] {
+  const lines = stderr.split("\n");
+  const header = lines.findIndex((line) => line.startsWith("TASK "));
+  assert.ok(header >= 0, stderr);
+  const rows = lines.slice(header);
+  return rows.slice(0, rows.indexOf(""));
+}
+
+Deno.test("summary: rows in start order; a task that never started is skipped; the driver once in the header", () => {
+  const { out, output } = capture();
+  const reporter = new TextReporter(output, { colour: false, driver: "docker" });
+  reporter.event(start("slow-1", "slow"));
+  reporter.event(start("fast-2", "fast"));
+  reporter.event(end("fast-2", "fast", { totalMs: 1200, durationMs: 300 }));
+  // Queued behind --parallelism when the run was cancelled: a task.end without a start.
+  reporter.event(end("queued-3", "queued", {
+    status: "cancelled",
+    code: null,
+    durationMs: 0,
+    totalMs: undefined,
+    error: "the run was cancelled before the task started",
+  }));
+  reporter.event(end("slow-1", "slow", { status: "cancelled", code: 143 }));
+  reporter.event(runEnd);
+  const rows = table(out.stderr).map((line) => line.split(/\s{2,}/));
+  assert.deepEqual(rows, [
+    ["TASK", "STATUS", "CODE", "TOTAL", "RUN", "(driver: docker)"],
+    ["slow", "cancelled", "143", "2.3s", "500ms"],
+    ["fast", "success", "0", "1.2s", "300ms"],
+    ["queued", "skipped", "-", "-", "-"],
+  ]);
+  assert.equal(out.stderr.split("docker").length - 1, 1, "the driver is printed once");
+});
+
+Deno.test("summary: a task that could not run is an error, not skipped, and has no durations", () => {
+  const { out, output } = capture();
+  const reporter = new TextReporter(output, { colour: false, driver: "native" });
+  reporter.event(start("bad-1", "bad"));
+  reporter.event(end("bad-1", "bad", {
+    status: "error",
+    code: null,
+    durationMs: 0,
+    totalMs: undefined,
+    error: 'image "/etc/passwd" is not a valid image reference',
+  }));
+  reporter.event({ ...runEnd, status: "failure", exitCode: 1 });
+  assert.deepEqual(table(out.stderr)[1].split(/\s{2,}/), ["bad", "error", "-", "-", "-"]);
+  assert.match(out.stderr, /✗ bad: image "\/etc\/passwd" is not a valid image reference/);
+});
+
+Deno.test("text reporter: a sandbox call gets its ▶ line like a task", () => {
+  const { out, output } = capture();
+  const reporter = new TextReporter(output, { colour: false, driver: "docker" });
+  reporter.event({ type: "sandbox.start", id: "dev-1", name: "dev" });
+  reporter.event({
+    type: "task.start",
+    id: "dev-exec-2",
+    name: "dev",
+    kind: "exec",
+    command: ["sh", "-c", SH_PRELUDE + "make test"],
+  });
+  assert.equal(out.stderr, "▶ dev: sh -c make test\n");
+});
+
+Deno.test("command lines leave out sh()'s prelude but show run('sh', '-c', ...) as given", () => {
+  assert.equal(commandLine(["sh", "-c", SH_PRELUDE + "echo a\necho b"]), "sh -c echo a; echo b");
+  assert.equal(commandLine(["sh", "-c", "set -eu; echo a"]), "sh -c set -eu; echo a");
+  assert.equal(commandLine(["bash", "-c", SH_PRELUDE + "x"]), `bash -c ${SH_PRELUDE}x`);
 });

@@ -68,6 +68,8 @@ export interface RunOptions {
   readonly graceMs?: number;
   /** Result buffer size per stream. */
   readonly outputKeep?: number;
+  /** `--allow-privileged`: `.privileged()` tasks and sandboxes may run. */
+  readonly allowPrivileged?: boolean;
 }
 
 /** How a run ended. */
@@ -312,6 +314,7 @@ export class PipelineRun {
       parallelism: options.parallelism,
       outputKeep: options.outputKeep,
       stateDir: options.stateDir,
+      allowPrivileged: options.allowPrivileged,
       onCacheUse: async (volume: VolumeHandle) => {
         const usedAt = new Date().toISOString();
         await journal.record({
@@ -415,6 +418,10 @@ export class PipelineRun {
         status = "failure";
         exitCode = EXIT.failure;
         ({ errorText, failedTask } = describeFailure(outcome.error, session));
+      } else if (session.unawaited().length > 0) {
+        status = "failure";
+        exitCode = EXIT.failure;
+        errorText = unawaitedError(session.unawaited());
       }
       return await this.#cleanup(
         driver,
@@ -469,6 +476,18 @@ function rootsOf(value: boolean | readonly string[]): string[] {
   if (value === true) return ["/"];
   if (value === false) return [];
   return [...value];
+}
+
+/** The run's error when the pipeline function returned with `names` still running. */
+export function unawaitedError(names: readonly string[]): string {
+  const shown = names.slice(0, 5).map((name) => JSON.stringify(name)).join(", ");
+  const more = names.length > 5 ? ` and ${names.length - 5} more` : "";
+  const one = names.length === 1;
+  return `the pipeline function returned while ${one ? "task" : "tasks"} ${shown}${more} ${
+    one ? "was" : "were"
+  } still running (now cancelled): \`await\` ${one ? "it" : "them"}, or mark ${
+    one ? "it" : "them"
+  } .background() to let ${one ? "it" : "them"} be cancelled when the pipeline ends`;
 }
 
 function describeFailure(

@@ -40,6 +40,7 @@ import {
 import { checkFiles, checkPath, checkPaths } from "../dsl/validate.ts";
 import type { RunEvent } from "./events.ts";
 import { confineHostPath, type HostPathPolicy } from "./host_paths.ts";
+import { imageReferenceError } from "./image_ref.ts";
 import { maskedLine, type Masker } from "./mask.ts";
 import { Semaphore } from "./semaphore.ts";
 import { TaskOutput } from "./task_output.ts";
@@ -79,6 +80,8 @@ export interface SessionOptions {
   readonly outputKeep?: number;
   /** The state directory, never copied into a volume even when it lies inside the source. */
   readonly stateDir?: string;
+  /** `--allow-privileged`: the operator lets `.privileged()` tasks and sandboxes run. */
+  readonly allowPrivileged?: boolean;
 }
 
 /** A finished task as the runner remembers it. */
@@ -108,6 +111,10 @@ export class RunSession implements PipelineHost {
   readonly #ids = new Set<string>();
   #sequence = 0;
   readonly #inflight = new Set<Promise<unknown>>();
+  /** Tasks and calls requested but not finished, with whether they may outlive the pipeline. */
+  readonly #unfinished = new Map<string, { name: string; mayOutlive: boolean }>();
+  /** When each started task or call emitted its `task.start`. */
+  readonly #startedAt = new Map<string, number>();
 
   /** Creates a session. */
   constructor(options: SessionOptions) {
@@ -118,6 +125,17 @@ export class RunSession implements PipelineHost {
   /** Every finished task and sandbox call, in order of completion. */
   get records(): readonly TaskRecord[] {
     return this.#records;
+  }
+
+  /**
+   * The names of tasks and sandbox calls still running (or queued) that were neither
+   * `.background()` nor `.allowFailure()`: when the pipeline function has returned, these
+   * are the ones it forgot to `await`.
+   */
+  unawaited(): string[] {
+    return [...this.#unfinished.values()].filter((task) => !task.mayOutlive).map((task) =>
+      task.name
+    );
   }
 
   /** Aborts when the session is cancelled. */
@@ -240,7 +258,19 @@ export class RunSession implements PipelineHost {
     });
   }
 
+  /** What the runner refuses whatever the driver: a malformed image, an ungranted privilege. */
+  #checkRequest(request: TaskRequest): void {
+    const imageError = request.image === undefined ? undefined : imageReferenceError(request.image);
+    if (imageError !== undefined) throw new Error(imageError);
+    if (request.privileged && !this.#options.allowPrivileged) {
+      throw new Error(
+        ".privileged() needs the operator's grant: pass --allow-privileged to pocketci run (or remove .privileged())",
+      );
+    }
+  }
+
   #taskSpec(id: string, request: TaskRequest): TaskSpec {
+    this.#checkRequest(request);
     this.#checkCapabilities(request);
     const env = {
       ...this.#resolveEnv(request.env),
@@ -291,6 +321,9 @@ export class RunSession implements PipelineHost {
   ): TaskResult {
     const masker = this.#options.masker;
     const error = outcome.error === undefined ? undefined : masker.mask(outcome.error);
+    this.#unfinished.delete(base.id);
+    const startedAt = this.#startedAt.get(base.id);
+    this.#startedAt.delete(base.id);
     const result: TaskResult = {
       name: base.name,
       id: base.id,
@@ -314,6 +347,7 @@ export class RunSession implements PipelineHost {
       status: result.status,
       code: result.code,
       durationMs: result.durationMs,
+      ...(startedAt === undefined ? {} : { totalMs: Math.round(performance.now() - startedAt) }),
       allowFailure: base.allowFailure,
       ...(error === undefined ? {} : { error }),
     });
@@ -360,14 +394,7 @@ export class RunSession implements PipelineHost {
     const output = this.#output(base.id, base.name, onOutput);
     const started = performance.now();
     try {
-      this.#options.emit({
-        type: "task.start",
-        id: base.id,
-        name: base.name,
-        kind,
-        command,
-        image,
-      });
+      // A task cancelled before it started never ran: no start event (the summary says skipped).
       if (this.#cancel.signal.aborted) {
         return this.#finish(kind, base, {
           status: "cancelled",
@@ -376,6 +403,15 @@ export class RunSession implements PipelineHost {
           error: "the run was cancelled before the task started",
         }, output);
       }
+      this.#startedAt.set(base.id, started);
+      this.#options.emit({
+        type: "task.start",
+        id: base.id,
+        name: base.name,
+        kind,
+        command,
+        image,
+      });
       let work;
       try {
         work = await start(output);
@@ -415,13 +451,14 @@ export class RunSession implements PipelineHost {
         this.#running.delete(running);
       }
       output.flush();
+      // The run's duration ends at the exit; removal counts only in the total.
+      const durationMs = performance.now() - begun;
       await work.remove().catch((error) => {
         this.#options.emit({
           type: "warning",
           message: `could not remove ${base.id}: ${this.#line(error)}`,
         });
       });
-      const durationMs = performance.now() - begun;
       if (exit === undefined) {
         return this.#finish(kind, base, {
           status: ended ?? "error",
@@ -485,6 +522,10 @@ export class RunSession implements PipelineHost {
       });
       return Promise.resolve(this.#notRun("task", base, error));
     }
+    this.#unfinished.set(base.id, {
+      name: base.name,
+      mayOutlive: !!request.background || base.allowFailure,
+    });
     return this.#track(
       this.#execute(
         "task",
@@ -560,6 +601,10 @@ export class RunSession implements PipelineHost {
     } catch (error) {
       return Promise.resolve(this.#notRun("exec", base, error));
     }
+    this.#unfinished.set(base.id, {
+      name: base.name,
+      mayOutlive: !!request.background || base.allowFailure,
+    });
     return this.#track(
       this.#execute(
         "exec",

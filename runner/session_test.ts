@@ -12,7 +12,7 @@ import { cache, volume } from "../dsl/volume.ts";
 import { MAX_STDIN_BYTES } from "../dsl/validate.ts";
 import type { RunEvent } from "./events.ts";
 import { Masker } from "./mask.ts";
-import { RunSession } from "./session.ts";
+import { RunSession, type SessionOptions } from "./session.ts";
 
 interface FakeOptions {
   start?: (spec: TaskSpec) => Promise<TaskHandle>;
@@ -63,9 +63,14 @@ function handle(
   return { id, wait: () => exit, stop: () => Promise.resolve(), remove };
 }
 
-function session(driver: Driver, secrets: Record<string, string> = {}) {
+function session(
+  driver: Driver,
+  secrets: Record<string, string> = {},
+  extra: Partial<SessionOptions> = {},
+) {
   const events: RunEvent[] = [];
   const s = new RunSession({
+    ...extra,
     driver,
     driverName: "native",
     runId: "run-1",
@@ -342,4 +347,101 @@ Deno.test("session: task IDs come from the masked name, so a cut name never carr
   const result = await s.runTask(request({ name: "x".repeat(30) + secret }));
   assert.ok(!result.id.includes("tok"), result.id);
   for (const event of events) assert.ok(!("id" in event) || !event.id.includes("tok"), event.type);
+});
+
+Deno.test("session: .privileged() needs --allow-privileged on every driver; the driver is never asked without it", async () => {
+  let sandboxStarts = 0;
+  const { driver, specs } = fakeDriver({ capabilities: { privileged: true, sandboxes: true } });
+  driver.startSandbox = () => {
+    sandboxStarts++;
+    return Promise.reject(new Error("unused"));
+  };
+  const { s, events } = session(driver);
+  const task = await s.runTask(request({ privileged: true }));
+  assert.equal(task.status, "error");
+  assert.equal(
+    task.error,
+    ".privileged() needs the operator's grant: pass --allow-privileged to pocketci run (or remove .privileged())",
+  );
+  await assert.rejects(s.startSandbox(request({ privileged: true })), /--allow-privileged/);
+  assert.equal(specs.length, 0);
+  assert.equal(sandboxStarts, 0);
+  assert.ok(events.some((event) => event.type === "task.end" && event.status === "error"));
+  // A driver without the capability still says so once the grant is there.
+  const native = fakeDriver();
+  const granted = session(native.driver, {}, { allowPrivileged: true });
+  assert.match(
+    String((await granted.s.runTask(request({ privileged: true }))).error),
+    /does not support privileged/,
+  );
+  const docker = fakeDriver({ capabilities: { privileged: true } });
+  const ok = session(docker.driver, {}, { allowPrivileged: true });
+  assert.equal((await ok.s.runTask(request({ privileged: true }))).status, "success");
+  assert.equal(docker.specs[0].privileged, true);
+});
+
+Deno.test("session: a malformed image is the task's error before any driver call, on every driver", async () => {
+  const { driver, specs } = fakeDriver({ capabilities: { sandboxes: true } });
+  let sandboxStarts = 0;
+  driver.startSandbox = () => {
+    sandboxStarts++;
+    return Promise.reject(new Error("unused"));
+  };
+  const { s } = session(driver);
+  for (const image of ["/etc/passwd", "busybox; rm", "BusyBox", "a//b", " busybox"]) {
+    const result = await s.runTask(request({ image }));
+    assert.equal(result.status, "error", image);
+    assert.equal(result.code, null);
+    assert.match(String(result.error), /is not a valid image reference/);
+    assert.ok(String(result.error).includes(JSON.stringify(image)), "names the image");
+    assert.doesNotMatch(String(result.error), /DSN|host parameter|engine/);
+  }
+  await assert.rejects(s.startSandbox(request({ image: "/etc/passwd" })), /valid image reference/);
+  assert.equal(specs.length, 0);
+  assert.equal(sandboxStarts, 0);
+  assert.equal((await s.runTask(request({ image: "ghcr.io/org/app:v1" }))).status, "success");
+});
+
+Deno.test("session: unawaited() names unfinished tasks and calls that neither run in the background nor may fail", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const { driver } = fakeDriver({
+    start: (spec) => Promise.resolve(handle(spec.id, gate.then(() => ({ code: 0 })))),
+  });
+  const { s } = session(driver);
+  const running = [
+    s.runTask(request({ name: "forgotten" })),
+    s.runTask(request({ name: "bg", background: true })),
+    s.runTask(request({ name: "may-fail", allowFailure: true })),
+  ];
+  assert.deepEqual(s.unawaited(), ["forgotten"]);
+  release();
+  await Promise.all(running);
+  assert.deepEqual(s.unawaited(), [], "finished tasks are not listed");
+  const failed = await s.runTask(request({ name: "bad", image: "/etc/passwd" }));
+  assert.equal(failed.status, "error");
+  assert.deepEqual(s.unawaited(), [], "a task that could not run is finished");
+});
+
+Deno.test("session: a task cancelled before it started emits no start; a started one reports its total time", async () => {
+  const { driver } = fakeDriver({
+    start: async (spec) => {
+      await new Promise((resolve) => setTimeout(resolve, 60)); // pull and create
+      return handle(spec.id, Promise.resolve({ code: 0 }));
+    },
+  });
+  const { s, events } = session(driver);
+  const ran = await s.runTask(request({ name: "ran" }));
+  s.cancel("stop");
+  const skipped = await s.runTask(request({ name: "late" }));
+  assert.equal(skipped.status, "cancelled");
+  const starts = events.filter((event) => event.type === "task.start").map((event) => event.id);
+  assert.deepEqual(starts, [ran.id]);
+  const ends = events.filter((event) => event.type === "task.end");
+  const ranEnd = ends.find((event) => event.id === ran.id);
+  const lateEnd = ends.find((event) => event.id === skipped.id);
+  assert.ok(ranEnd?.type === "task.end" && ranEnd.totalMs !== undefined);
+  assert.ok(ranEnd.totalMs >= 55, `total ${ranEnd.totalMs} ms includes the start`);
+  assert.ok(ranEnd.durationMs < ranEnd.totalMs, "the run's duration leaves the start out");
+  assert.ok(lateEnd?.type === "task.end" && lateEnd.totalMs === undefined);
 });

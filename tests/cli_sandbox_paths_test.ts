@@ -1,0 +1,152 @@
+import assert from "node:assert/strict";
+import { runCli, tempProject } from "./helpers/cli.ts";
+
+const SECRET_LINE = "root:$6$not-a-real-hash:20228:0:99999:7:::";
+
+/** A project dir `d/` with a file outside it holding SECRET_LINE. */
+async function sandbox(files: Record<string, string>) {
+  const root = await Deno.realPath(await tempProject({ "outside/shadow": SECRET_LINE + "\n" }));
+  for (const [path, content] of Object.entries(files)) {
+    const full = `${root}/d/${path}`;
+    await Deno.mkdir(full.slice(0, full.lastIndexOf("/")), { recursive: true });
+    await Deno.writeTextFile(full, content);
+  }
+  return { root, dir: `${root}/d`, env: { POCKETCI_STATE_DIR: `${root}/state` } };
+}
+
+const PIPELINE = `import { pipeline } from "pocketci";
+export default pipeline("p", async () => {});
+`;
+
+for (const command of ["check", "run"]) {
+  Deno.test(`${command}: an import of a file outside the directory prints no line of it`, async () => {
+    const { root, dir, env } = await sandbox({
+      "absolute.ts": `import "${"/"}${"etc/shadow"}";\n${PIPELINE}`,
+      "outside.ts": `import "../outside/shadow";\n${PIPELINE}`,
+    });
+    await Deno.symlink("/", `${dir}/root`);
+    const symlinked = `./root${root}/outside/shadow`;
+    await Deno.writeTextFile(`${dir}/symlink.ts`, `import "${symlinked}";\n${PIPELINE}`);
+    const shadowHead = (await Deno.readTextFile("/etc/shadow").catch(() => "")).split("\n")[0];
+    const cases: [string, string, string][] = [
+      ["absolute.ts", "/etc/shadow", "/etc/shadow"],
+      ["outside.ts", "../outside/shadow", `${root}/outside/shadow`],
+      ["symlink.ts", symlinked, `${root}/outside/shadow`],
+    ];
+    for (const [file, specifier, real] of cases) {
+      const result = await runCli([command, `${dir}/${file}`], { env });
+      const output = result.stdout + result.stderr;
+      assert.equal(result.code, command === "check" ? 1 : 2, output);
+      assert.ok(!output.includes(SECRET_LINE), output);
+      assert.ok(!output.includes("not-a-real-hash"), output);
+      if (shadowHead !== "") assert.ok(!output.includes(shadowHead), output);
+      assert.ok(
+        output.includes(`${dir}/${file}:1: import "${specifier}" refused: its real path ${real}`),
+        output,
+      );
+    }
+    await Deno.remove(root, { recursive: true });
+  });
+}
+
+const OWN_LOCK = new URL("../deno.lock", import.meta.url).pathname;
+
+Deno.test("check and run: no deno.lock is written and the pipeline directory's deno.json is not read", async () => {
+  const lock = `{"version":"5","specifiers":{}}\n`;
+  const { root, dir, env } = await sandbox({
+    // ms is in Deno's cache (a dependency of PocketCI's own packages) but not in its deno.lock.
+    "check.ts": `import ms from "npm:ms@2";\n${PIPELINE}export const _m = ms;\n`,
+    "run.ts": `import { z } from "npm:zod@^4";\n${PIPELINE}export const _s = z.string();\n`,
+    "deno.lock": lock,
+    // Would point "pocketci" elsewhere if the project's config were read.
+    "deno.json": `{"imports": {"pocketci": "./not_here.ts"}}\n`,
+  });
+  const ownLock = await Deno.readTextFile(OWN_LOCK);
+  for (const command of ["check", "run"]) {
+    const result = await runCli([command, `${dir}/${command}.ts`], { env });
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.equal(await Deno.readTextFile(`${dir}/deno.lock`), lock);
+    assert.equal(
+      await Deno.readTextFile(OWN_LOCK),
+      ownLock,
+      `${command} wrote PocketCI's deno.lock`,
+    );
+  }
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("check and run: an uncached npm package is refused before any fetch, naming --allow-import", async () => {
+  const { root, dir, env } = await sandbox({
+    "pipeline.ts": `import "npm:pocketci-no-such-package@1";\n${PIPELINE}`,
+  });
+  const registryEnv = { ...env, NPM_CONFIG_REGISTRY: "http://127.0.0.1:9/" };
+  for (const command of ["check", "run"]) {
+    const result = await runCli([command, `${dir}/pipeline.ts`], { env: registryEnv });
+    assert.notEqual(result.code, 0);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `pocketci ${command}: ${dir}/pipeline.ts:1: import "npm:pocketci-no-such-package@1" refused: the package is not in Deno's cache and pipelines cannot fetch packages; allow it with --allow-import=npm:pocketci-no-such-package`,
+      ),
+    );
+    assert.doesNotMatch(result.stderr, /127\.0\.0\.1:9\/pocketci-no-such-package/);
+  }
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("check: a default export that is not a pipeline fails with run's message", async () => {
+  const { root, dir, env } = await sandbox({
+    "number.ts": "export default 42;\n",
+    "none.ts": "export const x = 1;\n",
+    "function.ts": "export default async () => {};\n",
+  });
+  const run = await runCli(["run", `${dir}/number.ts`], { env });
+  assert.equal(run.code, 2);
+  const message = /cannot load the pipeline: (.*)$/m.exec(run.stdout + run.stderr)?.[1];
+  assert.ok(message?.includes("no default export"), run.stdout + run.stderr);
+  for (const file of ["number.ts", "none.ts"]) {
+    const check = await runCli(["check", `${dir}/${file}`], { env });
+    assert.equal(check.code, 1);
+    assert.equal(check.stderr, `pocketci check: ${message}\n`);
+  }
+  assert.equal((await runCli(["check", `${dir}/function.ts`], { env })).code, 0);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("run and check: a syntax error does not suggest --no-check", async () => {
+  const { root, dir, env } = await sandbox({
+    "pipeline.ts": "export default () => {\n  const = ;\n};\n",
+  });
+  const run = await runCli(["run", `${dir}/pipeline.ts`], { env });
+  assert.equal(run.code, 2);
+  assert.match(run.stderr, /pipeline\.ts has a syntax error \(errors above\); fix it$/m);
+  assert.doesNotMatch(run.stderr, /--no-check/);
+  const check = await runCli(["check", `${dir}/pipeline.ts`], { env });
+  assert.match(check.stderr, /pocketci check: the pipeline has a syntax error \(above\); fix it$/m);
+  // A type error still suggests it.
+  await Deno.writeTextFile(
+    `${dir}/pipeline.ts`,
+    `const n: number = "x";\nexport default () => n;\n`,
+  );
+  const typed = await runCli(["run", `${dir}/pipeline.ts`], { env });
+  assert.match(typed.stderr, /does not type-check \(errors above\); fix it or pass --no-check/);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("run: type-check output is masked with the run's secrets and cut to 40 lines", async () => {
+  const secret = "hunter2-pocketci-type-secret";
+  const lines = Array.from({ length: 60 }, (_, i) => `const n${i}: number = "${secret}";`);
+  const { root, dir, env } = await sandbox({
+    "pipeline.ts": `${lines.join("\n")}\nexport default () => {};\n`,
+  });
+  const result = await runCli(["run", `${dir}/pipeline.ts`, "--secret", "TOKEN"], {
+    env: { ...env, TOKEN: secret },
+  });
+  assert.equal(result.code, 2);
+  assert.ok(!result.stderr.includes(secret), result.stderr);
+  assert.match(result.stderr, /\*\*\*/);
+  assert.match(result.stderr, /type-check output cut here \(\d+ more line\(s\)/);
+  const shown = result.stderr.split("type-check output cut here")[0].split("\n").length;
+  assert.ok(shown <= 41, `${shown} lines before the marker`);
+  await Deno.remove(root, { recursive: true });
+});
