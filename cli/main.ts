@@ -30,6 +30,10 @@ const COMMANDS: Record<string, CommandEntry> = {
     load: () => import("./permissions.ts"),
   },
   gc: { summary: "remove what dead runs left behind", load: () => import("./gc.ts") },
+  init: {
+    summary: "write a starter pipeline (ci.ts) and an editor import map (deno.json)",
+    load: () => import("./init.ts"),
+  },
 };
 
 /** The top-level help text. */

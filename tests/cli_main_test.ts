@@ -20,7 +20,7 @@ Deno.test("pocketci --version prints the version", async () => {
 Deno.test("pocketci --help lists every command", async () => {
   const result = await pocketci("--help");
   assert.equal(result.code, 0);
-  for (const command of ["run", "check", "dsn", "drivers", "permissions", "gc"]) {
+  for (const command of ["run", "check", "dsn", "drivers", "permissions", "gc", "init"]) {
     assert.match(result.stdout, new RegExp(`^  ${command} `, "m"));
   }
 });
