@@ -16,6 +16,7 @@ import {
   redactConfig,
   type ResolvedDsn,
   resolveDsn,
+  shownNamespace,
 } from "../dsn/mod.ts";
 import { writeOut } from "./flags.ts";
 
@@ -103,7 +104,7 @@ export function flagError(error: unknown): string {
 function jsonText(resolved: ResolvedDsn): string {
   return JSON.stringify({
     driver: resolved.driver,
-    namespace: resolved.namespace,
+    namespace: shownNamespace(resolved),
     params: resolved.params,
     config: redactConfig(resolved),
     warnings: resolved.warnings,
@@ -119,7 +120,7 @@ function humanText(resolved: ResolvedDsn, pipeline: string | undefined): string 
     : `default, stable per ${pipeline === undefined ? "directory" : "pipeline file"}`;
   const lines = [
     `driver:     ${resolved.driver}`,
-    `namespace:  ${resolved.namespace} (${origin})`,
+    `namespace:  ${shownNamespace(resolved)} (${origin})`,
   ];
   const given = Object.entries(resolved.params);
   lines.push(

@@ -13,7 +13,7 @@
 
 export { parseDsn } from "./parse.ts";
 export { driverStringFrom, resolveDsn, type ResolveOptions } from "./resolve.ts";
-export { redactConfig, secretValues } from "./redact.ts";
+export { redactConfig, secretValues, shownNamespace } from "./redact.ts";
 export { describeDrivers } from "./describe.ts";
 export { parseDuration } from "./duration.ts";
 export { newRunId } from "./run_id.ts";

@@ -34,9 +34,50 @@ export function redactParam(key: string, value: string): string {
   return hidePassword(value);
 }
 
+/** Secret values at least this long are hidden wherever they occur inside a longer text. */
+const MIN_INSIDE = 3;
+
+/**
+ * `text` with every occurrence of each secret value, and of its percent-encoded form, as
+ * `***` (a value shorter than 3 characters only when it is the whole text).
+ */
+export function redactValues(text: string, secrets: readonly string[]): string {
+  const forms = new Set<string>();
+  for (const secret of secrets) {
+    if (secret === "") continue;
+    forms.add(secret);
+    forms.add(encodeURIComponent(secret));
+  }
+  let out = text;
+  for (const form of [...forms].sort((a, b) => b.length - a.length)) {
+    if (form.length >= MIN_INSIDE) out = out.split(form).join(REDACTED);
+    else if (out === form) out = REDACTED;
+  }
+  return out;
+}
+
+function redactDeep(value: unknown, secrets: readonly string[]): unknown {
+  if (typeof value === "string") return redactValues(value, secrets);
+  if (Array.isArray(value)) return value.map((item) => redactDeep(item, secrets));
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(
+      Object.entries(value).map((
+        [key, item],
+      ) => [redactValues(key, secrets), redactDeep(item, secrets)]),
+    );
+  }
+  return value;
+}
+
+/** The namespace as it may be printed: a secret value repeated in it is `***`. */
+export function shownNamespace(resolved: ResolvedDsn): string {
+  return redactValues(resolved.namespace, secretValues(resolved));
+}
+
 /**
  * The configuration as `pocketci dsn --json` prints it: a secret that is set is `"***"`,
- * one that is not set is null, a password inside a URL is `***`; everything else as resolved.
+ * one that is not set is null, a password inside a URL is `***`, and a secret value repeated
+ * in any other parameter (`tags=`, `image=`) is `***` there too; everything else as resolved.
  */
 export function redactConfig(resolved: ResolvedDsn): Record<string, unknown> {
   const secret = new Set(
@@ -50,7 +91,7 @@ export function redactConfig(resolved: ResolvedDsn): Record<string, unknown> {
       redacted[key] = typeof value === "string" ? hidePassword(value) : value;
     }
   }
-  return redacted;
+  return redactDeep(redacted, secretValues(resolved)) as Record<string, unknown>;
 }
 
 /**

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { hidePassword, redactConfig, redactParam, secretValues, urlPassword } from "./redact.ts";
+import {
+  hidePassword,
+  redactConfig,
+  redactParam,
+  redactValues,
+  secretValues,
+  shownNamespace,
+  urlPassword,
+} from "./redact.ts";
 import { resolveDsn } from "./resolve.ts";
 import type { ResolvedDsn } from "./types.ts";
 
@@ -97,4 +105,45 @@ Deno.test("a misspelled token after a list is a parameter, not a tag, so it is r
       /unknown parameter "tokn" \(did you mean "token"\?\)/.test(error.message) &&
       !error.message.includes("TAG_SECRET"),
   );
+});
+
+Deno.test("a secret value repeated in tags=, image=, labels= or the namespace is *** wherever it is shown", () => {
+  const token = "dop_REPEAT_77";
+  const resolved = resolve(
+    `digitalocean://ns-1?token=${token}&tags=prod,${token}&image=img-${encodeURIComponent(token)}`,
+  );
+  assert.deepEqual(resolved.config.tags, ["prod", token], "the real config keeps the value");
+  assert.deepEqual(resolved.params, { token: "***", tags: "prod,***", image: "img-***" });
+  const printed = redactConfig(resolved);
+  assert.deepEqual(printed.tags, ["prod", "***"]);
+  assert.equal(printed.image, "img-***");
+  const hetzner = resolve(
+    "hetzner:token=hz_SECRET_REP,labels=team=hz_SECRET_REP,image=hz_SECRET_REP",
+  );
+  assert.deepEqual(redactConfig(hetzner).labels, { team: "***" });
+  assert.equal(redactConfig(hetzner).image, "***");
+  const k8s = resolve("k8s://tok-in-namespace?token=tok-in-namespace");
+  assert.equal(k8s.namespace, "tok-in-namespace", "the namespace used keeps the value");
+  assert.equal(shownNamespace(k8s), "***");
+  for (const value of [resolved, hetzner, k8s]) {
+    const text = JSON.stringify([
+      value.params,
+      redactConfig(value),
+      shownNamespace(value),
+      value.warnings,
+    ]);
+    for (const secret of secretValues(value)) assert.ok(!text.includes(secret), secret);
+  }
+});
+
+Deno.test("a secret repeated in an unknown parameter's name is hidden in the warning", () => {
+  const resolved = resolve("docker:host=ssh://me:pw_REPEATED@h,pw_REPEATED=1");
+  assert.ok(resolved.warnings.length > 0);
+  assert.ok(!resolved.warnings.join(" ").includes("pw_REPEATED"), resolved.warnings.join(" "));
+});
+
+Deno.test("redactValues: every occurrence and the percent-encoded form; short values only whole", () => {
+  assert.equal(redactValues("a-tok/en-b tok/en tok%2Fen", ["tok/en"]), "a-***-b *** ***");
+  assert.equal(redactValues("xy", ["xy"]), "***");
+  assert.equal(redactValues("axyb", ["xy"]), "axyb");
 });

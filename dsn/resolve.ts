@@ -9,7 +9,7 @@ import { chooseDriver } from "./driver_choice.ts";
 import { defaultNamespace } from "./namespace.ts";
 import { currentDirectory, currentHost, homeDirectory, kvmPresent, processEnv } from "./host.ts";
 import { parseDsn } from "./parse.ts";
-import { hidePassword, redactParam, rememberSecrets, urlPassword } from "./redact.ts";
+import { hidePassword, redactParam, redactValues, rememberSecrets, urlPassword } from "./redact.ts";
 import { type ConfigIssue, describeParameters, parameterNames, validateConfig } from "./schemas.ts";
 import { isSecretName } from "./secret_names.ts";
 import { closest, nearMiss } from "./suggest.ts";
@@ -119,19 +119,26 @@ function resolveParsed(
     const password = urlPassword(value);
     if (password !== undefined) secrets.add(password);
   }
+  // A secret repeated in another parameter (tags=, image=, even a name) is hidden there too.
+  const shownParams = Object.fromEntries(
+    Object.entries(params).map(([key, value]) => [
+      redactValues(key, [...secrets]),
+      redactValues(value, [...secrets]),
+    ]),
+  );
   const cwd = options.cwd ?? currentDirectory(env);
   const resolved: ResolvedDsn = {
     driver,
     namespace: parsed.namespace ?? defaultNamespace(options.pipelinePath, cwd),
     namespaceFromDsn: parsed.namespace !== undefined,
-    params,
+    params: shownParams,
     config: result.config,
     warnings: [
       ...warningsFor(parsed, result.config, host),
       ...(kvmUnchecked && sources.accel === "default"
         ? ["qemu: cannot read /dev/kvm (no --allow-read), so accel defaults to tcg"]
         : []),
-    ],
+    ].map((warning) => redactValues(warning, [...secrets])),
     sources,
   };
   rememberSecrets(resolved, [...secrets]);

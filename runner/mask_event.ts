@@ -1,8 +1,8 @@
 /**
  * Masking a run event: everything pipeline code and tasks produced (names, commands,
  * output, messages, errors) is masked; the fields PocketCI generates itself (the run ID,
- * paths, task and resource IDs, the driver's name) are shown as they are, even when a
- * secret happens to occur in them (a state directory named after it).
+ * paths, task IDs, the driver's name) are shown as they are, even when a secret happens
+ * to occur in them (a state directory named after it).
  *
  * @module
  */
@@ -28,10 +28,11 @@ export function maskEvent(masker: Masker, event: RunEvent): RunEvent {
         id: event.failedTask.id,
       };
     }
+    // A leftover's ID may hold the namespace (user-given); its paths under the state
+    // directory are protected by the masker itself.
     masked.leftovers = event.leftovers.map((leftover, index) => ({
       ...(masked.leftovers as Record<string, unknown>[])[index],
       kind: leftover.kind,
-      id: leftover.id,
     }));
   }
   return masked as unknown as RunEvent;

@@ -4,7 +4,7 @@ import { Masker } from "./mask.ts";
 import { maskEvent } from "./mask_event.ts";
 
 const SECRET = "run7secret";
-const masker = new Masker([SECRET]);
+const masker = new Masker([SECRET], { protect: [`/state/${SECRET}`] });
 
 Deno.test("maskEvent: run IDs, paths and task IDs stay as they are; names, commands, messages are masked", () => {
   const logDir = `/state/${SECRET}/logs/r-${SECRET}`;
@@ -58,7 +58,10 @@ Deno.test("maskEvent: run IDs, paths and task IDs stay as they are; names, comma
         logDir,
         error: `failed: ${SECRET}`,
         failedTask: { id: `t-${SECRET}-1`, name: SECRET, lastLines: [`x ${SECRET}`] },
-        leftovers: [{ kind: "dir", id: `/state/${SECRET}/runs/x`, reason: `busy ${SECRET}` }],
+        leftovers: [
+          { kind: "dir", id: `/state/${SECRET}/runs/x`, reason: `busy ${SECRET}` },
+          { kind: "container", id: `pocketci-ns-${SECRET}-r1`, reason: "gone" },
+        ],
       },
       {
         type: "run.end",
@@ -68,7 +71,10 @@ Deno.test("maskEvent: run IDs, paths and task IDs stay as they are; names, comma
         logDir,
         error: "failed: ***",
         failedTask: { id: `t-${SECRET}-1`, name: "***", lastLines: ["x ***"] },
-        leftovers: [{ kind: "dir", id: `/state/${SECRET}/runs/x`, reason: "busy ***" }],
+        leftovers: [
+          { kind: "dir", id: `/state/${SECRET}/runs/x`, reason: "busy ***" },
+          { kind: "container", id: "pocketci-ns-***-r1", reason: "gone" },
+        ],
       },
     ],
   ];

@@ -307,3 +307,32 @@ Deno.test("pocketci drivers: bad arguments and --help", async () => {
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: pocketci drivers/);
 });
+
+Deno.test("a token repeated in tags=, image=, labels= or the namespace is *** in pocketci dsn, --json, warnings and errors", async () => {
+  const lower = "hz-t0ken-repeated-5";
+  const cases: Array<[string[], Record<string, string>]> = [
+    [["dsn", `hetzner:token=${TOKEN},image=${TOKEN}`], {}],
+    [["dsn", "--json", `hetzner:token=${TOKEN},image=${TOKEN},labels=a=${TOKEN}`], {}],
+    [["dsn", "--json", `digitalocean:token=${TOKEN},tags=prod,${TOKEN}`], {}],
+    [["dsn", `digitalocean:tags=prod,${TOKEN}`], { DIGITALOCEAN_TOKEN: TOKEN }],
+    [["dsn", "--json", `hetzner://${lower}?token=${lower}`], {}],
+    [["dsn", `hetzner://${lower}?token=${lower}`], {}],
+    [["dsn", `hetzner:token=${TOKEN},image=${TOKEN},max_workers=${TOKEN}`], {}],
+    [["dsn", "--json", `hetzner:token=${TOKEN},${TOKEN}=1`], {}],
+  ];
+  for (const [args, env] of cases) {
+    const result = await pocketci(args, env);
+    assert.ok(result.code === 0 || result.code === 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(result.stdout + result.stderr, /\*\*\*/);
+    for (const text of [result.stdout, result.stderr]) {
+      for (const secret of [TOKEN, lower]) {
+        assert.ok(!text.includes(secret), `${args.join(" ")} leaked: ${text}`);
+      }
+    }
+  }
+  const json = JSON.parse(
+    (await pocketci(["dsn", "--json", `digitalocean:token=${TOKEN},tags=prod,${TOKEN}`])).stdout,
+  );
+  assert.deepEqual(json.config.tags, ["prod", "***"]);
+  assert.equal(json.params.tags, "prod,***");
+});
