@@ -14,7 +14,15 @@ export interface HostPathPolicy {
   readonly readRoots: readonly string[];
   /** Extra directories granted with `--allow-write` (`["/"]` for all). */
   readonly writeRoots: readonly string[];
+  /**
+   * Real paths of the pipeline's own source files (the import scan's): `exportTo`
+   * does not overwrite them unless `--allow-write` names one exactly.
+   */
+  readonly protectedFiles?: readonly string[];
 }
+
+/** Version-control metadata directories: `exportTo` never writes into one unless granted by name. */
+export const VCS_DIRS: readonly string[] = [".git", ".hg", ".svn"];
 
 /** Normalizes an absolute path lexically (`.`, `..`, repeated slashes). */
 export function normalizeAbsolute(path: string): string {
@@ -90,4 +98,39 @@ export async function confineHostPath(
   }
   if (realRoots.some((root) => inside(root, real))) return resolved;
   throw denied();
+}
+
+/**
+ * The check `exportTo` applies to the real path of everything it would write: a
+ * path inside version-control metadata (`.git`, `.hg`, `.svn` at any depth: git
+ * runs hooks from there) or one of the pipeline's own source files is refused
+ * unless `--allow-write` names it (a grant of that directory or below it, or of the
+ * file itself; `--allow-write` for everything or for a parent directory does not).
+ * Returns a one-line refusal, or undefined when the write is allowed.
+ */
+export async function exportWriteCheck(
+  policy: HostPathPolicy,
+): Promise<(realPath: string) => string | undefined> {
+  const grants = await Promise.all(
+    policy.writeRoots.map(normalizeAbsolute).filter((root) => root !== "/").map((root) =>
+      realPathOfExisting(root).catch(() => root)
+    ),
+  );
+  const sources = new Set(policy.protectedFiles ?? []);
+  return (real) => {
+    const parts = real.split("/");
+    const vcs = parts.findIndex((part) => VCS_DIRS.includes(part));
+    if (vcs !== -1) {
+      const metadata = parts.slice(0, vcs + 1).join("/");
+      if (!grants.some((grant) => inside(metadata, grant) && inside(grant, real))) {
+        return `exportTo refuses to write ${real}: it is inside version-control metadata (${
+          parts[vcs]
+        }), which tools run code from; name it with \`pocketci run --allow-write=${metadata}\` to allow it`;
+      }
+    }
+    if (sources.has(real) && !grants.includes(real)) {
+      return `exportTo refuses to overwrite ${real}: it is one of the pipeline's own source files; name it with \`pocketci run --allow-write=${real}\` to allow it`;
+    }
+    return undefined;
+  };
 }

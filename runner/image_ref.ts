@@ -45,8 +45,9 @@ export function parseImageReference(image: string): ImageReference | undefined {
   };
 }
 
-function quoted(image: string): string {
-  const shown = JSON.stringify(image);
+function quoted(image: string, mask: (text: string) => string): string {
+  // Masked before it is cut: a cut must never show part of a secret.
+  const shown = mask(JSON.stringify(image));
   return shown.length > 120 ? `${shown.slice(0, 117)}..."` : shown;
 }
 
@@ -73,14 +74,17 @@ function reason(image: string): string | undefined {
 }
 
 /**
- * Checks an image reference; returns a one-line error naming the image and the expected
- * form, or `undefined` when it is valid.
+ * Checks an image reference; returns a one-line error naming the image (passed through
+ * `mask` before it is shortened) and the expected form, or `undefined` when it is valid.
  */
-export function imageReferenceError(image: unknown): string | undefined {
+export function imageReferenceError(
+  image: unknown,
+  mask: (text: string) => string = (text) => text,
+): string | undefined {
   if (typeof image !== "string") return `the image must be a string, such as "busybox"`;
   if (parseImageReference(image) !== undefined) return undefined;
   const why = reason(image);
-  return `image ${quoted(image)} is not a valid image reference${
+  return `image ${quoted(image, mask)} is not a valid image reference${
     why === undefined ? "" : ` (${why})`
   }: use ${IMAGE_REFERENCE_FORM}`;
 }

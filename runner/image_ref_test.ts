@@ -74,3 +74,15 @@ Deno.test("image references: what the engine cannot parse is a one-line error na
   }
   assert.match(String(imageReferenceError(42)), /must be a string/);
 });
+
+Deno.test("imageReferenceError masks the image before cutting it, so a cut never shows part of a secret", () => {
+  const secret = "Img-Secret-Value-42";
+  const mask = (text: string) => text.replaceAll(secret, "***");
+  for (let at = 100; at <= 125; at++) {
+    const image = "a".repeat(at) + secret + " x";
+    const error = String(imageReferenceError(image, mask));
+    for (let length = 3; length <= secret.length; length++) {
+      assert.ok(!error.includes(secret.slice(0, length)), `${at}: ${error}`);
+    }
+  }
+});

@@ -89,6 +89,7 @@ export async function launch(
     reporters: [reporter],
     process: config.process,
     graceMs: config.graceMs,
+    sourceFiles: config.sourceFiles,
     allowPrivileged: config.allowPrivileged,
   }, config.dsnSecrets);
   const onInt = () => run.interrupt("SIGINT");

@@ -260,7 +260,9 @@ export class RunSession implements PipelineHost {
 
   /** What the runner refuses whatever the driver: a malformed image, an ungranted privilege. */
   #checkRequest(request: TaskRequest): void {
-    const imageError = request.image === undefined ? undefined : imageReferenceError(request.image);
+    const imageError = request.image === undefined
+      ? undefined
+      : imageReferenceError(request.image, (text) => this.#options.masker.mask(text));
     if (imageError !== undefined) throw new Error(imageError);
     if (request.privileged && !this.#options.allowPrivileged) {
       throw new Error(
@@ -738,6 +740,11 @@ export class RunSession implements PipelineHost {
   async #exportTo(volumeId: string, hostDir: string, path?: string): Promise<void> {
     const volume = this.#volume(volumeId);
     const destination = await confineHostPath(this.#options.paths, hostDir, "write");
-    await volumeArchives(this.#options.driver).exportTo(volume, destination, path);
+    await volumeArchives(this.#options.driver).exportTo(
+      volume,
+      destination,
+      path,
+      this.#options.paths,
+    );
   }
 }

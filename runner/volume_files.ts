@@ -6,6 +6,7 @@
  */
 
 import {
+  ArchivePathError,
   createTarStream,
   extractTar,
   listTar,
@@ -16,6 +17,12 @@ import {
   type TarWriteEntry,
 } from "../drivers/archive/mod.ts";
 import { type Driver, DriverError, type VolumeHandle } from "../drivers/contract.ts";
+import {
+  exportWriteCheck,
+  type HostPathPolicy,
+  normalizeAbsolute,
+  realPathOfExisting,
+} from "./host_paths.ts";
 
 /** Volume file operations over one driver. */
 export interface VolumeArchives {
@@ -30,8 +37,17 @@ export interface VolumeArchives {
     volume: VolumeHandle,
     files: Readonly<Record<string, string | Uint8Array>>,
   ): Promise<void>;
-  /** Extracts the volume (or `path` in it) into a host directory. */
-  exportTo(volume: VolumeHandle, destination: string, path?: string): Promise<void>;
+  /**
+   * Extracts the volume (or `path` in it) into a host directory; with `policy`,
+   * writes into version-control metadata or over the pipeline's own source files
+   * are refused ({@link exportWriteCheck}), the destination itself included.
+   */
+  exportTo(
+    volume: VolumeHandle,
+    destination: string,
+    path?: string,
+    policy?: HostPathPolicy,
+  ): Promise<void>;
 }
 
 async function* stripPrefix(
@@ -91,14 +107,17 @@ export function volumeArchives(driver: Driver): VolumeArchives {
       }
       await driver.putArchive(volume, tarFromFiles(entries));
     },
-    async exportTo(volume, destination, path) {
+    async exportTo(volume, destination, path, policy) {
+      const refuse = policy === undefined ? undefined : await exportWriteCheck(policy);
+      const refused = refuse?.(await realPathOfExisting(normalizeAbsolute(destination)));
+      if (refused !== undefined) throw new ArchivePathError("refused", destination, refused);
       if (path === undefined || normalizeRelative(path) === "") {
-        await extractTar(await driver.getArchive(volume), destination);
+        await extractTar(await driver.getArchive(volume), destination, { refuse });
         return;
       }
       const prefix = normalizeRelative(path);
       const stream = await driver.getArchive(volume, [prefix]);
-      await extractTar(createTarStream(stripPrefix(stream, prefix)), destination);
+      await extractTar(createTarStream(stripPrefix(stream, prefix)), destination, { refuse });
     },
   };
 }

@@ -150,3 +150,72 @@ Deno.test("run: type-check output is masked with the run's secrets and cut to 40
   assert.ok(shown <= 41, `${shown} lines before the marker`);
   await Deno.remove(root, { recursive: true });
 });
+
+function exporting(files: Record<string, string>, to: string): string {
+  return `import { pipeline, volume } from "pocketci";
+export default pipeline("export", async () => {
+  const v = await volume("v");
+  await v.writeFiles(${JSON.stringify(files)});
+  await v.exportTo(${JSON.stringify(to)});
+  console.log("exported");
+});
+`;
+}
+
+Deno.test("run: exportTo refuses .git/hooks and the pipeline's own files unless --allow-write names them", async () => {
+  const hook = { ".git/hooks/pre-commit": "#!/bin/sh\necho pwned\n" };
+  const { root, dir, env } = await sandbox({
+    "into_repo.ts": exporting(hook, "."),
+    "into_hooks.ts": exporting({ "pre-commit": "#!/bin/sh\necho pwned\n" }, "./.git/hooks"),
+    "overwrite.ts": exporting({ "overwrite.ts": "export default () => {};\n" }, "."),
+    "lib.ts": "export const x = 1;\n",
+    "imports_lib.ts": `import "./lib.ts";\n` +
+      exporting({ "lib.ts": "export const x = 2;\n" }, "."),
+    ".git/HEAD": "ref: refs/heads/main\n",
+  });
+  const cases: [string, string, string][] = [
+    ["into_repo.ts", `exportTo refuses to write ${dir}/.git`, `--allow-write=${dir}/.git\``],
+    [
+      "into_hooks.ts",
+      `exportTo refuses to write ${dir}/.git/hooks`,
+      `--allow-write=${dir}/.git\``,
+    ],
+    [
+      "overwrite.ts",
+      `exportTo refuses to overwrite ${dir}/overwrite.ts`,
+      `--allow-write=${dir}/overwrite.ts\``,
+    ],
+    [
+      "imports_lib.ts",
+      `exportTo refuses to overwrite ${dir}/lib.ts`,
+      `--allow-write=${dir}/lib.ts\``,
+    ],
+  ];
+  for (const [file, refusal, flag] of cases) {
+    const before = await Deno.readTextFile(`${dir}/${file}`);
+    const result = await runCli(["run", `${dir}/${file}`], { env });
+    const output = result.stdout + result.stderr;
+    assert.equal(result.code, 1, output);
+    assert.ok(output.includes(refusal), output);
+    assert.ok(output.includes(flag), output);
+    assert.doesNotMatch(output, /exported/);
+    assert.equal(await Deno.readTextFile(`${dir}/${file}`), before);
+  }
+  assert.equal(await Deno.lstat(`${dir}/.git/hooks`).catch(() => undefined), undefined);
+  assert.equal(await Deno.readTextFile(`${dir}/lib.ts`), "export const x = 1;\n");
+
+  // Named explicitly, the same writes are allowed.
+  const hooks = await runCli(
+    ["run", `${dir}/into_hooks.ts`, `--allow-write=${dir}/.git/hooks`],
+    { env },
+  );
+  assert.equal(hooks.code, 0, hooks.stdout + hooks.stderr);
+  assert.match(await Deno.readTextFile(`${dir}/.git/hooks/pre-commit`), /pwned/);
+  const overwrite = await runCli(
+    ["run", `${dir}/overwrite.ts`, `--allow-write=${dir}/overwrite.ts`],
+    { env },
+  );
+  assert.equal(overwrite.code, 0, overwrite.stdout + overwrite.stderr);
+  assert.equal(await Deno.readTextFile(`${dir}/overwrite.ts`), "export default () => {};\n");
+  await Deno.remove(root, { recursive: true });
+});

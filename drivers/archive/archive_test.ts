@@ -311,3 +311,104 @@ Deno.test("archives interoperate with GNU tar in both directions", async () => {
     await Deno.remove(viaGnu, { recursive: true });
   }
 });
+
+Deno.test("extract judges a symlink's target from the link's real directory, not lexically", async () => {
+  const target = await tempDir();
+  try {
+    // d -> . makes d/d/d the root itself, so "../x" from there leaves it.
+    const entries = [symlink("d", "."), symlink("d/d/d/l", "../x")];
+    await assert.rejects(
+      () => extractTar(streamOf(entries), target),
+      (error: unknown) => error instanceof ArchivePathError && error.reason === "escape",
+    );
+    assert.equal(await Deno.lstat(`${target}/l`).catch(() => undefined), undefined);
+  } finally {
+    await Deno.remove(target, { recursive: true });
+  }
+});
+
+Deno.test("extract refuses a symlink through one already in the destination that leads outside", async () => {
+  const target = await tempDir();
+  try {
+    await Deno.symlink("/", `${target}/root`);
+    await assert.rejects(
+      () => extractTar(streamOf([symlink("etc", "root/etc")]), target),
+      (error: unknown) => error instanceof ArchivePathError && error.reason === "escape",
+    );
+    assert.equal(await Deno.lstat(`${target}/etc`).catch(() => undefined), undefined);
+  } finally {
+    await Deno.remove(target, { recursive: true });
+  }
+});
+
+Deno.test("extract: a link to / then an entry below it writes nothing outside", async () => {
+  const target = await tempDir();
+  const outside = await tempDir();
+  try {
+    const entries = [symlink("link", "/"), file(`link${outside}/pwned.txt`, "x")];
+    await assert.rejects(() => extractTar(streamOf(entries), target), ArchivePathError);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(outside)), []);
+  } finally {
+    await Deno.remove(target, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});
+
+Deno.test("extract: replacing a link that an earlier link climbs out of is caught at the end", async () => {
+  const target = await tempDir();
+  try {
+    // l -> s/../x is inside while s -> a; once s -> ".", s/.. is the root's parent.
+    const entries: TarWriteEntry[] = [
+      { path: "a", type: "directory", mode: 0o755, size: 0, mtime: 0 },
+      symlink("s", "a"),
+      symlink("l", "s/../x"),
+      symlink("s", "."),
+    ];
+    await assert.rejects(
+      () => extractTar(streamOf(entries), target),
+      /symlink "l" points outside the destination/,
+    );
+    assert.equal(await Deno.lstat(`${target}/l`).catch(() => undefined), undefined);
+  } finally {
+    await Deno.remove(target, { recursive: true });
+  }
+});
+
+Deno.test("extract: refuse sees each entry's real path, symlinks in its directory resolved", async () => {
+  const target = await tempDir();
+  try {
+    await Deno.mkdir(`${target}/.git`);
+    await Deno.symlink(".git", `${target}/alias`);
+    const seen: string[] = [];
+    const refuse = (real: string) => {
+      seen.push(real);
+      return real.includes("/.git/") ? `no writes into ${real}` : undefined;
+    };
+    await extractTar(streamOf([file("ok.txt", "x")]), target, { refuse });
+    await assert.rejects(
+      () => extractTar(streamOf([file("alias/hooks/pre-commit", "x")]), target, { refuse }),
+      (error: unknown) =>
+        error instanceof ArchivePathError && error.reason === "refused" &&
+        error.message === `no writes into ${target}/.git/hooks/pre-commit`,
+    );
+    assert.deepEqual(seen, [`${target}/ok.txt`, `${target}/.git/hooks/pre-commit`]);
+    assert.equal(await Deno.lstat(`${target}/.git/hooks`).catch(() => undefined), undefined);
+  } finally {
+    await Deno.remove(target, { recursive: true });
+  }
+});
+
+Deno.test("pack keeps a symlink inside the directory as a symlink, never following it", async () => {
+  const source = await tempDir();
+  try {
+    await Deno.symlink("/", `${source}/root`);
+    await Deno.symlink("/etc/passwd", `${source}/passwd`);
+    const entries = await listTar(await packDirectory(source));
+    assert.deepEqual(
+      entries.map((entry) => [entry.path, entry.type, entry.linkTarget]),
+      [["passwd", "symlink", "/etc/passwd"], ["root", "symlink", "/"]],
+    );
+  } finally {
+    await Deno.remove(source, { recursive: true });
+  }
+});

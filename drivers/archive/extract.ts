@@ -1,7 +1,10 @@
 /**
  * Extracts a tar stream into a host directory without ever writing outside it:
  * absolute paths and `..` are refused, nothing is written through a symlink that
- * leads outside, and symlinks pointing outside are refused unless allowed.
+ * leads outside, and symlinks pointing outside are refused unless allowed. A
+ * symlink's target is judged as the kernel resolves it (from the link's real
+ * directory, through the symlinks that exist), and every symlink made is checked
+ * again once the stream ends, since a later entry can replace one it goes through.
  *
  * @module
  */
@@ -19,6 +22,12 @@ export interface ExtractOptions {
    * permissions; a caller holding narrower ones can supply another way).
    */
   readonly symlink?: (target: string, path: string) => Promise<void>;
+  /**
+   * Called with the real path each entry would create or change (symlinks in its
+   * directory resolved) before anything is written for it; a returned message
+   * refuses the entry with an {@link ArchivePathError} (reason `refused`).
+   */
+  readonly refuse?: (realPath: string) => string | undefined;
 }
 
 /** What an extraction created. */
@@ -52,6 +61,8 @@ class Extractor {
   readonly #root: string;
   readonly #options: ExtractOptions;
   readonly #safeDirs = new Set<string>([""]);
+  /** Symlinks made, checked again at the end. */
+  readonly #links: string[] = [];
   readonly #directoryMeta: { path: string; mode: number; mtime: number }[] = [];
   #files = 0;
   #directories = 0;
@@ -66,6 +77,11 @@ class Extractor {
     const path = normalizeRelative(entry.path);
     if (path === "") return;
     const full = joinPath(this.#root, path);
+    if (this.#options.refuse !== undefined) {
+      const real = await realPathOfExisting(full);
+      const message = this.#options.refuse(real);
+      if (message !== undefined) throw new ArchivePathError("refused", entry.path, message);
+    }
     switch (entry.type) {
       case "directory":
         await this.#ensureDir(path);
@@ -82,16 +98,17 @@ class Extractor {
         return;
       case "symlink": {
         const target = entry.linkTarget ?? "";
-        if (!this.#options.allowEscapingSymlinks && !this.#containedLink(path, target)) {
+        await this.#ensureDir(parentOf(path));
+        if (!this.#options.allowEscapingSymlinks && !(await this.#containedLink(path, target))) {
           throw new ArchivePathError(
             "escape",
             entry.path,
             `symlink "${entry.path}" -> "${target}" points outside the destination`,
           );
         }
-        await this.#ensureDir(parentOf(path));
         await this.#clear(full, path);
         await (this.#options.symlink ?? denoSymlink)(target, full);
+        this.#links.push(path);
         this.#forgetSafeDirs(path);
         this.#symlinks++;
         return;
@@ -115,6 +132,21 @@ class Extractor {
   }
 
   async finish(): Promise<void> {
+    if (!this.#options.allowEscapingSymlinks) {
+      for (const path of this.#links) {
+        const full = joinPath(this.#root, path);
+        const info = await Deno.lstat(full).catch(() => undefined);
+        if (!info?.isSymlink) continue;
+        if (!(await this.#containedLink(path, await Deno.readLink(full)))) {
+          await Deno.remove(full);
+          throw new ArchivePathError(
+            "escape",
+            path,
+            `symlink "${path}" points outside the destination after a later entry replaced a link it goes through`,
+          );
+        }
+      }
+    }
     for (const meta of this.#directoryMeta.reverse()) {
       await Deno.chmod(meta.path, meta.mode & 0o7777);
       await Deno.utime(meta.path, meta.mtime, meta.mtime);
@@ -165,20 +197,32 @@ class Extractor {
     }
   }
 
-  #containedLink(path: string, target: string): boolean {
+  /**
+   * Whether `target`, as the kernel would resolve it from the real directory of the
+   * link at `path` (which exists), stays inside the root. The part of the target up
+   * to its last `..` must exist: `..` after a missing name could climb out of the
+   * root once a later entry makes that name a symlink.
+   */
+  async #containedLink(path: string, target: string): Promise<boolean> {
     if (target === "" || target.includes("\0")) return false;
-    if (target.startsWith("/")) return isInside(this.#root, normalizeAbsolute(target));
-    const parts = parentOf(path).split("/").filter((part) => part !== "");
-    for (const part of target.split("/")) {
-      if (part === "" || part === ".") continue;
-      if (part === "..") {
-        if (parts.length === 0) return false;
-        parts.pop();
+    const parent = await Deno.realPath(joinPath(this.#root, parentOf(path)));
+    const absolute = target.startsWith("/") ? target : `${parent}/${target}`;
+    const parts = absolute.split("/");
+    const lastUp = parts.lastIndexOf("..");
+    let resolved: string;
+    try {
+      if (lastUp === -1) {
+        resolved = await realPathOfExisting(normalizeAbsolute(absolute));
       } else {
-        parts.push(part);
+        const climbed = await Deno.realPath(parts.slice(0, lastUp + 1).join("/") || "/");
+        resolved = await realPathOfExisting(
+          normalizeAbsolute([climbed, ...parts.slice(lastUp + 1)].join("/")),
+        );
       }
+    } catch {
+      return false;
     }
-    return true;
+    return isInside(this.#root, resolved);
   }
 }
 
@@ -214,4 +258,19 @@ function normalizeAbsolute(path: string): string {
     else parts.push(part);
   }
   return `/${parts.join("/")}`;
+}
+
+/** The real path of the absolute `path`: symlinks resolved in the part that exists. */
+async function realPathOfExisting(path: string): Promise<string> {
+  const rest: string[] = [];
+  let existing = path;
+  while (true) {
+    try {
+      return normalizeAbsolute([await Deno.realPath(existing), ...rest.reverse()].join("/"));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound) || existing === "/") throw error;
+      rest.push(existing.slice(existing.lastIndexOf("/") + 1));
+      existing = existing.slice(0, existing.lastIndexOf("/")) || "/";
+    }
+  }
 }

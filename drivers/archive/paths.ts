@@ -6,12 +6,12 @@
 
 /** A path that is absolute, escapes its root, or does not exist. */
 export class ArchivePathError extends Error {
-  /** Why the path was refused. */
-  readonly reason: "escape" | "not_found";
+  /** Why the path was refused (`refused`: the caller's `refuse` check said no). */
+  readonly reason: "escape" | "not_found" | "refused";
   /** The path as given. */
   readonly path: string;
   /** Creates a path error. */
-  constructor(reason: "escape" | "not_found", path: string, message: string) {
+  constructor(reason: "escape" | "not_found" | "refused", path: string, message: string) {
     super(message);
     this.name = "ArchivePathError";
     this.reason = reason;
