@@ -60,8 +60,6 @@ export interface RunOptions {
   readonly stateDir: string;
   /** What the user granted pipeline code (forwarded `--allow-*`). */
   readonly permissions: WorkerPermissions;
-  /** Real paths of the pipeline's own source files; exportTo does not overwrite them. */
-  readonly sourceFiles?: readonly string[];
   /** Where events go (already masked). */
   readonly reporters: readonly Reporter[];
   /** The runner process, for `gc` (default: this process, start time unknown). */
@@ -312,9 +310,9 @@ export class PipelineRun {
         baseDir: options.pipelinePath.slice(0, options.pipelinePath.lastIndexOf("/")) || "/",
         readRoots: rootsOf(options.permissions.read),
         writeRoots: rootsOf(options.permissions.write),
-        protectedFiles: options.sourceFiles ?? [options.pipelinePath],
       },
       parallelism: options.parallelism,
+      graceMs: options.graceMs,
       outputKeep: options.outputKeep,
       stateDir: options.stateDir,
       allowPrivileged: options.allowPrivileged,

@@ -74,6 +74,8 @@ export interface SessionOptions {
   readonly paths: HostPathPolicy;
   /** `--parallelism` (undefined: unlimited). */
   readonly parallelism?: number;
+  /** `--grace`: between SIGTERM and SIGKILL when a task is stopped (default 10 s). */
+  readonly graceMs?: number;
   /** Called when a cache is opened (to record its use). */
   readonly onCacheUse?: (volume: VolumeHandle) => Promise<void>;
   /** Result buffer size per stream (characters kept at each end). */
@@ -103,7 +105,7 @@ export class RunSession implements PipelineHost {
   readonly #options: SessionOptions;
   readonly #slots: Semaphore;
   readonly #cancel = new AbortController();
-  #graceMs = DEFAULT_GRACE_MS;
+  #graceMs: number;
   readonly #running = new Set<Running>();
   readonly #volumes = new Map<string, VolumeHandle>();
   readonly #sandboxes = new Map<string, { handle: SandboxHandle; name: string; closed: boolean }>();
@@ -119,6 +121,7 @@ export class RunSession implements PipelineHost {
   /** Creates a session. */
   constructor(options: SessionOptions) {
     this.#options = options;
+    this.#graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
     this.#slots = new Semaphore(options.parallelism ?? Infinity);
   }
 
@@ -147,7 +150,7 @@ export class RunSession implements PipelineHost {
    * Cancels everything running and everything started later: SIGTERM, then SIGKILL
    * after `graceMs`. Calling again with a shorter grace (a second Ctrl-C) kills now.
    */
-  cancel(reason: string, graceMs: number = DEFAULT_GRACE_MS): void {
+  cancel(reason: string, graceMs: number = this.#graceMs): void {
     this.#graceMs = Math.min(this.#graceMs, graceMs);
     if (!this.#cancel.signal.aborted) this.#cancel.abort(reason);
     for (const running of this.#running) running.stop(this.#graceMs);
@@ -260,9 +263,7 @@ export class RunSession implements PipelineHost {
 
   /** What the runner refuses whatever the driver: a malformed image, an ungranted privilege. */
   #checkRequest(request: TaskRequest): void {
-    const imageError = request.image === undefined
-      ? undefined
-      : imageReferenceError(request.image, (text) => this.#options.masker.mask(text));
+    const imageError = request.image === undefined ? undefined : imageReferenceError(request.image);
     if (imageError !== undefined) throw new Error(imageError);
     if (request.privileged && !this.#options.allowPrivileged) {
       throw new Error(
@@ -740,11 +741,6 @@ export class RunSession implements PipelineHost {
   async #exportTo(volumeId: string, hostDir: string, path?: string): Promise<void> {
     const volume = this.#volume(volumeId);
     const destination = await confineHostPath(this.#options.paths, hostDir, "write");
-    await volumeArchives(this.#options.driver).exportTo(
-      volume,
-      destination,
-      path,
-      this.#options.paths,
-    );
+    await volumeArchives(this.#options.driver).exportTo(volume, destination, path);
   }
 }
