@@ -79,7 +79,9 @@ export function shortSecrets(
     problem(`secret ${name}`)
   );
   if (dsnSecrets.some(isShort)) {
-    messages.push(problem("a secret in the driver string (a token or a URL password)"));
+    messages.push(
+      problem("a secret of the driver (a token or URL password, from the DSN or the environment)"),
+    );
   }
   return messages;
 }

@@ -41,7 +41,7 @@ Deno.test("short secrets are named (never shown), from the secrets and from the 
   const both = shortSecrets(new Map([["FIVE", "12345"], ["SIX", "123456"]]), ["pw", "long-token"]);
   assert.equal(both.length, 2);
   assert.match(both[0], /^secret FIVE /);
-  assert.match(both[1], /^a secret in the driver string/);
+  assert.match(both[1], /^a secret of the driver \(a token or URL password/);
   assert.ok(!both.join(" ").includes("12345") && !both.join(" ").includes("pw"));
   assert.deepEqual(shortSecrets(new Map([["OK", "abcdef"]]), ["abcdef"]), []);
 });
