@@ -147,7 +147,7 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
       assert.match(String(r.stdout) + String(r.stderr), /out/);
     }
     assert.match(result.stdout, /hello \| out/);
-    assert.match(result.stderr, /TASK\s+DRIVER\s+STATUS\s+CODE\s+DURATION/);
+    assert.match(result.stderr, /TASK\s+STATUS\s+CODE\s+TOTAL\s+RUN\s+\(driver: \w+\)/);
     await cleanup(result);
   });
 
@@ -210,10 +210,10 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
     await cleanup(result);
   });
 
-  test("tasks left running when the pipeline returns are cancelled", async () => {
+  test("tasks left running when the pipeline returns are cancelled; only .background() ones keep the run green", async () => {
     const started = performance.now();
     const result = await run(`export default pipeline("p", async () => {
-      t("left-running").sh("sleep 30").catch(() => {});
+      t("left-running").background().sh("sleep 30").catch(() => {});
       await new Promise((resolve) => setTimeout(resolve, 500));
     });`);
     assert.equal(result.outcome.exitCode, 0, result.stderr);
@@ -221,6 +221,14 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
     assert.equal(end?.status, "cancelled");
     assert.ok(performance.now() - started < 15_000);
     await cleanup(result);
+    const forgotten = await run(`export default pipeline("p", async () => {
+      t("forgotten").sh("sleep 30").catch(() => {});
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    });`);
+    assert.equal(forgotten.outcome.exitCode, 1, forgotten.stderr);
+    assert.equal(endsByName(forgotten.events).get("forgotten")?.status, "cancelled");
+    assert.match(String(forgotten.outcome.error), /task "forgotten" was still running.*`await` it/);
+    await cleanup(forgotten);
   });
 
   test("every task sees CI, POCKETCI, POCKETCI_RUN_ID, POCKETCI_TASK and its env, not the host's", async () => {
