@@ -36,7 +36,46 @@ export function maskPatterns(values: Iterable<string>): string[] {
 }
 
 function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+}
+
+interface TrieNode {
+  readonly children: Map<string, TrieNode>;
+  end: boolean;
+}
+
+/**
+ * One regular expression source matching any of `patterns`, longest first, as a trie: a
+ * plain alternation of dozens of literals makes the engine try each at every position
+ * (several times slower on long output).
+ */
+export function trieSource(patterns: readonly string[]): string {
+  const root: TrieNode = { children: new Map(), end: false };
+  for (const pattern of patterns) {
+    let node = root;
+    for (const char of pattern) {
+      let next = node.children.get(char);
+      if (next === undefined) node.children.set(char, next = { children: new Map(), end: false });
+      node = next;
+    }
+    node.end = true;
+  }
+  const emit = (start: TrieNode): string => {
+    // A chain of single children is one literal run (no recursion per character).
+    let literal = "";
+    let node = start;
+    while (node.children.size === 1 && !node.end) {
+      const [char, next] = node.children.entries().next().value!;
+      literal += escapeRegExp(char);
+      node = next;
+    }
+    if (node.children.size === 0) return literal;
+    const branches = [...node.children].map(([char, child]) => escapeRegExp(char) + emit(child));
+    const group = `(?:${branches.join("|")})`;
+    // Greedy "?": the longer pattern wins when a shorter one ends here.
+    return literal + (node.end ? `${group}?` : group);
+  };
+  return emit(root);
 }
 
 /** What a {@link Masker} needs besides the secret values. */
@@ -56,7 +95,7 @@ export class Masker {
     this.#patterns = maskPatterns(values);
     this.#regex = this.#patterns.length === 0
       ? undefined
-      : new RegExp(this.#patterns.map(escapeRegExp).join("|"), "g");
+      : new RegExp(trieSource(this.#patterns), "g");
     this.#protected = [...new Set(options.protect ?? [])].filter((text) => text !== "");
   }
 

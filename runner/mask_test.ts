@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MASK, maskedLine, Masker, maskPatterns, MAX_LINE } from "./mask.ts";
+import { MASK, maskedLine, Masker, maskPatterns, MAX_LINE, trieSource } from "./mask.ts";
 
 const encoder = new TextEncoder();
 
@@ -159,4 +159,22 @@ Deno.test("maskedLine masks first, then cuts: a secret straddling the cut never 
     assert.ok(!line.includes("second line"));
     assert.ok(line.length <= MAX_LINE + 3);
   }
+});
+
+Deno.test("trieSource matches as the longest-first alternation does (prefixes, shared stems, specials)", () => {
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  let seed = 7;
+  const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+  const alphabet = "ab(.*\\";
+  const word = (length: number) =>
+    Array.from({ length }, () => alphabet[random(alphabet.length)]).join("");
+  for (let round = 0; round < 300; round++) {
+    const patterns = [...new Set(Array.from({ length: 1 + random(6) }, () => word(1 + random(5))))]
+      .sort((a, b) => b.length - a.length);
+    const text = word(40);
+    const plain = new RegExp(patterns.map(escape).join("|"), "g");
+    const trie = new RegExp(trieSource(patterns), "g");
+    assert.equal(text.replace(trie, "#"), text.replace(plain, "#"), JSON.stringify(patterns));
+  }
+  assert.equal(new Masker(["abcdef", "abcdefgh"]).mask("xabcdefghy abcdefz"), "x***y ***z");
 });
