@@ -292,7 +292,25 @@ export async function main(args: string[]): Promise<number> {
       return 1;
     }
   }
-  const result = await typeCheck(files, { fetches, defaultExport: true });
+  // Ctrl-C stops deno check and still removes the default-export probe's temp directory.
+  const abort = new AbortController();
+  let signalled: Deno.Signal | undefined;
+  const stop = (signal: Deno.Signal) => () => {
+    signalled ??= signal;
+    abort.abort();
+  };
+  const onInt = stop("SIGINT");
+  const onTerm = stop("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  let result: TypeCheckResult;
+  try {
+    result = await typeCheck(files, { fetches, defaultExport: true, signal: abort.signal });
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+  }
+  if (signalled !== undefined) return signalled === "SIGINT" ? 130 : 143;
   if (result.ok) return 0;
   if (result.failure === "default-export") {
     writeErr(`pocketci check: ${result.output}`);

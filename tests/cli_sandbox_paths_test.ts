@@ -219,3 +219,34 @@ Deno.test("run: exportTo refuses .git/hooks and the pipeline's own files unless 
   assert.equal(await Deno.readTextFile(`${dir}/overwrite.ts`), "export default () => {};\n");
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("check: SIGINT during the type-check exits 130 and leaves no probe directory", async () => {
+  const { root, dir } = await sandbox({ "pipeline.ts": PIPELINE });
+  const tmp = `${root}/tmp`;
+  await Deno.mkdir(tmp);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--unstable-worker-options",
+      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+      new URL("../pocketci.ts", import.meta.url).pathname,
+      "check",
+      `${dir}/pipeline.ts`,
+    ],
+    env: { TMPDIR: tmp, NO_COLOR: "1" },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  // Wait until the probe exists (the type-check has started), then interrupt.
+  for (let i = 0; i < 200; i++) {
+    if ((await Array.fromAsync(Deno.readDir(tmp))).length > 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  assert.equal((await Array.fromAsync(Deno.readDir(tmp))).length, 1, "the probe was made");
+  child.kill("SIGINT");
+  const status = await child.status;
+  assert.equal(status.code, 130);
+  assert.deepEqual(await Array.fromAsync(Deno.readDir(tmp)), []);
+  await Deno.remove(root, { recursive: true });
+});
