@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { relative } from "node:path";
-import { runCli, tempProject } from "./helpers/cli.ts";
+import { filesUnder, runCli, tempProject } from "./helpers/cli.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).pathname;
 
@@ -228,16 +228,6 @@ export default pipeline("secrets", async () => {
   assert.doesNotMatch(result.stdout + result.stderr, /env-secret-value|file-secret-value/);
   await Deno.remove(dir, { recursive: true });
 });
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const found: string[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    const path = `${dir}/${entry.name}`;
-    if (entry.isDirectory) found.push(...await filesUnder(path));
-    else if (entry.isFile) found.push(path);
-  }
-  return found;
-}
 
 Deno.test("run: secrets and DSN tokens never reach the output, the NDJSON, the summary or the log directory", async () => {
   const { dir, env } = await project(`

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runCli, tempProject } from "./helpers/cli.ts";
+import { filesUnder, runCli, tempProject } from "./helpers/cli.ts";
 
 /** A secret whose encoded forms all differ from it: quotes, backslash, slash, space, +, &, é. */
 const SECRET = 'S3cr3t "q" \\ b/s & p+ é';
@@ -65,16 +65,6 @@ function forbidden(): string[] {
     for (let at = 0; at + 8 <= part.length; at++) texts.push(part.slice(at, at + 8));
   }
   return texts;
-}
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const found: string[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    const path = `${dir}/${entry.name}`;
-    if (entry.isDirectory) found.push(...await filesUnder(path));
-    else if (entry.isFile) found.push(path);
-  }
-  return found;
 }
 
 Deno.test("run: URL-encoded, JSON-escaped and base64 forms of a secret never reach stdout, NDJSON or the logs; PocketCI's own paths are not masked", async () => {

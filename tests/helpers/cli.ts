@@ -84,6 +84,17 @@ export async function runCli(
   return { code, stdout, stderr };
 }
 
+/** Every regular file below `dir` (recursively), as paths. */
+export async function filesUnder(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory) found.push(...await filesUnder(path));
+    else if (entry.isFile) found.push(path);
+  }
+  return found;
+}
+
 /** A temp directory with `files` written into it. */
 export async function tempProject(files: Readonly<Record<string, string>>): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "pocketci-cli-" });
