@@ -12,6 +12,7 @@ import type Docker from "dockerode";
 import { posix } from "node:path";
 import { DriverError, type TaskSpec } from "../contract.ts";
 import { normalizeImage } from "./images.ts";
+import { imageReferenceError } from "../../runner/image_ref.ts";
 
 /** The default working directory of tasks and sandboxes. */
 export const DEFAULT_WORKDIR = "/workspace";
@@ -29,6 +30,10 @@ export function validateSpec(spec: TaskSpec, what: "task" | "sandbox"): string {
       `${what} ${spec.name} has no image; the docker driver runs every ${what} in a container: set .image("...")`,
     );
   }
+  // The runner checks first; this keeps a malformed reference out of engine request paths
+  // (where `a//b` made the engine client crash the process) for any other caller too.
+  const invalid = imageReferenceError(spec.image);
+  if (invalid !== undefined) throw new DriverError("invalid", `${what} ${spec.name}: ${invalid}`);
   if (what === "task" && spec.command.length === 0) {
     throw new DriverError("invalid", `task ${spec.name} has no command`);
   }

@@ -138,9 +138,10 @@ export class ImageManager {
     try {
       info = await this.#docker.getImage(ref).inspect();
     } catch (error) {
-      const status = (error as { statusCode?: number }).statusCode;
-      // The engine answered: its refusal is about the image, never about reaching the engine.
-      if (status !== undefined && status !== 404) {
+      const { statusCode: status, code } = error as { statusCode?: number; code?: string };
+      // The engine answered, or the client could not put the name in a request (ERR_...): either
+      // way it is about the image, never about reaching the engine.
+      if ((status !== undefined && status !== 404) || code?.startsWith("ERR_")) {
         throw new DriverError(
           "invalid",
           `image ${ref}: the engine refused it: ${engineMessage(error)}`,

@@ -13,6 +13,7 @@ import Docker from "dockerode";
 import type { DriverError } from "../../drivers/contract.ts";
 import { LABEL } from "../../drivers/docker/labels.ts";
 import { dockerFactory } from "../../drivers/docker/factory.ts";
+import { ImageManager } from "../../drivers/docker/images.ts";
 import { createTestContext } from "../conformance/context.ts";
 import { OutputCollector } from "../conformance/driver_suite.ts";
 import { runCli, tempProject } from "../helpers/cli.ts";
@@ -73,28 +74,42 @@ export default pipeline("images", async () => {
   assert.doesNotMatch(result.stdout + result.stderr, /getaddrinfo|Uncaught|DSN|DOCKER_HOST/);
 });
 
-test("an image the engine refuses, given to the driver directly, is blamed on the image, not on the DSN's host", async () => {
+test("given to the driver directly, a malformed image is refused by the driver and an engine refusal is blamed on the image, never on the DSN's host", async () => {
   const ctx = await createTestContext();
   const driver = await dockerFactory.create({}, ctx);
   try {
-    const spec = {
-      id: `bad-${crypto.randomUUID().slice(0, 6)}`,
-      name: "bad",
-      image: "BusyBox",
-      command: ["true"],
-      env: {},
-      mounts: [],
-    };
-    const error = await driver.startTask(spec, new OutputCollector().sink).then(
-      () => undefined,
-      (error: DriverError) => error,
-    );
-    assert.ok(error !== undefined, "the engine accepted an uppercase repository");
-    assert.match(error.message, /^image BusyBox:latest: the engine refused it: .*lowercase/);
-    assert.doesNotMatch(error.message, /DSN|DOCKER_HOST|cannot reach/);
+    for (const image of ["/etc/passwd", "a//b", "busybox; rm", "BusyBox"]) {
+      const spec = {
+        id: `bad-${crypto.randomUUID().slice(0, 6)}`,
+        name: "bad",
+        image,
+        command: ["true"],
+        env: {},
+        mounts: [],
+      };
+      const error = await driver.startTask(spec, new OutputCollector().sink).then(
+        () => undefined,
+        (error: DriverError) => error,
+      );
+      assert.ok(error !== undefined, `the driver accepted ${image}`);
+      assert.equal(error.code, "invalid");
+      assert.ok(
+        error.message.startsWith(`task bad: image ${JSON.stringify(image)} is not a valid`),
+        error.message,
+      );
+    }
   } finally {
     await driver.close();
     await ctx.dispose();
+  }
+  // Below the driver's own check: what the engine (or its client) refuses names the image.
+  const images = new ImageManager(docker);
+  for (const [image, said] of [["BusyBox", /lowercase/], ["busybox; rm", /unescaped/i]] as const) {
+    const error = await images.ensure(image).then(() => undefined, (error: DriverError) => error);
+    assert.ok(error !== undefined, image);
+    assert.match(error.message, new RegExp(`^image ${image.replace(/[;]/g, ".")}:latest: `));
+    assert.match(error.message, said);
+    assert.doesNotMatch(error.message, /DSN|DOCKER_HOST|cannot reach/);
   }
 });
 
