@@ -133,7 +133,7 @@ export abstract class Builder {
    * it, a task the pipeline did not `await` fails the run.
    */
   background(enabled = true): this {
-    return this.#with({ background: enabled });
+    return this.#with({ background: checkFlag("background", enabled) });
   }
 
   /** Sets the image pull policy (container drivers). */

@@ -212,6 +212,8 @@ Deno.test("background() marks a task, and a sandbox's calls, as allowed to outli
   await sandbox("dev").start().then((plain) => plain.background().sh("true"));
   await sandbox("dev").start().then((plain) => plain.run("true"));
   assert.deepEqual(execs.map((request) => request.background === true), [true, true, false]);
+  assert.throws(() => task("t").background("yes" as unknown as boolean), /takes true or false/);
+  assert.throws(() => box.background(1 as unknown as boolean), /takes true or false/);
 });
 
 Deno.test("sh() puts set -eu (and pipefail where the shell has it) before the script, for tasks and sandbox calls", async () => {

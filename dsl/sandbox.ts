@@ -88,7 +88,7 @@ export class SandboxCall {
 
   /** Lets this call outlive the pipeline function (cancelled then, without failing the run). */
   background(enabled = true): SandboxCall {
-    return this.#with({ background: enabled });
+    return this.#with({ background: checkFlag("background", enabled) });
   }
 
   /** Receives this call's output chunks as they arrive. */

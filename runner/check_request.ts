@@ -92,6 +92,7 @@ export function checkTaskRequest(value: unknown, kind: "task" | "sandbox"): Task
     memoryBytes: optional(request.memoryBytes, checkMemory),
     timeoutMs: optional(request.timeoutMs, checkTimeout),
     allowFailure: optional(request.allowFailure, (v) => checkFlag("allowFailure", v)),
+    background: optional(request.background, (v) => checkFlag("background", v)),
     pull: optional(request.pull, checkPull),
     platform: optional(request.platform, checkPlatform),
     entrypoint: optional(request.entrypoint, checkEntrypoint),
@@ -110,6 +111,7 @@ export function checkExecRequest(value: unknown): ExecRequest {
     user: optional(request.user, checkUser),
     timeoutMs: optional(request.timeoutMs, checkTimeout),
     allowFailure: optional(request.allowFailure, (v) => checkFlag("allowFailure", v)),
+    background: optional(request.background, (v) => checkFlag("background", v)),
   };
 }
 

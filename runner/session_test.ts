@@ -421,6 +421,10 @@ Deno.test("session: unawaited() names unfinished tasks and calls that neither ru
   const failed = await s.runTask(request({ name: "bad", image: "/etc/passwd" }));
   assert.equal(failed.status, "error");
   assert.deepEqual(s.unawaited(), [], "a task that could not run is finished");
+  await assert.rejects(
+    s.runTask(request({ background: "yes" })),
+    /background\(\) takes true or false/,
+  );
 });
 
 Deno.test("session: a task cancelled before it started emits no start; a started one reports its total time", async () => {
