@@ -16,7 +16,7 @@
 import { UsageError } from "./errors.ts";
 import { walkFlags, writeErr, writeOut } from "./flags.ts";
 import { toFileUrl } from "../runner/file_url.ts";
-import { DSL_ENTRY, dslImportMapUrl } from "../runner/import_map.ts";
+import { closeDenoNetwork, DSL_ENTRY, dslImportMapUrl } from "../runner/import_map.ts";
 
 /** The help text of `pocketci check`. */
 export const CHECK_HELP = `Usage: pocketci check [flags] PIPELINE.ts...
@@ -58,14 +58,7 @@ export function checkCommand(
   // Plain text (the output is parsed and shown cut), without Rust's backtrace noise.
   const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1" };
   delete env.RUST_BACKTRACE;
-  if (!options.fetches) {
-    // A closed port: whatever Deno would fetch fails instead of reaching a registry.
-    for (const name of ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"]) {
-      env[name] = env[name.toLowerCase()] = "http://127.0.0.1:0";
-    }
-    delete env.NO_PROXY;
-    delete env.no_proxy;
-  }
+  if (!options.fetches) closeDenoNetwork(env);
   return {
     command: Deno.execPath(),
     args: [

@@ -1,6 +1,7 @@
 /**
- * The import map PocketCI gives pipeline code: the bare `pocketci` import and the
- * `jsr:@pocketci/pocketci` forms all name this copy's `mod.ts`, nothing else.
+ * How Deno resolves pipeline imports when PocketCI runs or checks a pipeline: the
+ * import map (the bare `pocketci` import and the `jsr:@pocketci/pocketci` forms all
+ * name this copy's `mod.ts`, nothing else) and a network closed to Deno.
  *
  * @module
  */
@@ -26,4 +27,20 @@ export function dslImportMap(): { imports: Record<string, string> } {
 /** The import map as a `data:` URL, for `deno --import-map=...` (no file to clean up). */
 export function dslImportMapUrl(): string {
   return `data:application/json,${encodeURIComponent(JSON.stringify(dslImportMap()))}`;
+}
+
+/**
+ * Closes the network to a Deno subprocess through `env` (changed in place): every
+ * HTTP(S) proxy variable points at a closed port and `NO_PROXY` is dropped, because
+ * `--cached-only` alone still lets Deno fetch npm packages. `DENO_NO_PACKAGE_JSON`
+ * keeps a `package.json` beside the pipeline from adding dependencies.
+ */
+export function closeDenoNetwork(env: Record<string, string>): Record<string, string> {
+  for (const name of ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"]) {
+    env[name] = env[name.toLowerCase()] = "http://127.0.0.1:0";
+  }
+  delete env.NO_PROXY;
+  delete env.no_proxy;
+  env.DENO_NO_PACKAGE_JSON = "1";
+  return env;
 }
