@@ -610,6 +610,30 @@ export function defineDriverConformance(options: ConformanceOptions): void {
     });
   });
 
+  test("a second stop() with a shorter grace (a second Ctrl-C) kills at once", async () => {
+    await withDriver(async (driver) => {
+      const output = new OutputCollector();
+      const handle = await driver.startTask(
+        sh('trap "" TERM; echo ready; while true; do sleep 0.1; done'),
+        output.sink,
+      );
+      await output.waitFor("stdout", "ready");
+      const first = handle.stop(120_000);
+      // Lets the SIGTERM land and the first stop settle into its grace period.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const outcome = await Promise.race([
+        handle.stop(0).then(() => "stopped"),
+        new Promise((resolve) => timer = setTimeout(() => resolve("still waiting"), 20_000)),
+      ]);
+      clearTimeout(timer);
+      assert.equal(outcome, "stopped", "the second stop() waited for the first one's grace");
+      const status = await handle.wait();
+      assert.deepEqual([status.code, status.signal], [137, 9]);
+      await first;
+    });
+  });
+
   test("the whole process group dies: on stop() and when the main process exits", async () => {
     await withDriver(async (driver) => {
       const volume = await driver.createVolume({ name: "beat", kind: "volume" });
