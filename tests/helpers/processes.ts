@@ -56,3 +56,35 @@ export async function eventually(
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/**
+ * Reads `stream` until `marker` appears and returns what was read with the reader (which the
+ * caller cancels once done with the process); throws with the text when the stream ends first.
+ */
+export async function readText(
+  stream: ReadableStream<Uint8Array>,
+  marker: string,
+): Promise<{ text: string; reader: ReadableStreamDefaultReader<Uint8Array> }> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  while (!text.includes(marker)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the output ended before "${marker}": ${text}`);
+    text += decoder.decode(value, { stream: true });
+  }
+  return { text, reader };
+}
+
+/** Resolves with `promise`'s value, or with `fallback` after `ms` (the timer is cleared). */
+export async function within<T, F>(ms: number, promise: Promise<T>, fallback: F): Promise<T | F> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<F>((resolve) => timer = setTimeout(() => resolve(fallback), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
