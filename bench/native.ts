@@ -148,7 +148,7 @@ async function driverOnly(dir: string, truePath: string): Promise<number> {
 async function runnerOnly(dir: string): Promise<number> {
   const { PipelineRun } = await import("../runner/run.ts");
   const { NATIVE_CAPABILITIES } = await import("../drivers/native/factory.ts");
-  const { NO_PERMISSIONS } = await import("../runner/pipeline_worker.ts");
+  const { NO_PERMISSIONS } = await import("../runner/pipeline_process.ts");
   type Driver = import("../drivers/contract.ts").Driver;
   const unused = () => Promise.reject(new Error("not used by the benchmark"));
   const driver: Driver = {

@@ -25,6 +25,7 @@ import { permissionFlags } from "../drivers/permissions.ts";
 import type { PermissionNeed } from "../drivers/contract.ts";
 import type { ResolvedDsn } from "../dsn/types.ts";
 import { fromFileUrl } from "../runner/file_url.ts";
+import { PIPELINE_ENV_NAMES, SOCKET_NAME } from "../runner/pipeline_process.ts";
 
 /** The help text of `pocketci run`. */
 export const RUN_HELP = `Usage: pocketci run PIPELINE.ts [flags] [-- args...]
@@ -48,6 +49,7 @@ Flags:
   --allow-import=SPECS  packages pipeline code may import although Deno has not cached them
                         (npm:NAME or jsr:@SCOPE/NAME, comma-separated); they are fetched
   --allow-privileged    let .privileged() tasks and sandboxes run (root on the engine's host)
+  --pipeline-memory SIZE  heap limit of the pipeline process (default 2GB), e.g. 512MB
   --no-check            skip type-checking the pipeline before running it
   --in-process          run in this process instead of a child with narrowed permissions
   -h, --help            show this help
@@ -67,6 +69,7 @@ interface RunFlags {
   stateDir?: string;
   inProcess: boolean;
   noCheck: boolean;
+  pipelineMemoryMb?: number;
   allowPrivileged: boolean;
   allowImports: string[];
   grants: ReturnType<typeof emptyGrants>;
@@ -142,6 +145,9 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
       case "--no-check":
         flags.noCheck = true;
         break;
+      case "--pipeline-memory":
+        flags.pipelineMemoryMb = pipelineMemoryFlag(value());
+        break;
       case "--allow-import":
         flags.allowImports.push(...allowImportFlag(arg));
         break;
@@ -162,6 +168,20 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
     }
   });
   return flags;
+}
+
+/** `--pipeline-memory`: `512MB`, `2GB`, `768` (MB) to whole MB, at least 32. */
+export function pipelineMemoryFlag(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(m|mb|mib|g|gb|gib)?$/i.exec(text.trim());
+  const mb = match === null
+    ? NaN
+    : Math.floor(Number(match[1]) * (/^g/i.test(match[2] ?? "") ? 1024 : 1));
+  if (!(mb >= 32)) {
+    throw new UsageError(
+      `--pipeline-memory must be a size of at least 32MB such as 512MB or 2GB, not "${text}"`,
+    );
+  }
+  return mb;
 }
 
 /** Builds the launch configuration from flags and the environment (throws UsageError). */
@@ -255,6 +275,7 @@ export async function launchConfig(
     graceMs,
     stateDir: stateDir.startsWith("/") ? stateDir : `${cwd}/${stateDir}`,
     permissions,
+    pipelineMemoryMb: flags.pipelineMemoryMb,
     sourceFiles: imports.localFiles,
     importsFetch: imports.fetches,
     json: flags.json,
@@ -300,6 +321,24 @@ export function childPermissionFlags(
     { permission: "read", values: [config.stateDir], reason: "reads the state directory" },
     { permission: "write", values: [config.stateDir], reason: "records resources and keeps logs" },
   ];
+  if (config.privateDir !== undefined) {
+    const socket = `${config.privateDir}/${SOCKET_NAME}`;
+    const why = "talks to the pipeline process over a socket in its private directory";
+    runnerNeeds.push(
+      { permission: "read", values: [config.privateDir], reason: why },
+      { permission: "write", values: [config.privateDir], reason: why },
+      { permission: "net", values: [`unix:${socket}`], reason: why },
+    );
+  }
+  runnerNeeds.push(
+    { permission: "run", values: [Deno.execPath()], reason: "starts the pipeline process" },
+    { permission: "read", values: [Deno.execPath()], reason: "starts the pipeline process" },
+    {
+      permission: "env",
+      values: [...PIPELINE_ENV_NAMES],
+      reason: "passes Deno's cache location to the pipeline process",
+    },
+  );
   const writeGrant = config.permissions.write;
   if (writeGrant !== false) {
     runnerNeeds.push({
@@ -484,12 +523,23 @@ async function runCommand(args: string[], endBeforeRun: EndBeforeRun): Promise<n
     });
     return outcome.exitCode;
   }
+  // The pipeline process's socket lives in a private directory made here, where the
+  // child's permissions can name it; the child removes it, and so does this process.
+  const privateDir = await Deno.makeTempDir({ prefix: "pocketci-" });
   try {
-    return await runChild(config, checked, notChecked, interrupted, () => check.abort());
+    return await runChild(
+      { ...config, privateDir },
+      checked,
+      notChecked,
+      interrupted,
+      () => check.abort(),
+    );
   } catch (error) {
     const message = `cannot start the runner: ${(error as Error).message.split("\n")[0]}`;
     writeErr(`pocketci run: ${message}`);
     endBeforeRun("error", 2, message);
     return 2;
+  } finally {
+    await Deno.remove(privateDir, { recursive: true }).catch(() => {});
   }
 }

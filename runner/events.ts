@@ -77,6 +77,8 @@ export type RunEvent =
     readonly durationMs: number;
     readonly logDir: string;
     readonly error?: string;
+    /** The stack of the error pipeline code threw (for the log directory; not printed as text). */
+    readonly stack?: string;
     readonly failedTask?: {
       readonly id: string;
       readonly name: string;

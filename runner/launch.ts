@@ -8,7 +8,7 @@
 
 import type { ResolvedDsn } from "../dsn/types.ts";
 import type { Reporter } from "./events.ts";
-import type { WorkerPermissions } from "./pipeline_worker.ts";
+import type { PipelinePermissions } from "./pipeline_process.ts";
 import { JsonReporter, type Output, TextReporter } from "./reporters.ts";
 import { PipelineRun, type RunOutcome } from "./run.ts";
 import type { ProcessIdentity } from "./state.ts";
@@ -35,7 +35,7 @@ export interface LaunchConfig {
   /** State directory. */
   readonly stateDir: string;
   /** Grants for pipeline code. */
-  readonly permissions: WorkerPermissions;
+  readonly permissions: PipelinePermissions;
   /** NDJSON output. */
   readonly json: boolean;
   /** ANSI colour in text output. */
@@ -50,6 +50,10 @@ export interface LaunchConfig {
   readonly sourceFiles?: readonly string[];
   /** An import was allowed with `--allow-import`, so Deno may fetch it. */
   readonly importsFetch?: boolean;
+  /** `--pipeline-memory` in MB: the pipeline process's heap limit. */
+  readonly pipelineMemoryMb?: number;
+  /** A private (0700) directory for the pipeline process's socket (removed when the run ends). */
+  readonly privateDir?: string;
 }
 
 /** stdout/stderr of this process. */
@@ -91,6 +95,9 @@ export async function launch(
     graceMs: config.graceMs,
     sourceFiles: config.sourceFiles,
     allowPrivileged: config.allowPrivileged,
+    importsFetch: config.importsFetch,
+    pipelineMemoryMb: config.pipelineMemoryMb,
+    privateDir: config.privateDir,
   }, config.dsnSecrets);
   const onInt = () => run.interrupt("SIGINT");
   const onTerm = () => run.interrupt("SIGTERM");

@@ -6,7 +6,7 @@
  */
 
 import type { PermissionNeed } from "../drivers/contract.ts";
-import type { WorkerPermissions } from "./pipeline_worker.ts";
+import type { PipelinePermissions } from "./pipeline_process.ts";
 
 /** The permission names a pipeline can be granted. */
 export const PERMISSION_NAMES = ["read", "write", "net", "env", "run", "ffi", "sys"] as const;
@@ -43,7 +43,7 @@ export function emptyGrants(): Record<PermissionName, boolean | string[]> {
 }
 
 /** Resolves relative path grants (`read`, `write`) against `cwd`. */
-export function absoluteGrants(grants: WorkerPermissions, cwd: string): WorkerPermissions {
+export function absoluteGrants(grants: PipelinePermissions, cwd: string): PipelinePermissions {
   const absolute = (value: boolean | readonly string[]) =>
     typeof value === "boolean"
       ? value
@@ -52,7 +52,7 @@ export function absoluteGrants(grants: WorkerPermissions, cwd: string): WorkerPe
 }
 
 /** The user's grants as permission needs (for merging with the driver's and the runner's). */
-export function grantsAsNeeds(grants: WorkerPermissions): PermissionNeed[] {
+export function grantsAsNeeds(grants: PipelinePermissions): PermissionNeed[] {
   const needs: PermissionNeed[] = [];
   for (const name of PERMISSION_NAMES) {
     const grant = grants[name];

@@ -1,7 +1,8 @@
 /**
- * The messages between the pipeline worker and the runner. The worker owns no
- * permissions to do anything itself; every task, volume and sandbox operation is a
- * `call` the runner answers with a `reply`.
+ * The messages between the pipeline process and the runner, over a unix socket:
+ * length-prefixed JSON frames, validated on the runner's side. The pipeline process
+ * owns no permissions to do anything itself; every task, volume and sandbox
+ * operation is a `call` the runner answers with a `reply`.
  *
  * @module
  */
@@ -11,7 +12,7 @@ import type { PipelineHost } from "../dsl/host.ts";
 /** The host methods callable over RPC. */
 export type HostMethod = keyof PipelineHost;
 
-/** An error as it crosses the worker boundary. */
+/** An error as it crosses the process boundary. */
 export interface WireError {
   /** The error's class name (`TaskError`, `DriverError`, `Error`, ...). */
   readonly name: string;
@@ -23,7 +24,7 @@ export interface WireError {
   readonly stack?: string;
 }
 
-/** What the pipeline sees as its context (the signal is rebuilt in the worker). */
+/** What the pipeline sees as its context (the signal is rebuilt in the pipeline process). */
 export interface WireContext {
   /** Run ID. */
   readonly runId: string;
@@ -35,8 +36,21 @@ export interface WireContext {
   readonly args: readonly string[];
 }
 
-/** Worker → runner. */
-export type WorkerMessage =
+/** The host methods the pipeline process may call, with the most arguments each takes. */
+export const HOST_METHODS: Readonly<Record<HostMethod, number>> = {
+  runTask: 1,
+  createVolume: 1,
+  readFiles: 2,
+  readFile: 2,
+  writeFiles: 2,
+  exportTo: 3,
+  startSandbox: 1,
+  execSandbox: 2,
+  closeSandbox: 1,
+};
+
+/** Pipeline process → runner. */
+export type PipelineMessage =
   | {
     readonly kind: "call";
     readonly id: number;
@@ -46,11 +60,11 @@ export type WorkerMessage =
   }
   | { readonly kind: "log"; readonly level: "info" | "warn" | "error"; readonly message: string }
   | { readonly kind: "loaded"; readonly name: string }
-  | { readonly kind: "load-error"; readonly message: string }
-  | { readonly kind: "uncaught"; readonly message: string }
+  | { readonly kind: "load-error"; readonly message: string; readonly stack?: string }
+  | { readonly kind: "uncaught"; readonly message: string; readonly stack?: string }
   | { readonly kind: "done"; readonly error?: WireError };
 
-/** Runner → worker. */
+/** Runner → pipeline process. */
 export type RunnerMessage =
   | { readonly kind: "start"; readonly context: WireContext }
   | {
@@ -66,6 +80,176 @@ export type RunnerMessage =
     readonly chunk: string;
   }
   | { readonly kind: "abort"; readonly reason: string };
+
+/** The largest frame either side accepts (bigger ones are a protocol error). */
+export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
+
+/** The longest text field (log line, error message, name) kept from the pipeline process. */
+export const MAX_TEXT_CHARS = 64 * 1024;
+
+/** The longest stack kept from the pipeline process. */
+export const MAX_STACK_CHARS = 16 * 1024;
+
+/** A byte array's JSON form: no file name or env name can hold a NUL, so no collision. */
+const BYTES_KEY = "\u0000bytes";
+
+type Base64Bytes = Uint8Array & { toBase64(): string };
+type Base64Constructor = { fromBase64(text: string): Uint8Array };
+
+/** One message as a frame: a 4-byte big-endian length, then UTF-8 JSON (byte arrays tagged). */
+export function encodeFrame(message: unknown): Uint8Array {
+  const json = JSON.stringify(
+    message,
+    (_key, value) =>
+      value instanceof Uint8Array ? { [BYTES_KEY]: (value as Base64Bytes).toBase64() } : value,
+  );
+  const body = new TextEncoder().encode(json);
+  const frame = new Uint8Array(4 + body.length);
+  new DataView(frame.buffer).setUint32(0, body.length);
+  frame.set(body, 4);
+  return frame;
+}
+
+/** A broken frame or message from the other side. */
+export class ProtocolError extends Error {
+  /** Creates a protocol error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+function revive(_key: string, value: unknown): unknown {
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    const keys = Object.keys(value);
+    const text = (value as Record<string, unknown>)[BYTES_KEY];
+    if (keys.length === 1 && keys[0] === BYTES_KEY && typeof text === "string") {
+      return (Uint8Array as unknown as Base64Constructor).fromBase64(text);
+    }
+  }
+  return value;
+}
+
+/** Splits a byte stream into decoded frames. */
+export class FrameReader {
+  #buffer = new Uint8Array(0);
+  readonly #maxBytes: number;
+
+  /** A reader refusing frames over `maxBytes`. */
+  constructor(maxBytes: number = MAX_FRAME_BYTES) {
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Adds `chunk`; returns the messages it completed (throws {@link ProtocolError}). */
+  push(chunk: Uint8Array): unknown[] {
+    const joined = new Uint8Array(this.#buffer.length + chunk.length);
+    joined.set(this.#buffer);
+    joined.set(chunk, this.#buffer.length);
+    const messages: unknown[] = [];
+    let offset = 0;
+    while (joined.length - offset >= 4) {
+      const length = new DataView(joined.buffer, offset, 4).getUint32(0);
+      if (length > this.#maxBytes) {
+        throw new ProtocolError(
+          `a message of ${length} bytes (the limit is ${this.#maxBytes / 1024 / 1024} MiB)`,
+        );
+      }
+      if (joined.length - offset - 4 < length) break;
+      const body = joined.subarray(offset + 4, offset + 4 + length);
+      offset += 4 + length;
+      try {
+        messages.push(JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body), revive));
+      } catch {
+        throw new ProtocolError("a message that is not UTF-8 JSON");
+      }
+    }
+    this.#buffer = joined.slice(offset);
+    return messages;
+  }
+
+  /** Bytes of an unfinished frame still held. */
+  get pending(): number {
+    return this.#buffer.length;
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value) &&
+    !(value instanceof Uint8Array);
+}
+
+function text(value: unknown, field: string, max: number = MAX_TEXT_CHARS): string {
+  if (typeof value !== "string") throw new ProtocolError(`${field} is not a string`);
+  return value.length > max ? value.slice(0, max) + " [cut]" : value;
+}
+
+function optionalText(value: unknown, field: string, max?: number): string | undefined {
+  return value === undefined ? undefined : text(value, field, max);
+}
+
+function wireError(value: unknown): WireError {
+  if (!isRecord(value)) throw new ProtocolError("error is not an object");
+  const stack = optionalText(value.stack, "error.stack", MAX_STACK_CHARS);
+  return {
+    name: text(value.name, "error.name", 200),
+    message: text(value.message, "error.message"),
+    ...(value.result === undefined ? {} : { result: value.result }),
+    ...(stack === undefined ? {} : { stack }),
+  };
+}
+
+/**
+ * Checks that `value` is a {@link PipelineMessage} (kind, field types, a known
+ * method with no more arguments than it takes, a positive integer ID) and returns
+ * it with over-long texts cut; throws {@link ProtocolError} naming what is wrong.
+ */
+export function validatePipelineMessage(value: unknown): PipelineMessage {
+  if (!isRecord(value)) throw new ProtocolError(`a message that is not an object`);
+  const kind = value.kind;
+  switch (kind) {
+    case "call": {
+      const { id, method, args, streamOutput } = value;
+      if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 1) {
+        throw new ProtocolError("a call whose id is not a positive integer");
+      }
+      if (typeof method !== "string" || !Object.hasOwn(HOST_METHODS, method)) {
+        throw new ProtocolError(`a call of an unknown method ${JSON.stringify(method)}`);
+      }
+      const max = HOST_METHODS[method as HostMethod];
+      if (!Array.isArray(args) || args.length > max) {
+        throw new ProtocolError(
+          `a ${method} call whose arguments are not a list of at most ${max}`,
+        );
+      }
+      if (typeof streamOutput !== "boolean") {
+        throw new ProtocolError("a call whose streamOutput is not a boolean");
+      }
+      return { kind, id, method: method as HostMethod, args, streamOutput };
+    }
+    case "log": {
+      const level = value.level;
+      if (level !== "info" && level !== "warn" && level !== "error") {
+        throw new ProtocolError(`a log message with level ${JSON.stringify(level)}`);
+      }
+      return { kind, level, message: text(value.message, "log message") };
+    }
+    case "loaded":
+      return { kind, name: text(value.name, "pipeline name", 200) };
+    case "load-error":
+    case "uncaught": {
+      const stack = optionalText(value.stack, "stack", MAX_STACK_CHARS);
+      return {
+        kind,
+        message: text(value.message, `${kind} message`),
+        ...(stack === undefined ? {} : { stack }),
+      };
+    }
+    case "done":
+      return value.error === undefined ? { kind } : { kind, error: wireError(value.error) };
+    default:
+      throw new ProtocolError(`a message of unknown kind ${JSON.stringify(kind)?.slice(0, 40)}`);
+  }
+}
 
 /** Converts a thrown value into a {@link WireError}. */
 export function toWireError(error: unknown): WireError {

@@ -1,6 +1,6 @@
 /**
  * One pipeline run, start to finish: state journal, driver, session, pipeline
- * Worker, cancellation (pipeline end, `--timeout`, SIGINT, SIGTERM), cleanup of
+ * process, cancellation (pipeline end, `--timeout`, SIGINT, SIGTERM), cleanup of
  * everything the run created, and the outcome with its exit code.
  *
  * @module
@@ -19,11 +19,10 @@ import { maskEvent } from "./mask_event.ts";
 import { LogDirReporter } from "./reporters.ts";
 import {
   PipelineLoadError,
-  PipelineWorker,
-  type WorkerPermissions,
-  workerPermissions,
-} from "./pipeline_worker.ts";
-import type { WireError } from "./rpc.ts";
+  type PipelinePermissions,
+  PipelineProcess,
+} from "./pipeline_process.ts";
+import { userFrame, type WireError } from "./rpc.ts";
 import { DEFAULT_GRACE_MS, RunSession, type TaskRecord } from "./session.ts";
 import { type ProcessIdentity, recordCacheUse, RunJournal, runPaths } from "./state.ts";
 import { type LongTimeout, longTimeout } from "../drivers/timers.ts";
@@ -59,7 +58,16 @@ export interface RunOptions {
   /** The state directory. */
   readonly stateDir: string;
   /** What the user granted pipeline code (forwarded `--allow-*`). */
-  readonly permissions: WorkerPermissions;
+  readonly permissions: PipelinePermissions;
+  /**
+   * A private (0700) directory for the pipeline process's socket, removed when the
+   * run ends (default: a new temporary directory).
+   */
+  readonly privateDir?: string;
+  /** The pipeline process's heap limit in MB (`--pipeline-memory`, default 2048). */
+  readonly pipelineMemoryMb?: number;
+  /** An import was allowed with `--allow-import`: the pipeline process may fetch it. */
+  readonly importsFetch?: boolean;
   /** Where events go (already masked). */
   readonly reporters: readonly Reporter[];
   /** The runner process, for `gc` (default: this process, start time unknown). */
@@ -99,7 +107,7 @@ export class PipelineRun {
   readonly #options: RunOptions;
   readonly #masker: Masker;
   #session: RunSession | undefined;
-  #worker: PipelineWorker | undefined;
+  #worker: PipelineProcess | undefined;
   #stop: ((reason: "SIGINT" | "SIGTERM" | "timeout") => void) | undefined;
   #stopReason: "SIGINT" | "SIGTERM" | "timeout" | undefined;
   /** When `--timeout` ends the run (a `performance.now()` time); grace periods end by it. */
@@ -175,6 +183,7 @@ export class PipelineRun {
       exitCode: number,
       error?: string,
       failedTask?: { id: string; name: string; lastLines: readonly string[] },
+      stack?: string,
     ): Promise<RunOutcome> => {
       this.#emit({
         type: "run.end",
@@ -183,6 +192,7 @@ export class PipelineRun {
         durationMs: Math.round(performance.now() - started),
         logDir: paths.logDir,
         ...(error === undefined ? {} : { error }),
+        ...(stack === undefined ? {} : { stack }),
         ...(failedTask ? { failedTask } : {}),
         leftovers,
       });
@@ -342,15 +352,21 @@ export class PipelineRun {
     let exitCode: number = EXIT.success;
     let errorText: string | undefined;
     let failedTask: { id: string; name: string; lastLines: readonly string[] } | undefined;
+    let stack: string | undefined;
     let timer: LongTimeout | undefined;
+    let privateDir = options.privateDir;
     try {
-      const pipelineDir = options.pipelinePath.slice(0, options.pipelinePath.lastIndexOf("/")) ||
-        "/";
       let loaded;
       try {
-        loaded = await PipelineWorker.load(
-          options.pipelinePath,
-          workerPermissions(pipelineDir, options.permissions),
+        privateDir ??= await Deno.makeTempDir({ prefix: "pocketci-" });
+        loaded = await PipelineProcess.load(
+          {
+            pipelinePath: options.pipelinePath,
+            permissions: options.permissions,
+            privateDir,
+            memoryMb: options.pipelineMemoryMb,
+            fetches: options.importsFetch,
+          },
           session,
           {
             log: (level, message) => this.#emit({ type: "log", level, message }),
@@ -361,14 +377,15 @@ export class PipelineRun {
         status = "error";
         exitCode = EXIT.usage;
         errorText = error instanceof PipelineLoadError
-          ? `cannot load the pipeline: ${error.message}`
+          ? `cannot load the pipeline: ${error.message}${npmHint(error.message)}`
           : `cannot load the pipeline: ${oneLine(error)}`;
+        stack = error instanceof PipelineLoadError ? error.stack : undefined;
         return await this.#cleanup(
           driver,
           session,
           leftovers,
           cleanupRunDir,
-          () => finish(status, exitCode, errorText),
+          () => finish(status, exitCode, errorText, undefined, stack),
         );
       }
       this.#worker = loaded.worker;
@@ -419,6 +436,7 @@ export class PipelineRun {
         status = "failure";
         exitCode = EXIT.failure;
         ({ errorText, failedTask } = describeFailure(outcome.error, session));
+        stack = outcome.error.stack;
       } else if (session.unawaited().length > 0) {
         status = "failure";
         exitCode = EXIT.failure;
@@ -429,11 +447,12 @@ export class PipelineRun {
         session,
         leftovers,
         cleanupRunDir,
-        () => finish(status, exitCode, errorText, failedTask),
+        () => finish(status, exitCode, errorText, failedTask, stack),
       );
     } finally {
       timer?.clear();
-      this.#worker?.terminate();
+      await this.#worker?.terminate();
+      if (privateDir !== undefined) await Deno.remove(privateDir, { recursive: true }).catch(() => {});
     }
   }
 
@@ -467,7 +486,8 @@ export class PipelineRun {
         reason: this.#masker.mask(oneLine(error)),
       });
     }
-    this.#worker?.terminate();
+    // Gone before run.end, with everything it printed reported.
+    await this.#worker?.terminate();
     await cleanupRunDir();
     return then();
   }
@@ -513,9 +533,20 @@ function describeFailure(
         `the pipeline did not handle an error (await every task, or catch it): ${error.message}`,
     };
   }
+  if (error.name === "PipelineProcessError") return { errorText: error.message };
+  const where = error.message.includes(" (at ") ? "" : userFrame((error.stack ?? "").split("\n"));
   return {
     errorText: `the pipeline threw ${
       error.name === "Error" ? "an error" : error.name
-    }: ${error.message}`,
+    }: ${error.message.split("\n")[0]}${where}`,
   };
+}
+
+/** A hint for an npm package that is not in Deno's cache (the pipeline process fetches nothing). */
+function npmHint(message: string): string {
+  const match = /Failed loading .* for package "([^"]+)"|npm package '([^']+)'.*not.*cache/i
+    .exec(message);
+  if (match === null) return "";
+  const name = match[1] ?? match[2];
+  return `; npm packages load only from Deno's cache: run \`deno cache npm:${name}\` first or pass --allow-import=npm:${name}`;
 }

@@ -1,6 +1,6 @@
 /**
  * Runs pipeline source text through the real runner (programmatic API, in this
- * process, with the pipeline in a Worker) and collects what a user would see.
+ * process, with the pipeline in its own process) and collects what a user would see.
  *
  * @module
  */
@@ -8,7 +8,7 @@
 import type { DriverFactory } from "../../drivers/contract.ts";
 import type { ResolvedDsn } from "../../dsn/types.ts";
 import type { Reporter, RunEvent } from "../../runner/events.ts";
-import { NO_PERMISSIONS, type WorkerPermissions } from "../../runner/pipeline_worker.ts";
+import { NO_PERMISSIONS, type PipelinePermissions } from "../../runner/pipeline_process.ts";
 import { TextReporter } from "../../runner/reporters.ts";
 import { PipelineRun, type RunOutcome } from "../../runner/run.ts";
 
@@ -29,13 +29,15 @@ export interface HarnessOptions {
   /** Arguments after `--`. */
   readonly args?: readonly string[];
   /** Grants for pipeline code. */
-  readonly permissions?: WorkerPermissions;
+  readonly permissions?: PipelinePermissions;
   /** An existing state directory (default: a fresh one inside the temp dir). */
   readonly stateDir?: string;
   /** An existing directory to put the pipeline in (default: a fresh temp dir). */
   readonly dir?: string;
   /** Grace period in ms. */
   readonly graceMs?: number;
+  /** The pipeline process's heap limit in MB. */
+  readonly pipelineMemoryMb?: number;
   /** Called with the run once it started (to interrupt it). */
   readonly onRun?: (run: PipelineRun) => void;
   /** Called with every event and the run (to interrupt it at the right moment). */
@@ -109,6 +111,7 @@ export async function runPipelineSource(
     permissions: options.permissions ?? NO_PERMISSIONS,
     reporters: [collector, text],
     graceMs: options.graceMs,
+    pipelineMemoryMb: options.pipelineMemoryMb,
   }, secretValues(dsn));
   holder.run = run;
   options.onRun?.(run);
