@@ -52,7 +52,21 @@ export interface VolumeSpec {
   readonly name: string;
   /** `volume` lives for the run; `cache` survives runs of the same namespace. */
   readonly kind: "volume" | "cache";
+  /**
+   * Caches only: the content version (printable ASCII, checked by the runner). The cache
+   * used is `name` plus `key`, distinct from the unkeyed cache `name` and from other keys.
+   */
+  readonly key?: string;
+  /**
+   * Caches only: when the cache (`name` + `key`) does not exist yet, it starts as a copy of
+   * this cache of the same namespace (one {@link Driver.listCaches} returned), which is left
+   * unchanged. Ignored when the cache exists.
+   */
+  readonly seed?: VolumeHandle;
 }
+
+/** How {@link Driver.createVolume} found a cache: already there, created from a seed, or new. */
+export type CacheOpening = "existing" | "seeded" | "created";
 
 /** A volume or cache the driver created. */
 export interface VolumeHandle {
@@ -62,6 +76,21 @@ export interface VolumeHandle {
   readonly kind: "volume" | "cache";
   /** The driver's own identifier (a host path, a Docker volume name, ...). */
   readonly id: string;
+  /** Caches: the key it was opened with (absent: the unkeyed cache). */
+  readonly key?: string;
+  /** Caches: whether `createVolume` found it, filled it from `seed`, or created it empty. */
+  readonly opened?: CacheOpening;
+}
+
+/** One cache of the namespace, as {@link Driver.listCaches} lists it. */
+export interface CacheEntry {
+  /** A handle usable as {@link VolumeSpec.seed} (its `key` set for keyed caches). */
+  readonly handle: VolumeHandle;
+  /**
+   * When a run last used it, as the driver knows (ISO date); a driver that cannot tell gives
+   * the creation time and the runner adds its own record of uses.
+   */
+  readonly lastUsedAt?: string;
 }
 
 /**
@@ -281,8 +310,18 @@ export interface Driver {
    * the start and follows it. Resolves `undefined` when no such task exists.
    */
   attachTask(id: string, output: OutputSink): Promise<TaskHandle | undefined>;
-  /** Creates (or, for an existing cache, opens) a volume. Idempotent by name and kind. */
+  /**
+   * Creates (or, for an existing cache, opens) a volume. Idempotent by name, kind and key.
+   * A cache that does not exist yet is filled from `spec.seed` when given, before the
+   * promise resolves; the handle's `opened` tells which happened.
+   */
   createVolume(spec: VolumeSpec): Promise<VolumeHandle>;
+  /**
+   * Every cache of this namespace with the logical `name` (all keys, the unkeyed one
+   * included): the runner picks a restore source among them. Required with the `caches`
+   * capability; drivers without it may omit it.
+   */
+  listCaches?(name: string): Promise<CacheEntry[]>;
   /** Removes a volume (caches are removed only by `gc`). */
   removeVolume(volume: VolumeHandle): Promise<void>;
   /** Extracts a tar stream into the volume, under `path` (default: its root). */

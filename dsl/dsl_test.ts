@@ -56,6 +56,7 @@ function fakeHost(status: TaskResult["status"] = "success", code: number | null 
       closed.push(id);
       return Promise.resolve();
     },
+    hashFiles: (patterns) => Promise.resolve(`hash-of-${patterns.join(",")}`),
   };
   installHost(host);
   return { tasks, execs, closed };

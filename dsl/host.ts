@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { EnvValue, OutputCallback, PullPolicy, TaskResult } from "./types.ts";
+import type { CacheHit, EnvValue, OutputCallback, PullPolicy, TaskResult } from "./types.ts";
 
 /** A volume mounted into a task, by the runner's volume ID. */
 export interface MountRequest {
@@ -85,6 +85,12 @@ export interface VolumeInfo {
   readonly name: string;
   /** Run-scoped volume or namespace-scoped cache. */
   readonly kind: "volume" | "cache";
+  /** Caches: the key (absent: the unkeyed cache). */
+  readonly key?: string;
+  /** Caches: whether the exact key existed, another key was restored, or neither. */
+  readonly hit?: CacheHit;
+  /** Caches: the key whose contents were copied in, when `hit` is `restored`. */
+  readonly restoredKey?: string;
 }
 
 /** A request to create a volume or open a cache. */
@@ -97,6 +103,10 @@ export interface VolumeRequest {
   readonly from?: string;
   /** Patterns excluded from the seed copy. */
   readonly exclude?: readonly string[];
+  /** Caches: the joined key. */
+  readonly key?: string;
+  /** Caches: joined key prefixes to restore from on a miss, in order. */
+  readonly restoreKeys?: readonly string[];
 }
 
 /** A started sandbox. */
@@ -131,6 +141,8 @@ export interface PipelineHost {
   ): Promise<TaskResult>;
   /** Ends a sandbox. Safe to call more than once. */
   closeSandbox(sandboxId: string): Promise<void>;
+  /** SHA-256 (hex) over the files of the pipeline's directory matching the globs. */
+  hashFiles(patterns: readonly string[]): Promise<string>;
 }
 
 const HOST_KEY = Symbol.for("pocketci.host");

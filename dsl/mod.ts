@@ -7,12 +7,15 @@
 export { type Pipeline, pipeline } from "./pipeline.ts";
 export { task, TaskBuilder } from "./task.ts";
 export { Sandbox, sandbox, SandboxBuilder, SandboxCall } from "./sandbox.ts";
-export { cache, Volume, volume } from "./volume.ts";
+export { cache, hashFiles, Volume, volume } from "./volume.ts";
 export { secret } from "./secret.ts";
 export { TaskError } from "./errors.ts";
 export { Builder } from "./builder.ts";
 export type { BuilderConfig } from "./config.ts";
 export type {
+  CacheHit,
+  CacheKey,
+  CacheOptions,
   EnvValue,
   ExportOptions,
   Limits,

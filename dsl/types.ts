@@ -76,6 +76,26 @@ export interface VolumeOptions {
   readonly exclude?: readonly string[];
 }
 
+/** A cache key: a string, or parts joined with `-` (`["npm", hash]` is `npm-<hash>`). */
+export type CacheKey = string | readonly string[];
+
+/** Options for `cache(name, opts)`. */
+export interface CacheOptions {
+  /**
+   * The content version: the cache used is `name` plus this key. Printable ASCII without
+   * spaces, at most 512 characters once joined.
+   */
+  readonly key?: CacheKey;
+  /**
+   * On a miss (no cache with exactly `key`), the most recently used cache of the same name
+   * whose key starts with one of these prefixes (tried in order) is copied in as the start.
+   */
+  readonly restoreKeys?: readonly CacheKey[];
+}
+
+/** How a cache was opened: its exact key existed, it was restored from another key, or neither. */
+export type CacheHit = "exact" | "restored" | "miss";
+
 /** Options for `exportTo(hostDir, opts)`. */
 export interface ExportOptions {
   /** A path inside the volume whose contents are exported (default: the whole volume). */

@@ -188,6 +188,85 @@ export function checkVolumeName(kind: string, name: unknown): string {
   return name;
 }
 
+/** The separator between the parts of a cache key given as an array. */
+export const CACHE_KEY_SEPARATOR = "-";
+
+/** The longest cache key (or restore key), once its parts are joined. */
+export const MAX_CACHE_KEY_LENGTH = 512;
+
+const CACHE_KEY = /^[\x21-\x7e]+$/;
+
+/**
+ * A cache key or restore key: a non-empty string, or a non-empty array of non-empty strings
+ * joined with {@link CACHE_KEY_SEPARATOR}; printable ASCII without spaces, bounded length.
+ */
+export function checkCacheKey(what: string, value: unknown): string {
+  const parts = typeof value === "string" ? [value] : value;
+  if (
+    !Array.isArray(parts) || parts.length === 0 ||
+    parts.some((part) => typeof part !== "string" || part === "")
+  ) {
+    throw new Error(
+      `invalid ${what}: use a non-empty string or an array of non-empty strings, e.g. ["npm", await hashFiles("package-lock.json")]`,
+    );
+  }
+  const key = parts.join(CACHE_KEY_SEPARATOR);
+  if (key.length > MAX_CACHE_KEY_LENGTH) {
+    throw new Error(
+      `invalid ${what}: ${key.length} characters, at most ${MAX_CACHE_KEY_LENGTH}; hash long parts (hashFiles)`,
+    );
+  }
+  if (!CACHE_KEY.test(key)) {
+    throw new Error(
+      `invalid ${what} ${
+        JSON.stringify(key.slice(0, 80))
+      }: use printable ASCII without spaces (letters, digits, punctuation)`,
+    );
+  }
+  return key;
+}
+
+/** The key and restore keys of `cache(name, { key, restoreKeys })`, joined and checked. */
+export function checkCacheOptions(
+  name: string,
+  key: unknown,
+  restoreKeys: unknown,
+): { key?: string; restoreKeys?: string[] } {
+  const call = `cache("${name}")`;
+  if (restoreKeys !== undefined && !Array.isArray(restoreKeys)) {
+    throw new Error(`invalid ${call} restoreKeys: use an array of key prefixes, e.g. ["npm"]`);
+  }
+  if (restoreKeys !== undefined && key === undefined) {
+    throw new Error(`${call} has restoreKeys but no key; give the key the cache is saved under`);
+  }
+  return {
+    ...(key === undefined ? {} : { key: checkCacheKey(`${call} key`, key) }),
+    ...(restoreKeys === undefined
+      ? {}
+      : { restoreKeys: restoreKeys.map((k) => checkCacheKey(`${call} restore key`, k)) }),
+  };
+}
+
+/** Glob patterns for `hashFiles`: relative, non-empty, never leaving the pipeline directory. */
+export function checkHashPatterns(patterns: unknown): string[] {
+  if (!Array.isArray(patterns) || patterns.length === 0) {
+    throw new Error(`hashFiles() needs at least one glob, e.g. hashFiles("package-lock.json")`);
+  }
+  return patterns.map((pattern) => {
+    if (
+      typeof pattern !== "string" || pattern.trim() === "" || pattern.startsWith("/") ||
+      pattern.includes("\0") || pattern.split("/").includes("..")
+    ) {
+      throw new Error(
+        `hashFiles(${
+          JSON.stringify(pattern)
+        }): give globs relative to the pipeline's directory, without ".." or a leading "/"`,
+      );
+    }
+    return pattern;
+  });
+}
+
 /** A path given to a volume method (`readFile`, `exportTo`, ...): a string. */
 export function checkPath(method: string, path: unknown): string {
   if (typeof path !== "string") throw new Error(`${method}() needs a path as a string`);

@@ -9,6 +9,7 @@
 
 import type { ExecRequest, MountRequest, TaskRequest, VolumeRequest } from "../dsl/host.ts";
 import {
+  checkCacheOptions,
   checkCommand,
   checkCpu,
   checkEntrypoint,
@@ -122,11 +123,16 @@ export function checkVolumeRequest(value: unknown): VolumeRequest {
     throw new Error("invalid volume request: pipeline code must use volume() or cache()");
   }
   const kind = request.kind;
+  const name = checkVolumeName(kind, request.name);
+  if (kind === "volume" && (request.key !== undefined || request.restoreKeys !== undefined)) {
+    throw new Error(`volume("${name}") takes no key; keys are for cache()`);
+  }
   return {
-    name: checkVolumeName(kind, request.name),
+    name,
     kind,
     from: optional(request.from, (v) => checkPath(kind, v)),
     exclude: optional(request.exclude, (v) => checkPaths(kind, v)),
+    ...checkCacheOptions(name, request.key, request.restoreKeys),
   };
 }
 

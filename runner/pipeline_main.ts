@@ -134,6 +134,7 @@ const host: PipelineHost = {
   execSandbox: (sandboxId, request, onOutput) =>
     call("execSandbox", [sandboxId, request], onOutput),
   closeSandbox: (sandboxId) => call("closeSandbox", [sandboxId]),
+  hashFiles: (patterns) => call("hashFiles", [patterns]),
 };
 installHost(host);
 

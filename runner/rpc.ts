@@ -47,6 +47,7 @@ export const HOST_METHODS: Readonly<Record<HostMethod, number>> = {
   startSandbox: 1,
   execSandbox: 2,
   closeSandbox: 1,
+  hashFiles: 1,
 };
 
 /** Pipeline process → runner. */

@@ -24,7 +24,13 @@ import {
 } from "./pipeline_process.ts";
 import { userFrame, type WireError } from "./rpc.ts";
 import { DEFAULT_GRACE_MS, RunSession, type TaskRecord } from "./session.ts";
-import { type ProcessIdentity, recordCacheUse, RunJournal, runPaths } from "./state.ts";
+import {
+  type ProcessIdentity,
+  readCacheUses,
+  recordCacheUse,
+  RunJournal,
+  runPaths,
+} from "./state.ts";
 import { type LongTimeout, longTimeout } from "../drivers/timers.ts";
 
 /** Exit codes of `pocketci run`. */
@@ -329,6 +335,13 @@ export class PipelineRun {
       onCacheUse: async (volume: VolumeHandle) => {
         const usedAt = new Date().toISOString();
         await journal.record({
+      cacheUses: async () => {
+        const uses = await readCacheUses(options.stateDir);
+        return (id: string) => {
+          const use = uses.get(`${driverName}/${id}`);
+          return use === undefined ? undefined : Date.parse(use.usedAt) || undefined;
+        };
+      },
           kind: "cache",
           id: volume.id,
           driver: driverName,

@@ -37,7 +37,9 @@ import {
   checkVolumeRequest,
   withChecked,
 } from "./check_request.ts";
-import { checkFiles, checkPath, checkPaths } from "../dsl/validate.ts";
+import { checkFiles, checkHashPatterns, checkPath, checkPaths } from "../dsl/validate.ts";
+import { describeCacheOutcome, openCache } from "./cache_open.ts";
+import { hashPipelineFiles } from "./hash_files.ts";
 import type { RunEvent } from "./events.ts";
 import { confineHostPath, type HostPathPolicy } from "./host_paths.ts";
 import { imageReferenceError } from "./image_ref.ts";
@@ -78,6 +80,11 @@ export interface SessionOptions {
   readonly graceMs?: number;
   /** Called when a cache is opened (to record its use). */
   readonly onCacheUse?: (volume: VolumeHandle) => Promise<void>;
+  /**
+   * The runner's record of cache uses: a lookup from a cache's driver ID to when it was last
+   * used (ms since the epoch), for picking the newest cache to restore.
+   */
+  readonly cacheUses?: () => Promise<(id: string) => number | undefined>;
   /** Result buffer size per stream (characters kept at each end). */
   readonly outputKeep?: number;
   /** The state directory, never copied into a volume even when it lies inside the source. */
@@ -675,10 +682,21 @@ export class RunSession implements PipelineHost {
     const source = request.from === undefined
       ? undefined
       : await confineHostPath(this.#options.paths, request.from, "read");
-    const handle = await driver.createVolume({ name: request.name, kind: request.kind });
+    const opened = request.kind === "cache"
+      ? await openCache(driver, request, await this.#options.cacheUses?.() ?? (() => undefined))
+      : undefined;
+    const handle = opened?.handle ??
+      await driver.createVolume({ name: request.name, kind: request.kind });
     const id = `${request.kind}-${this.#volumes.size + 1}-${request.name}`;
     this.#volumes.set(id, handle);
-    if (request.kind === "cache") await this.#options.onCacheUse?.(handle);
+    if (opened !== undefined) {
+      this.#options.emit({
+        type: "log",
+        level: "info",
+        message: describeCacheOutcome(request, opened),
+      });
+      await this.#options.onCacheUse?.(handle);
+    }
     if (source !== undefined) {
       const exclude = [...(request.exclude ?? [])];
       const stateDir = this.#options.stateDir;
@@ -687,7 +705,38 @@ export class RunSession implements PipelineHost {
       }
       await volumeArchives(driver).seed(handle, source, exclude);
     }
-    return { id, name: request.name, kind: request.kind };
+    if (opened === undefined) return { id, name: request.name, kind: request.kind };
+    return {
+      id,
+      name: request.name,
+      kind: request.kind,
+      ...(request.key === undefined ? {} : { key: request.key }),
+      hit: opened.hit,
+      ...(opened.restoredKey === undefined ? {} : { restoredKey: opened.restoredKey }),
+    };
+  }
+
+  /** Hashes files of the pipeline's directory (`hashFiles`); no match is a warning. */
+  hashFiles(patterns: readonly string[]): Promise<string> {
+    return withChecked(
+      () => checkHashPatterns(patterns),
+      (checked) => this.#track(this.#hashFiles(checked)),
+    );
+  }
+
+  async #hashFiles(patterns: readonly string[]): Promise<string> {
+    const { baseDir } = this.#options.paths;
+    const { hash, files } = await hashPipelineFiles(baseDir, patterns, this.#options.stateDir);
+    if (files.length === 0) {
+      this.#options.emit({
+        type: "log",
+        level: "warn",
+        message: `hashFiles(${
+          patterns.map((p) => JSON.stringify(p)).join(", ")
+        }): no file matches in ${baseDir}; the result is the hash of no files`,
+      });
+    }
+    return hash;
   }
 
   #volume(id: string): VolumeHandle {

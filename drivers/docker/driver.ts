@@ -10,6 +10,7 @@
 import type Docker from "dockerode";
 import type { Duplex } from "node:stream";
 import {
+  type CacheEntry,
   type CleanupReport,
   type Driver,
   type DriverCapabilities,
@@ -418,6 +419,17 @@ export class DockerDriver implements Driver {
   async #createVolume(spec: VolumeSpec): Promise<VolumeHandle> {
     try {
       return await this.#volumes.create(spec);
+    } catch (error) {
+      if (error instanceof DriverError) throw error;
+      throw engineError(this.#engine.address, error);
+    }
+  }
+
+  /** Every cache of the namespace with this logical name (all keys). */
+  async listCaches(name: string): Promise<CacheEntry[]> {
+    this.#assertOpen();
+    try {
+      return await this.#track(this.#volumes.listCaches(name));
     } catch (error) {
       if (error instanceof DriverError) throw error;
       throw engineError(this.#engine.address, error);

@@ -21,6 +21,8 @@ export const LABEL = {
   kind: "io.pocketci.kind",
   /** The logical name the pipeline gave (volumes, caches, sandboxes). */
   name: "io.pocketci.name",
+  /** A keyed cache's key. */
+  key: "io.pocketci.key",
 } as const;
 
 /** What a labelled resource is. */
@@ -38,7 +40,7 @@ export function labelsFor(
   namespace: string,
   runId: string,
   kind: LabelledKind,
-  extra: { task?: string; name?: string } = {},
+  extra: { task?: string; name?: string; key?: string } = {},
 ): Record<string, string> {
   const labels: Record<string, string> = {
     [LABEL.managed]: "true",
@@ -48,6 +50,7 @@ export function labelsFor(
   };
   if (extra.task !== undefined) labels[LABEL.task] = extra.task;
   if (extra.name !== undefined) labels[LABEL.name] = extra.name;
+  if (extra.key !== undefined) labels[LABEL.key] = extra.key;
   return labels;
 }
 

@@ -10,7 +10,7 @@
 import type Docker from "dockerode";
 import { posix } from "node:path";
 import { Readable } from "node:stream";
-import { DriverError, type VolumeHandle, type VolumeSpec } from "../contract.ts";
+import { type CacheEntry, DriverError, type VolumeHandle, type VolumeSpec } from "../contract.ts";
 import { ensureHelperImage, HELPER_IMAGE } from "./helper_image.ts";
 import { LABEL, labelsFor, resourceName } from "./labels.ts";
 import { directoriesTar, generatorStream, renameEntries, tarEnd } from "./tar.ts";
@@ -36,6 +36,8 @@ export class VolumeStore {
   readonly #docker: Docker;
   readonly #tracker: ResourceTracker;
   readonly #helpers = new Map<string, Promise<Docker.Container>>();
+  /** Caches opened by this run, by Docker volume name, so concurrent opens share one. */
+  readonly #caches = new Map<string, Promise<VolumeHandle>>();
 
   /** Creates a store bound to one engine and run. */
   constructor(docker: Docker, tracker: ResourceTracker) {
@@ -43,25 +45,117 @@ export class VolumeStore {
     this.#tracker = tracker;
   }
 
-  /** The Docker volume name for a logical volume or cache. */
+  /**
+   * The Docker volume name for a logical volume or cache. A keyed cache's name holds an `@`
+   * (replaced, so the name carries a hash of the original), which no unkeyed name can.
+   */
   volumeName(spec: VolumeSpec): string {
     const { namespace, runId } = this.#tracker;
-    return spec.kind === "cache"
-      ? resourceName("pocketci", namespace, "cache", spec.name)
-      : resourceName("pocketci", namespace, runId, "vol", spec.name);
+    if (spec.kind === "volume") return resourceName("pocketci", namespace, runId, "vol", spec.name);
+    const logical = spec.key === undefined ? spec.name : `${spec.name}@${spec.key}`;
+    return resourceName("pocketci", namespace, "cache", logical);
   }
 
-  /** Creates a volume, or opens the existing one with that name (idempotent). */
-  async create(spec: VolumeSpec): Promise<VolumeHandle> {
+  /**
+   * Creates a volume, or opens the existing one with that name (idempotent). A cache that
+   * does not exist yet is filled from `spec.seed` (another cache of the namespace, read
+   * through its helper container) before this resolves; a failed copy removes it again.
+   */
+  create(spec: VolumeSpec): Promise<VolumeHandle> {
     if (!spec.name) throw new DriverError("invalid", "a volume needs a name");
+    if (spec.kind === "volume") return this.#create(spec);
+    const name = this.volumeName(spec);
+    const pending = this.#caches.get(name);
+    if (pending !== undefined) return pending.then((handle) => ({ ...handle, opened: "existing" }));
+    const opening = this.#openCache(spec);
+    this.#caches.set(name, opening);
+    opening.catch(() => this.#caches.delete(name));
+    return opening;
+  }
+
+  async #create(spec: VolumeSpec): Promise<VolumeHandle> {
     const name = this.volumeName(spec);
     const { namespace, runId } = this.#tracker;
     await this.#docker.createVolume({
       Name: name,
-      Labels: labelsFor(namespace, runId, spec.kind, { name: spec.name }),
+      Labels: labelsFor(namespace, runId, spec.kind, { name: spec.name, key: spec.key }),
     });
     await this.#tracker.record(spec.kind, name, { name: spec.name });
-    return { name: spec.name, kind: spec.kind, id: name };
+    const key = spec.key === undefined ? {} : { key: spec.key };
+    return { name: spec.name, kind: spec.kind, id: name, ...key };
+  }
+
+  async #openCache(spec: VolumeSpec): Promise<VolumeHandle> {
+    const existed = await this.#exists(this.volumeName(spec));
+    if (existed || spec.seed === undefined) {
+      return { ...await this.#create(spec), opened: existed ? "existing" : "created" };
+    }
+    await this.#checkSeed(spec.seed);
+    const handle = await this.#create(spec);
+    try {
+      await this.putArchive(handle, await this.getArchive(spec.seed));
+    } catch (error) {
+      await this.removeHelpers([handle.id]).catch(() => {});
+      await this.#docker.getVolume(handle.id).remove({ force: true }).catch(() => {});
+      await this.#tracker.forget("cache", handle.id).catch(() => {});
+      throw error;
+    }
+    return { ...handle, opened: "seeded" };
+  }
+
+  async #exists(name: string): Promise<boolean> {
+    try {
+      await this.#docker.getVolume(name).inspect();
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw error;
+    }
+  }
+
+  /** A seed must be a cache of this namespace (by its labels), never any other volume. */
+  async #checkSeed(seed: VolumeHandle): Promise<void> {
+    const labels = seed.kind === "cache"
+      ? (await this.#docker.getVolume(seed.id).inspect().catch(() => undefined))?.Labels
+      : undefined;
+    if (
+      labels?.[LABEL.namespace] !== this.#tracker.namespace || labels?.[LABEL.kind] !== "cache"
+    ) {
+      throw new DriverError(
+        "invalid",
+        `cannot seed a cache from ${seed.id}: it is not a cache of namespace ${this.#tracker.namespace}`,
+      );
+    }
+  }
+
+  /** Every cache of the namespace named `name` (all keys), found by their labels. */
+  async listCaches(name: string): Promise<CacheEntry[]> {
+    const { Volumes } = await this.#docker.listVolumes({
+      filters: {
+        label: [
+          `${LABEL.managed}=true`,
+          `${LABEL.namespace}=${this.#tracker.namespace}`,
+          `${LABEL.kind}=cache`,
+          `${LABEL.name}=${name}`,
+        ],
+      },
+    });
+    return (Volumes ?? []).map((volume) => {
+      const key = volume.Labels?.[LABEL.key];
+      const created = (volume as { CreatedAt?: string }).CreatedAt;
+      const date = created === undefined ? undefined : new Date(created);
+      return {
+        handle: {
+          name,
+          kind: "cache" as const,
+          id: volume.Name,
+          ...(key === undefined ? {} : { key }),
+        },
+        ...(date === undefined || Number.isNaN(date.getTime())
+          ? {}
+          : { lastUsedAt: date.toISOString() }),
+      };
+    });
   }
 
   /** The helper container that mounts `volume` at /v (created once, never started). */

@@ -15,6 +15,7 @@ import { extractTar, packDirectory } from "../archive/mod.ts";
 import { ArchivePathError, isInside, joinPath, normalizeRelative } from "../archive/paths.ts";
 import { TarError } from "../archive/tar_format.ts";
 import {
+  type CacheEntry,
   type CapabilityName,
   type CleanupReport,
   type Driver,
@@ -45,7 +46,7 @@ import {
   workspaceDir,
 } from "./layout.ts";
 import { GroupProcess } from "./process_group.ts";
-import { touchCache } from "./caches.ts";
+import { cacheDir, cachesNamed, openCacheDir, touchCache } from "./caches.ts";
 import { nativeCapabilities } from "./factory.ts";
 import { type CgroupSupport, detectCgroups } from "./cgroup_detect.ts";
 import { CgroupLimits, type LimitGroup } from "./cgroup_limits.ts";
@@ -217,32 +218,46 @@ class NativeDriver implements Driver {
   async createVolume(spec: VolumeSpec): Promise<VolumeHandle> {
     this.#ensureOpen();
     if (spec.name === "") throw new DriverError("invalid", "a volume needs a non-empty name");
-    const key = `${spec.kind}:${spec.name}`;
+    const key = spec.kind === "cache" && spec.key !== undefined
+      ? `cache:${spec.name}\u0000${spec.key}`
+      : `${spec.kind}:${spec.name}`;
     let pending = this.#volumes.get(key);
     if (pending === undefined) {
       // Stored before the first await, so concurrent calls for one name share one volume.
       pending = this.#newVolume(spec);
       this.#volumes.set(key, pending);
       pending.catch(() => this.#volumes.delete(key));
-    } else if (spec.kind === "cache") {
-      await touchCache((await pending).handle.id, spec.name, this.#context.runId);
+      return (await pending).handle;
     }
-    return (await pending).handle;
+    const { handle } = await pending;
+    if (spec.kind !== "cache") return handle;
+    await touchCache(handle.id, spec.name, this.#context.runId, spec.key);
+    return { ...handle, opened: "existing" };
   }
 
   async #newVolume(spec: VolumeSpec): Promise<VolumeEntry> {
-    const safe = await safeName(spec.name);
     if (spec.kind === "cache") {
-      const dir = joinPath(this.#cacheRoot, safe);
-      await Deno.mkdir(dir, { recursive: true });
-      await touchCache(dir, spec.name, this.#context.runId);
-      return { handle: { name: spec.name, kind: "cache", id: dir } };
+      const dir = await cacheDir(this.#cacheRoot, spec.name, spec.key);
+      if (spec.seed !== undefined && spec.seed.kind !== "cache") {
+        throw new DriverError("invalid", "a cache can only be seeded from another cache");
+      }
+      const seed = spec.seed === undefined ? undefined : this.#volumeDir(spec.seed);
+      const opened = await openCacheDir(this.#cacheRoot, dir, seed);
+      await touchCache(dir, spec.name, this.#context.runId, spec.key);
+      const key = spec.key === undefined ? {} : { key: spec.key };
+      return { handle: { name: spec.name, kind: "cache", id: dir, ...key, opened } };
     }
+    const safe = await safeName(spec.name);
     const dir = joinPath(this.#workspace, `volumes/${safe}`);
     await Deno.mkdir(dir, { recursive: true });
     const record = this.record("dir", dir, { role: "volume", volume: spec.name });
     await this.#context.record(record);
     return { handle: { name: spec.name, kind: "volume", id: dir }, record };
+  }
+
+  async listCaches(name: string): Promise<CacheEntry[]> {
+    this.#ensureOpen();
+    return await cachesNamed(this.#cacheRoot, name);
   }
 
   /** Removes a run volume. Caches are left alone: only `pocketci gc` removes them. */

@@ -35,6 +35,7 @@ if (!ignoreDocker) {
         startTask: (spec, output) => driver.startTask(spec, output),
         attachTask: (id, output) => driver.attachTask(id, output),
         createVolume: (spec) => driver.createVolume(spec),
+        listCaches: (name) => driver.listCaches!(name),
         removeVolume: (volume) => driver.removeVolume(volume),
         putArchive: (volume, tar, path) => driver.putArchive(volume, tar, path),
         getArchive: (volume, paths) => driver.getArchive(volume, paths),

@@ -572,6 +572,83 @@ export function defineDriverConformance(options: ConformanceOptions): void {
     }
   });
 
+  test("keyed caches: each key is its own cache; a seed is copied in, never shared", async () => {
+    const caps = await capabilities();
+    if (!caps.caches) return;
+    const first = await createTestContext();
+    const second = await createTestContext({
+      namespace: first.namespace,
+      stateDir: first.stateDir,
+    });
+    const name = `keyed-${crypto.randomUUID().slice(0, 6)}`;
+    const cat = async (driver: Driver, volume: VolumeHandle) =>
+      decoder.decode(await readVolumeFile(driver, volume, "f"));
+    try {
+      await withDriver(async (driver) => {
+        const v1 = await driver.createVolume({ name, kind: "cache", key: "deps-v1" });
+        assert.equal(v1.opened, "created");
+        assert.equal(v1.key, "deps-v1");
+        const wrote = await run(
+          driver,
+          sh("echo one > c/f", { mounts: [{ volume: v1, path: "c" }] }),
+        );
+        assert.equal(wrote.status.code, 0, wrote.stderr);
+        const again = await driver.createVolume({ name, kind: "cache", key: "deps-v1" });
+        assert.equal(again.opened, "existing");
+        assert.equal(again.id, v1.id);
+        const unkeyed = await driver.createVolume({ name, kind: "cache" });
+        assert.notEqual(unkeyed.id, v1.id);
+        assert.equal(unkeyed.opened, "created");
+        const run1 = await driver.createVolume({ name: "plain", kind: "volume" });
+        await assert.rejects(
+          () => driver.createVolume({ name, kind: "cache", key: "from-volume", seed: run1 }),
+          (error: unknown) => error instanceof DriverError && error.code === "invalid",
+        );
+      }, first);
+      await withDriver(async (driver) => {
+        const listed = await driver.listCaches!(name);
+        assert.deepEqual(listed.map((entry) => entry.handle.key ?? null).sort(), [
+          "deps-v1",
+          null,
+        ]);
+        const seed = listed.find((entry) => entry.handle.key === "deps-v1")!;
+        assert.ok(seed.lastUsedAt !== undefined && !Number.isNaN(Date.parse(seed.lastUsedAt)));
+        const v2 = await driver.createVolume({
+          name,
+          kind: "cache",
+          key: "deps-v2",
+          seed: seed.handle,
+        });
+        assert.equal(v2.opened, "seeded");
+        assert.notEqual(v2.id, seed.handle.id);
+        const changed = await run(
+          driver,
+          sh("cat c/f; echo two > c/f", { mounts: [{ volume: v2, path: "c" }] }),
+        );
+        assert.equal(changed.stdout, "one\n", changed.stderr);
+        assert.equal(await cat(driver, v2), "two\n");
+        assert.equal(await cat(driver, seed.handle), "one\n", "the restored-from cache changed");
+        const existing = await driver.createVolume({
+          name,
+          kind: "cache",
+          key: "deps-v2",
+          seed: seed.handle,
+        });
+        assert.equal(existing.opened, "existing");
+        assert.equal(await cat(driver, existing), "two\n", "an existing cache was seeded again");
+      }, second);
+    } finally {
+      if (options.maintenance !== undefined) {
+        const maintenance = await options.maintenance(second);
+        for (const resource of await maintenance.listResources()) {
+          if (resource.kind === "cache") await maintenance.removeResource(resource);
+        }
+      }
+      await first.dispose();
+      await second.dispose();
+    }
+  });
+
   // --- stopping -----------------------------------------------------------------------
 
   test("stop() sends SIGTERM and lets a trapping task exit within the grace period", async () => {

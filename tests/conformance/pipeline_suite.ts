@@ -446,6 +446,64 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
     },
   );
 
+  if (caps.caches) {
+    test("keyed caches: miss, then exact hit; a changed lockfile restores the newest prefix match", async () => {
+      const dir = await Deno.makeTempDir({ prefix: "pocketci-pipeline-" });
+      await Deno.writeTextFile(`${dir}/deps.lock`, "v1\n");
+      const body = `import { hashFiles } from "pocketci";
+      export default pipeline("p", async () => {
+        const c = await cache("keyed-conformance", {
+          key: ["deps", await hashFiles("deps.lock")],
+          restoreKeys: ["deps-"],
+        });
+        const r = await t("use").mount(c, "c").env({ KEY: c.key ?? "" })
+          .sh('cat c/seen 2>/dev/null || echo none; echo "$KEY" > c/seen');
+        out("R", { hit: c.hit, key: c.key, restored: c.restoredKey ?? null, before: r.stdout.trim() });
+        out("EMPTY", await hashFiles("missing-*.txt"));
+      });`;
+      const lockHash = async (content: string) => {
+        const bytes = new TextEncoder().encode(`deps.lock\0${content.length}\0${content}`);
+        const digest = await crypto.subtle.digest("SHA-256", bytes);
+        return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+      };
+      const key1 = `deps-${await lockHash("v1\n")}`;
+      const result = async () => {
+        const r = await run(body, { dir });
+        assert.equal(r.outcome.exitCode, 0, r.stderr);
+        return { r, out: loggedJson<Record<string, unknown>>(r.logs, "R") };
+      };
+      const first = await result();
+      assert.deepEqual(first.out, { hit: "miss", key: key1, restored: null, before: "none" });
+      assert.equal(
+        loggedJson<string>(first.r.logs, "EMPTY"),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+      );
+      const logged = first.r.events.flatMap((e) => e.type === "log" ? [e.message] : []);
+      assert.ok(
+        logged.includes(
+          `cache keyed-conformance: miss on key ${key1}, nothing matches restore keys deps-; starting empty`,
+        ),
+        JSON.stringify(logged),
+      );
+      assert.ok(logged.some((m) => m.startsWith(`hashFiles("missing-*.txt"): no file matches`)));
+      const second = await result();
+      assert.deepEqual(second.out, { hit: "exact", key: key1, restored: null, before: key1 });
+      await Deno.writeTextFile(`${dir}/deps.lock`, "v2\n");
+      const key2 = `deps-${await lockHash("v2\n")}`;
+      const third = await result();
+      assert.deepEqual(third.out, { hit: "restored", key: key2, restored: key1, before: key1 });
+      const fourth = await result();
+      assert.deepEqual(fourth.out, { hit: "exact", key: key2, restored: null, before: key2 });
+      await collectCaches(
+        options.driver,
+        `${dir}/pipeline.ts`,
+        fourth.r.stateDir,
+        new Date(Date.now() + 60_000),
+      );
+      await cleanup(fourth.r);
+    });
+  }
+
   test(
     caps.sandboxes
       ? "sandboxes keep state, take per-call settings, run calls concurrently"
