@@ -270,7 +270,9 @@ export class RunSession implements PipelineHost {
 
   /** What the runner refuses whatever the driver: a malformed image, an ungranted privilege. */
   #checkRequest(request: TaskRequest): void {
-    const imageError = request.image === undefined ? undefined : imageReferenceError(request.image);
+    const imageError = request.image === undefined
+      ? undefined
+      : imageReferenceError(request.image, (text) => this.#options.masker.mask(text));
     if (imageError !== undefined) throw new Error(imageError);
     if (request.privileged && !this.#options.allowPrivileged) {
       throw new Error(
