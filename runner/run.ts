@@ -332,9 +332,6 @@ export class PipelineRun {
       outputKeep: options.outputKeep,
       stateDir: options.stateDir,
       allowPrivileged: options.allowPrivileged,
-      onCacheUse: async (volume: VolumeHandle) => {
-        const usedAt = new Date().toISOString();
-        await journal.record({
       cacheUses: async () => {
         const uses = await readCacheUses(options.stateDir);
         return (id: string) => {
@@ -342,6 +339,9 @@ export class PipelineRun {
           return use === undefined ? undefined : Date.parse(use.usedAt) || undefined;
         };
       },
+      onCacheUse: async (volume: VolumeHandle) => {
+        const usedAt = new Date().toISOString();
+        await journal.record({
           kind: "cache",
           id: volume.id,
           driver: driverName,
