@@ -35,6 +35,10 @@ export interface ImportScanOptions {
   readonly readRoots?: readonly string[];
   /** The environment that locates Deno's cache (default: this process's). */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** More modules to start from (absolute paths), scanned with the same rules. */
+  readonly moreEntries?: readonly string[];
+  /** The pipeline's directory (default: the first module's). */
+  readonly baseDir?: string;
 }
 
 /** What the scan found. */
@@ -47,10 +51,13 @@ export interface ImportScan {
 
 /** A refused import; the message is one line naming the file, line, specifier and rule. */
 export class ImportRefusedError extends Error {
+  /** The real path of the module with the refused import. */
+  readonly importer: string;
   /** Creates the error. */
-  constructor(message: string) {
+  constructor(message: string, importer: string) {
     super(message);
     this.name = "ImportRefusedError";
+    this.importer = importer;
   }
 }
 
@@ -86,6 +93,15 @@ export function dslModules(): Promise<ReadonlySet<string>> {
   return dslFiles;
 }
 
+/** This process's environment, or none where it may not read it (the runner child). */
+function environment(): Record<string, string> {
+  try {
+    return Deno.env.toObject();
+  } catch {
+    return {};
+  }
+}
+
 /** The `--allow-import` package name a specifier needs (`npm:zod`, `jsr:@std/path`). */
 function grantName(specifier: string): string | undefined {
   const parsed = parsePackageSpecifier(specifier);
@@ -100,10 +116,12 @@ export async function scanImports(
   pipelinePath: string,
   options: ImportScanOptions = {},
 ): Promise<ImportScan> {
-  const env = options.env ?? Deno.env.toObject();
+  const env = options.env ?? environment();
   const granted = new Set(options.allowImports ?? []);
   const pipelineReal = await Deno.realPath(pipelinePath);
-  const pipelineDir = pipelineReal.slice(0, pipelineReal.lastIndexOf("/")) || "/";
+  const pipelineDir = options.baseDir === undefined
+    ? pipelineReal.slice(0, pipelineReal.lastIndexOf("/")) || "/"
+    : await realPathOfExisting(normalizeAbsolute(options.baseDir));
   const roots = [pipelineDir];
   for (const root of options.readRoots ?? []) {
     roots.push(await realPathOfExisting(normalizeAbsolute(root)).catch(() => root));
@@ -116,18 +134,25 @@ export async function scanImports(
   const localFiles: string[] = [];
   let fetches = false;
   const seen = new Set<string>();
-  const queue: { url: string; real: string }[] = [{
-    url: toFileUrl(pipelineReal),
-    real: pipelineReal,
-  }];
-  seen.add(queue[0].url);
+  const queue: { url: string; real: string }[] = [];
+  for (const entry of [pipelineReal, ...(options.moreEntries ?? [])]) {
+    const url = toFileUrl(await Deno.realPath(entry));
+    if (seen.has(url)) continue;
+    seen.add(url);
+    queue.push({ url, real: fromFileUrl(url) });
+  }
 
   // `importer` is the URL relative specifiers resolve against, `shownAs` the file named in errors.
-  const checkOne = async (found: FoundSpecifier, importer: string, shownAs: string) => {
+  const checkOne = async (
+    found: FoundSpecifier,
+    importer: string,
+    shownAs: string,
+    importerReal: string,
+  ) => {
     const { specifier } = found;
     const where = `${shownAs}:${found.line}`;
     const refuse = (why: string): never => {
-      throw new ImportRefusedError(`${where}: import "${specifier}" refused: ${why}`);
+      throw new ImportRefusedError(`${where}: import "${specifier}" refused: ${why}`, importerReal);
     };
     if (found.unreadable !== undefined) {
       refuse(`${found.unreadable}; write the specifier as a plain string literal`);
@@ -186,9 +211,15 @@ export async function scanImports(
       refuse(`a file: URL with a host is not allowed; ${allowedText}`);
     }
     let real: string;
+    let lexical: string;
     try {
-      real = await realPathOfExisting(normalizeAbsolute(decodeURIComponent(url.pathname)));
+      lexical = normalizeAbsolute(decodeURIComponent(url.pathname));
+      real = await realPathOfExisting(lexical);
     } catch (error) {
+      // Where this process may not even look, the path is outside what it could allow.
+      if (error instanceof Deno.errors.NotCapable) {
+        return refuse(`its path ${lexical!} is outside the pipeline's directory; ${allowedText}`);
+      }
       return refuse(`cannot resolve its real path (${(error as Error).name}); ${allowedText}`);
     }
     if (dsl.has(real)) return;
@@ -219,7 +250,7 @@ export async function scanImports(
     const shownAs = fromFileUrl(module.url);
     for (const text of moduleTexts(bytes)) {
       for (const found of findSpecifiers(text)) {
-        for (const base of bases) await checkOne(found, base, shownAs);
+        for (const base of bases) await checkOne(found, base, shownAs, module.real);
       }
     }
   }

@@ -108,16 +108,61 @@ export function volumeArchives(driver: Driver): VolumeArchives {
       await driver.putArchive(volume, tarFromFiles(entries));
     },
     async exportTo(volume, destination, path, policy) {
-      const refuse = policy === undefined ? undefined : await exportWriteCheck(policy);
-      const refused = refuse?.(await realPathOfExisting(normalizeAbsolute(destination)));
+      const check = policy === undefined ? undefined : await exportWriteCheck(policy);
+      const refused = check?.(await realPathOfExisting(normalizeAbsolute(destination)));
       if (refused !== undefined) throw new ArchivePathError("refused", destination, refused);
+      const written: string[] = [];
+      const refuse = check && ((real: string) => {
+        written.push(real);
+        return check(real);
+      });
       if (path === undefined || normalizeRelative(path) === "") {
         await extractTar(await driver.getArchive(volume), destination, { refuse });
-        return;
+      } else {
+        const prefix = normalizeRelative(path);
+        const stream = await driver.getArchive(volume, [prefix]);
+        await extractTar(createTarStream(stripPrefix(stream, prefix)), destination, { refuse });
       }
-      const prefix = normalizeRelative(path);
-      const stream = await driver.getArchive(volume, [prefix]);
-      await extractTar(createTarStream(stripPrefix(stream, prefix)), destination, { refuse });
+      if (policy !== undefined) await refuseEscapingModules(written, policy);
     },
   };
+}
+
+/** Names Deno loads as JavaScript or TypeScript: a JS/TS extension, or none at all. */
+const MODULE_NAME = /(^|\/)[^/.]+$|\.[mc]?[jt]sx?$/;
+
+/**
+ * After an export, scans every module it wrote as the pipeline's imports are
+ * scanned: pipeline code could `import()` it, and Deno would then read its static
+ * imports unchecked (`import "/etc/shadow"` in an exported file would print a line
+ * of the file). When one imports what a pipeline may not, every module the export
+ * wrote is removed and the export rejects.
+ */
+async function refuseEscapingModules(
+  written: readonly string[],
+  policy: HostPathPolicy,
+): Promise<void> {
+  const modules: string[] = [];
+  for (const file of new Set(written)) {
+    if (!MODULE_NAME.test(file)) continue;
+    if ((await Deno.lstat(file).catch(() => undefined))?.isFile) modules.push(file);
+  }
+  if (modules.length === 0) return;
+  const { ImportRefusedError, scanImports } = await import("./import_scan.ts");
+  try {
+    await scanImports(modules[0], {
+      moreEntries: modules.slice(1),
+      baseDir: policy.baseDir,
+      readRoots: policy.readRoots,
+    });
+  } catch (error) {
+    if (!(error instanceof ImportRefusedError)) throw error;
+    // Every module this export wrote goes: any of them could lead pipeline code to the refused one.
+    for (const file of modules) await Deno.remove(file).catch(() => {});
+    throw new ArchivePathError(
+      "refused",
+      error.importer,
+      `exportTo removed the ${modules.length} module(s) it wrote, which pipeline code could import: ${error.message}`,
+    );
+  }
 }

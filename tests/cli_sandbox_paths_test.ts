@@ -250,3 +250,46 @@ Deno.test("check: SIGINT during the type-check exits 130 and leaves no probe dir
   assert.deepEqual(await Array.fromAsync(Deno.readDir(tmp)), []);
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("run: a module exported into the pipeline directory cannot import outside it", async () => {
+  const { root, dir, env } = await sandbox({
+    "pipeline.ts": `import { pipeline, volume } from "pocketci";
+export default pipeline("gen", async () => {
+  const v = await volume("v");
+  await v.writeFiles({
+    "gen/entry.ts": 'import "./leak.ts";',
+    // Split so that the pipeline's own scan does not see these imports.
+    "gen/leak.ts": "imp" + 'ort "../../outside/shadow";',
+    "gen/fine.ts": "export const fine = 1;",
+    "gen/notes.txt": "imp" + 'ort "/etc/shadow";',
+  });
+  try {
+    await v.exportTo(".");
+  } catch (error) {
+    console.log("export: " + (error as Error).message);
+  }
+  try {
+    await import("./gen/" + "entry.ts");
+    console.log("imported");
+  } catch (error) {
+    console.log("import: " + (error as Error).message);
+  }
+});
+`,
+  });
+  const result = await runCli(["run", `${dir}/pipeline.ts`], { env });
+  const output = result.stdout + result.stderr;
+  assert.ok(!output.includes(SECRET_LINE) && !output.includes("not-a-real-hash"), output);
+  assert.match(
+    output,
+    new RegExp(
+      `export: exportTo removed the 3 module\\(s\\) it wrote, which pipeline code could import: ${dir}/gen/leak.ts:1: import "../../outside/shadow" refused: its (real )?path ${root}/outside/shadow is outside the pipeline's directory; a pipeline may import files in its directory ${dir},`,
+    ),
+  );
+  assert.doesNotMatch(output, /^imported$/m);
+  assert.deepEqual(
+    (await Array.fromAsync(Deno.readDir(`${dir}/gen`))).map((entry) => entry.name),
+    ["notes.txt"],
+  );
+  await Deno.remove(root, { recursive: true });
+});
