@@ -9,7 +9,13 @@
 import assert from "node:assert/strict";
 import { groupAlive } from "../drivers/native/process_group.ts";
 import { readUntil, runCli, tempProject } from "./helpers/cli.ts";
-import { childProcesses, eventually, processAlive, spawnCli } from "./helpers/processes.ts";
+import {
+  childProcesses,
+  eventually,
+  processAlive,
+  processesMentioning,
+  spawnCli,
+} from "./helpers/processes.ts";
 
 async function project(pipeline: string, extra: Record<string, string> = {}) {
   const dir = await tempProject({ "pipeline.ts": pipeline, ...extra });
@@ -64,6 +70,10 @@ export default pipeline("orphan", async (ctx) => {
     async () => !(await groupAlive(taskGroup)),
   );
   await eventually("the runner child to exit", async () => !(await processAlive(runner)));
+  await eventually(
+    "no process of the run (runner, pipeline) to remain",
+    async () => (await processesMentioning(dir)).length === 0,
+  );
   await reader.cancel();
 
   const text = await stderr;

@@ -14,6 +14,7 @@ import {
   childProcesses,
   eventually,
   processAlive,
+  processesMentioning,
   readText,
   spawnCli,
   within,
@@ -120,6 +121,10 @@ export default pipeline("pull", async () => {
     assert.match(String(end.error), /pull of image .* was cancelled/);
     assert.deepEqual(await leftovers(runIdOf(out)), []);
     assert.equal(await processAlive(runner), false, "the runner child is gone");
+    await eventually(
+      "no process of the run (runner, pipeline) to remain",
+      async () => (await processesMentioning(dir)).length === 0,
+    );
   } finally {
     try {
       launcher.kill("SIGKILL");
@@ -199,6 +204,10 @@ export default pipeline("orphan", async () => {
     async () => (await leftovers(runId)).length === 0,
   );
   await eventually("the runner child to exit", async () => !(await processAlive(runner)));
+  await eventually(
+    "no process of the run (runner, pipeline) to remain",
+    async () => (await processesMentioning(dir)).length === 0,
+  );
   let rest = "";
   const decoder = new TextDecoder();
   for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {

@@ -44,6 +44,18 @@ export async function childProcesses(parent: number, text: string): Promise<numb
   return found;
 }
 
+/** Live processes whose command line contains `text` (a run's temp directory, say). */
+export async function processesMentioning(text: string): Promise<number[]> {
+  const found: number[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name) || Number(entry.name) === Deno.pid) continue;
+    const pid = Number(entry.name);
+    const command = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+    if (command.includes(text) && await processAlive(pid)) found.push(pid);
+  }
+  return found;
+}
+
 /** Polls `check` every 100 ms until it returns true; throws naming `what` after `limitMs`. */
 export async function eventually(
   what: string,
