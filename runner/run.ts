@@ -65,6 +65,8 @@ export interface RunOptions {
   readonly stateDir: string;
   /** What the user granted pipeline code (forwarded `--allow-*`). */
   readonly permissions: PipelinePermissions;
+  /** Real paths of the pipeline's own source files; exportTo does not overwrite them. */
+  readonly sourceFiles?: readonly string[];
   /**
    * A private (0700) directory for the pipeline process's socket, removed when the
    * run ends (default: a new temporary directory).
@@ -326,6 +328,7 @@ export class PipelineRun {
         baseDir: options.pipelinePath.slice(0, options.pipelinePath.lastIndexOf("/")) || "/",
         readRoots: rootsOf(options.permissions.read),
         writeRoots: rootsOf(options.permissions.write),
+        protectedFiles: options.sourceFiles ?? [options.pipelinePath],
       },
       parallelism: options.parallelism,
       graceMs: options.graceMs,

@@ -792,6 +792,11 @@ export class RunSession implements PipelineHost {
   async #exportTo(volumeId: string, hostDir: string, path?: string): Promise<void> {
     const volume = this.#volume(volumeId);
     const destination = await confineHostPath(this.#options.paths, hostDir, "write");
-    await volumeArchives(this.#options.driver).exportTo(volume, destination, path);
+    await volumeArchives(this.#options.driver).exportTo(
+      volume,
+      destination,
+      path,
+      this.#options.paths,
+    );
   }
 }
