@@ -19,6 +19,7 @@ import {
   shownNamespace,
 } from "../dsn/mod.ts";
 import { writeOut } from "./flags.ts";
+import { defaultNamespaceRule } from "../dsn/namespace.ts";
 
 /** The help text of `pocketci dsn`. */
 export const DSN_HELP: string = [
@@ -36,7 +37,8 @@ export const DSN_HELP: string = [
   "Flags:",
   "  --json             print one JSON object: driver, namespace, params, config, warnings",
   "  --pipeline FILE    derive the default namespace from this pipeline file (default: the",
-  "                     current directory)",
+  "                     current directory): from its git repository's origin remote, else",
+  "                     the repository, else the file's path (as `pocketci run` does)",
   "  -h, --help         show this help",
   "",
   "Secrets (token) are printed as ***. `pocketci drivers` lists every parameter.",
@@ -117,7 +119,7 @@ function humanText(resolved: ResolvedDsn, pipeline: string | undefined): string 
   const config = redactConfig(resolved);
   const origin = resolved.namespaceFromDsn
     ? "from the DSN"
-    : `default, stable per ${pipeline === undefined ? "directory" : "pipeline file"}`;
+    : `default, ${defaultNamespaceRule(pipeline, Deno.cwd())}`;
   const lines = [
     `driver:     ${resolved.driver}`,
     `namespace:  ${shownNamespace(resolved)} (${origin})`,

@@ -42,6 +42,8 @@ Flags:
                         them hides ordinary text); they are masked, with a warning
   --state-dir DIR       state directory (default: $POCKETCI_STATE_DIR, $XDG_STATE_HOME/pocketci
                         or ~/.local/state/pocketci)
+  --namespace NAME      the namespace (caches, labels), overriding the driver string's and the
+                        default (derived from the git remote; see \`pocketci dsn --help\`)
   --allow-read[=PATHS], --allow-write[=PATHS], --allow-net[=HOSTS], --allow-env[=NAMES],
   --allow-run[=PROGRAMS], --allow-ffi, --allow-sys, -A
                         grant pipeline code these Deno permissions (default: none but
@@ -67,6 +69,7 @@ interface RunFlags {
   secretFiles: string[];
   allowShortSecrets: boolean;
   stateDir?: string;
+  namespace?: string;
   inProcess: boolean;
   noCheck: boolean;
   pipelineMemoryMb?: number;
@@ -138,6 +141,9 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
         break;
       case "--state-dir":
         flags.stateDir = value();
+        break;
+      case "--namespace":
+        flags.namespace = value();
         break;
       case "--in-process":
         flags.inProcess = true;
@@ -224,7 +230,7 @@ export async function launchConfig(
   let dsnSecrets: string[] = [];
   if (driverText === "native") {
     // The plain default needs no parsing; skipping the DSN layer keeps start-up lean.
-    dsn = await plainNativeDsn(pipelinePath);
+    dsn = await plainNativeDsn(pipelinePath, cwd);
   } else {
     const { secretValues } = await import("../dsn/mod.ts");
     dsn = await driverFlag(driverText, { env, pipelinePath, cwd }, choice.source);
@@ -233,6 +239,18 @@ export async function launchConfig(
     // programs (qemu-img, ...) made Deno print "Failed to resolve" lines.
     const { isImplemented, notImplementedMessage } = await import("../drivers/registry.ts");
     if (!isImplemented(dsn.driver)) throw new UsageError(notImplementedMessage(dsn.driver));
+  }
+  if (flags.namespace !== undefined) {
+    const { checkNamespace } = await import("../dsn/parse.ts");
+    try {
+      checkNamespace(flags.namespace);
+    } catch (error) {
+      throw new UsageError(`--namespace "${flags.namespace}": ${(error as Error).message}`);
+    }
+    if (flags.namespace === "") {
+      throw new UsageError("--namespace needs a name, e.g. --namespace=my-repo");
+    }
+    dsn = { ...dsn, namespace: flags.namespace, namespaceFromDsn: true };
   }
   const timeoutMs = flags.timeout === undefined
     ? undefined
@@ -286,16 +304,14 @@ export async function launchConfig(
 
 /**
  * What the DSN layer resolves the plain string `native` to, for a pipeline at
- * `pipelinePath` (absolute): the namespace is `ci-` plus the first 10 hex digits of
- * the SHA-256 of the path (the same as `defaultNamespace`; a test keeps them equal).
+ * `pipelinePath` (absolute): the namespace is `defaultNamespace`'s (from the git remote
+ * or repository, else the path).
  */
-export async function plainNativeDsn(pipelinePath: string): Promise<ResolvedDsn> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(pipelinePath));
-  const hex = Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0"))
-    .join("");
+export async function plainNativeDsn(pipelinePath: string, cwd: string): Promise<ResolvedDsn> {
+  const { defaultNamespace } = await import("../dsn/namespace.ts");
   return {
     driver: "native",
-    namespace: `ci-${hex.slice(0, 10)}`,
+    namespace: defaultNamespace(pipelinePath, cwd),
     namespaceFromDsn: false,
     params: {},
     config: {},

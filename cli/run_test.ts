@@ -4,7 +4,7 @@ import { resolveDsn } from "../dsn/mod.ts";
 
 Deno.test("the plain native DSN matches what the DSN layer resolves", async () => {
   const path = "/some/dir/pipeline.ts";
-  const fast = await plainNativeDsn(path);
+  const fast = await plainNativeDsn(path, "/elsewhere");
   const full = resolveDsn("native", { pipelinePath: path, cwd: "/elsewhere", env: {} });
   assert.equal(fast.namespace, full.namespace);
   assert.deepEqual(fast.config, full.config);
@@ -44,7 +44,7 @@ Deno.test("the runner child holds the driver's permissions, the runner's own and
   const { nativePermissions } = await import("../drivers/native/factory.ts");
   const base = {
     pipelinePath: "/work/project/pipeline.ts",
-    dsn: await plainNativeDsn("/work/project/pipeline.ts"),
+    dsn: await plainNativeDsn("/work/project/pipeline.ts", "/work/project"),
     dsnSecrets: [],
     secrets: [],
     runId: "r",

@@ -94,7 +94,7 @@ function parseUrlForm(driver: DriverName, afterScheme: string): ParsedDsn {
 }
 
 /** Throws unless `authority` is empty or a valid namespace (a DNS label). */
-function checkNamespace(authority: string): void {
+export function checkNamespace(authority: string): void {
   if (authority === "") return;
   const rule = "the namespace (URL authority) must be a DNS label: lowercase letters, digits " +
     "and '-', at most 63 characters, starting and ending with a letter or digit";

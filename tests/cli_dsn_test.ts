@@ -128,13 +128,18 @@ Deno.test("pocketci dsn: URL form, namespace, auto and host-dependent defaults",
   assert.equal(qemu.config.image, null);
 });
 
-Deno.test("pocketci dsn --pipeline derives the namespace from the pipeline path", async () => {
-  const json = JSON.parse(
-    (await pocketci(["dsn", "--json", "--pipeline", "ci.ts", "docker"]))
-      .stdout,
-  );
-  assert.equal(json.namespace, defaultNamespace("ci.ts", CWD));
-  assert.notEqual(json.namespace, defaultNamespace(undefined, CWD));
+Deno.test("pocketci dsn --pipeline derives the namespace from the pipeline path outside a repository", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pocketci-dsn-" });
+  try {
+    const json = JSON.parse(
+      (await pocketci(["dsn", "--json", "--pipeline", `${dir}/ci.ts`, "docker"]))
+        .stdout,
+    );
+    assert.equal(json.namespace, defaultNamespace(`${dir}/ci.ts`, CWD));
+    assert.notEqual(json.namespace, defaultNamespace(undefined, CWD));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("pocketci dsn prints a human explanation with the source of each value", async () => {
@@ -145,7 +150,10 @@ Deno.test("pocketci dsn prints a human explanation with the source of each value
   assert.equal(result.code, 0, result.stderr);
   assert.equal(result.stderr, "");
   assert.match(result.stdout, /^driver: +hetzner$/m);
-  assert.match(result.stdout, /^namespace: +ci-[0-9a-f]{10} \(default, stable per directory\)$/m);
+  assert.match(
+    result.stdout,
+    /^namespace: +ci-(?:[a-z0-9-]+-)?[0-9a-f]{10} \(default, (?:from the git remote origin|from the git repository \(it has no origin remote\)|stable per directory)\)$/m,
+  );
   assert.match(result.stdout, /^params: +token=\*\*\*, max_workers=3$/m);
   assert.match(result.stdout, /^ {2}token +\*\*\* +from the DSN$/m);
   assert.match(result.stdout, /^ {2}max_workers +3 +from the DSN$/m);
