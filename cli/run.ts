@@ -25,7 +25,7 @@ import { permissionFlags } from "../drivers/permissions.ts";
 import type { PermissionNeed } from "../drivers/contract.ts";
 import type { ResolvedDsn } from "../dsn/types.ts";
 import { fromFileUrl } from "../runner/file_url.ts";
-import { PIPELINE_ENV_NAMES, SOCKET_NAME } from "../runner/pipeline_process.ts";
+import { PIPELINE_ENV_NAMES, SOCKET_NAME } from "../runner/pipeline_names.ts";
 
 /** The help text of `pocketci run`. */
 export const RUN_HELP = `Usage: pocketci run PIPELINE.ts [flags] [-- args...]

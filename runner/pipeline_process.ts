@@ -28,6 +28,9 @@ import {
   type WireError,
 } from "./rpc.ts";
 import { escapingSymlinks } from "./symlink_escapes.ts";
+import { PIPELINE_ENV_NAMES, SOCKET_NAME } from "./pipeline_names.ts";
+
+export { PIPELINE_ENV_NAMES, SOCKET_NAME };
 
 /** Deno permissions for pipeline code (`false`: none; `true`: all; a list: those). */
 export interface PipelinePermissions {
@@ -60,22 +63,6 @@ export const NO_PERMISSIONS: PipelinePermissions = {
 
 /** The heap limit of the pipeline process unless `--pipeline-memory` says otherwise. */
 export const DEFAULT_PIPELINE_MEMORY_MB = 2048;
-
-/**
- * Environment variables the runner passes to the pipeline process (Deno needs them
- * to find its cache; PATH for programs run with `--allow-run`) besides those the
- * user granted with `--allow-env`; the runner process must be allowed to read them.
- */
-export const PIPELINE_ENV_NAMES: readonly string[] = [
-  "PATH",
-  "HOME",
-  "DENO_DIR",
-  "XDG_CACHE_HOME",
-  "NPM_CONFIG_REGISTRY",
-];
-
-/** The socket's name in the runner's private directory. */
-export const SOCKET_NAME = "pipeline.sock";
 
 /** The pipeline could not be loaded (syntax error, missing import, no default export). */
 export class PipelineLoadError extends Error {
@@ -240,7 +227,8 @@ async function readLines(
 /** A loaded pipeline running in its own Deno process. */
 export class PipelineProcess {
   readonly #child: Deno.ChildProcess;
-  readonly #host: PipelineHost;
+  readonly #host: Promise<PipelineHost>;
+  #attach!: (host: PipelineHost) => void;
   readonly #events: PipelineEvents;
   readonly #memoryMb: number;
   #conn: Deno.UnixConn | undefined;
@@ -262,12 +250,11 @@ export class PipelineProcess {
   private constructor(
     child: Deno.ChildProcess,
     listener: Deno.Listener,
-    host: PipelineHost,
     events: PipelineEvents,
     memoryMb: number,
   ) {
     this.#child = child;
-    this.#host = host;
+    this.#host = new Promise((resolve) => this.#attach = resolve);
     this.#events = events;
     this.#memoryMb = memoryMb;
     this.#loadPromise = new Promise((resolve, reject) => {
@@ -296,6 +283,18 @@ export class PipelineProcess {
     host: PipelineHost,
     events: PipelineEvents,
   ): Promise<{ worker: PipelineProcess; name: string }> {
+    const worker = await PipelineProcess.start(options, events);
+    return { worker, name: await worker.attach(host) };
+  }
+
+  /**
+   * Starts the pipeline process without waiting for it: it boots and loads the
+   * pipeline while the runner starts the driver. Calls wait for {@link attach}.
+   */
+  static async start(
+    options: PipelineProcessOptions,
+    events: PipelineEvents,
+  ): Promise<PipelineProcess> {
     const socketPath = `${options.privateDir}/${SOCKET_NAME}`;
     const memoryMb = options.memoryMb ?? DEFAULT_PIPELINE_MEMORY_MB;
     const fetches = options.fetches ?? false;
@@ -334,12 +333,20 @@ export class PipelineProcess {
       listener.close();
       throw error;
     }
-    const worker = new PipelineProcess(child, listener, host, events, memoryMb);
+    return new PipelineProcess(child, listener, events, memoryMb);
+  }
+
+  /**
+   * Gives the process the host that answers its calls and waits until the pipeline
+   * module has loaded; resolves with the pipeline's name. On a load failure the
+   * process is stopped and a {@link PipelineLoadError} thrown.
+   */
+  async attach(host: PipelineHost): Promise<string> {
+    this.#attach(host);
     try {
-      const name = await worker.#loadPromise;
-      return { worker, name };
+      return await this.#loadPromise;
     } catch (error) {
-      await worker.terminate();
+      await this.terminate();
       throw error;
     }
   }
@@ -462,11 +469,12 @@ export class PipelineProcess {
       ? (stream, chunk) => this.#post({ kind: "output", id: message.id, stream, chunk })
       : undefined;
     try {
-      const method = this.#host[message.method] as (...args: unknown[]) => Promise<unknown>;
+      const host = await this.#host;
+      const method = host[message.method] as (...args: unknown[]) => Promise<unknown>;
       const args = message.method === "runTask" || message.method === "execSandbox"
         ? [...message.args, onOutput]
         : [...message.args];
-      const value = await method.apply(this.#host, args);
+      const value = await method.apply(host, args);
       this.#post({ kind: "reply", id: message.id, value });
     } catch (error) {
       this.#post({ kind: "reply", id: message.id, error: this.#events.mask(toWireError(error)) });

@@ -227,7 +227,8 @@ test("an error pipeline code throws names its file:line:column; the stack goes t
 });
 
 const idleHost = new Proxy({}, {
-  get: () => () => Promise.reject(new Error("no host in this test")),
+  get: (_target, key) =>
+    key === "then" ? undefined : () => Promise.reject(new Error("no host in this test")),
 }) as PipelineHost;
 
 for (

@@ -247,6 +247,29 @@ export class PipelineRun {
       );
     }
 
+    // The pipeline process boots and loads the pipeline while the driver starts.
+    let privateDir = options.privateDir;
+    const starting = (async () => {
+      privateDir ??= await Deno.makeTempDir({ prefix: "pocketci-" });
+      return await PipelineProcess.start({
+        pipelinePath: options.pipelinePath,
+        permissions: options.permissions,
+        privateDir,
+        memoryMb: options.pipelineMemoryMb,
+        fetches: options.importsFetch,
+      }, {
+        log: (level, message) => this.#emit({ type: "log", level, message }),
+        mask: (error) => this.#masker.maskDeep(error),
+      });
+    })();
+    starting.catch(() => {});
+    const stopPipeline = async () => {
+      await (await starting.catch(() => undefined))?.terminate();
+      if (privateDir !== undefined) {
+        await Deno.remove(privateDir, { recursive: true }).catch(() => {});
+      }
+    };
+
     let journal: RunJournal;
     try {
       journal = await RunJournal.create(paths.journal, {
@@ -259,6 +282,7 @@ export class PipelineRun {
       });
       await Deno.mkdir(paths.workDir, { recursive: true });
     } catch (error) {
+      await stopPipeline();
       return finish(
         "error",
         EXIT.usage,
@@ -309,6 +333,7 @@ export class PipelineRun {
         await (await import("../drivers/registry.ts")).getDriverFactory(driverName);
       driver = await factory.create(options.dsn.config, context);
     } catch (error) {
+      await stopPipeline();
       await cleanupRunDir();
       return finish(
         "error",
@@ -370,25 +395,11 @@ export class PipelineRun {
     let failedTask: { id: string; name: string; lastLines: readonly string[] } | undefined;
     let stack: string | undefined;
     let timer: LongTimeout | undefined;
-    let privateDir = options.privateDir;
     try {
       let loaded;
       try {
-        privateDir ??= await Deno.makeTempDir({ prefix: "pocketci-" });
-        loaded = await PipelineProcess.load(
-          {
-            pipelinePath: options.pipelinePath,
-            permissions: options.permissions,
-            privateDir,
-            memoryMb: options.pipelineMemoryMb,
-            fetches: options.importsFetch,
-          },
-          session,
-          {
-            log: (level, message) => this.#emit({ type: "log", level, message }),
-            mask: (error) => this.#masker.maskDeep(error),
-          },
-        );
+        const worker = await starting;
+        loaded = { worker, name: await worker.attach(session) };
       } catch (error) {
         status = "error";
         exitCode = EXIT.usage;
@@ -467,8 +478,7 @@ export class PipelineRun {
       );
     } finally {
       timer?.clear();
-      await this.#worker?.terminate();
-      if (privateDir !== undefined) await Deno.remove(privateDir, { recursive: true }).catch(() => {});
+      await stopPipeline();
     }
   }
 
@@ -552,9 +562,9 @@ function describeFailure(
   if (error.name === "PipelineProcessError") return { errorText: error.message };
   const where = error.message.includes(" (at ") ? "" : userFrame((error.stack ?? "").split("\n"));
   return {
-    errorText: `the pipeline threw ${
-      error.name === "Error" ? "an error" : error.name
-    }: ${error.message.split("\n")[0]}${where}`,
+    errorText: `the pipeline threw ${error.name === "Error" ? "an error" : error.name}: ${
+      error.message.split("\n")[0]
+    }${where}`,
   };
 }
 
