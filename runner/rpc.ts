@@ -133,7 +133,9 @@ function revive(_key: string, value: unknown): unknown {
 
 /** Splits a byte stream into decoded frames. */
 export class FrameReader {
-  #buffer = new Uint8Array(0);
+  /** Received bytes not yet decoded, joined only once a whole frame is there. */
+  #chunks: Uint8Array[] = [];
+  #held = 0;
   readonly #maxBytes: number;
 
   /** A reader refusing frames over `maxBytes`. */
@@ -141,36 +143,77 @@ export class FrameReader {
     this.#maxBytes = maxBytes;
   }
 
+  #take(bytes: number): Uint8Array {
+    const first = this.#chunks[0];
+    let out: Uint8Array;
+    if (first.length >= bytes) {
+      out = first.subarray(0, bytes);
+    } else {
+      out = new Uint8Array(bytes);
+      let filled = 0;
+      for (const chunk of this.#chunks) {
+        const part = chunk.subarray(0, bytes - filled);
+        out.set(part, filled);
+        filled += part.length;
+        if (filled === bytes) break;
+      }
+    }
+    let left = bytes;
+    while (left > 0) {
+      const chunk = this.#chunks[0];
+      if (chunk.length <= left) {
+        this.#chunks.shift();
+        left -= chunk.length;
+      } else {
+        this.#chunks[0] = chunk.subarray(left);
+        left = 0;
+      }
+    }
+    this.#held -= bytes;
+    return out;
+  }
+
+  #peekLength(): number {
+    const head = new Uint8Array(4);
+    let filled = 0;
+    for (const chunk of this.#chunks) {
+      const part = chunk.subarray(0, 4 - filled);
+      head.set(part, filled);
+      filled += part.length;
+      if (filled === 4) break;
+    }
+    return new DataView(head.buffer).getUint32(0);
+  }
+
   /** Adds `chunk`; returns the messages it completed (throws {@link ProtocolError}). */
   push(chunk: Uint8Array): unknown[] {
-    const joined = new Uint8Array(this.#buffer.length + chunk.length);
-    joined.set(this.#buffer);
-    joined.set(chunk, this.#buffer.length);
+    if (chunk.length > 0) {
+      this.#chunks.push(chunk);
+      this.#held += chunk.length;
+    }
     const messages: unknown[] = [];
-    let offset = 0;
-    while (joined.length - offset >= 4) {
-      const length = new DataView(joined.buffer, offset, 4).getUint32(0);
+    while (this.#held >= 4) {
+      const length = this.#peekLength();
       if (length > this.#maxBytes) {
         throw new ProtocolError(
           `a message of ${length} bytes (the limit is ${this.#maxBytes / 1024 / 1024} MiB)`,
         );
       }
-      if (joined.length - offset - 4 < length) break;
-      const body = joined.subarray(offset + 4, offset + 4 + length);
-      offset += 4 + length;
+      if (this.#held - 4 < length) break;
+      this.#take(4);
+      const body = this.#take(length);
       try {
         messages.push(JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body), revive));
       } catch {
         throw new ProtocolError("a message that is not UTF-8 JSON");
       }
     }
-    this.#buffer = joined.slice(offset);
     return messages;
   }
 
   /** Bytes of an unfinished frame still held. */
   get pending(): number {
-    return this.#buffer.length;
+    return this.#held;
   }
 }
 

@@ -89,3 +89,18 @@ Deno.test("rpc userFrame: the first frame outside PocketCI's own code", () => {
   );
   assert.equal(userFrame([`at ${own}:1:2`]), "");
 });
+
+Deno.test("rpc frames: a large frame arriving in small chunks is joined once (linear time)", () => {
+  const body = "x".repeat(32 * 1024 * 1024);
+  const frame = encodeFrame({ kind: "log", level: "info", message: body });
+  const reader = new FrameReader();
+  const started = performance.now();
+  const out: unknown[] = [];
+  for (let i = 0; i < frame.length; i += 64 * 1024) {
+    out.push(...reader.push(frame.subarray(i, i + 64 * 1024)));
+  }
+  assert.equal(out.length, 1);
+  assert.equal((out[0] as { message: string }).message.length, body.length);
+  // Re-joining everything received on each chunk took minutes here (512 chunks of 64 KiB).
+  assert.ok(performance.now() - started < 5_000, `${performance.now() - started} ms`);
+});
