@@ -37,19 +37,31 @@ async function realOrUndefined(path: string): Promise<string | undefined> {
   }
 }
 
+/** How many directories are read at once. */
+const WALK_CONCURRENCY = 16;
+
 /** Walks `realRoot` (never following symlinks) and reports each symlink under it. */
 async function walkLinks(root: string, realRoot: string, found: FoundLink[]): Promise<number> {
   let entries = 0;
   let level: string[] = [""];
   while (level.length > 0) {
     const next: string[] = [];
-    // One level at a time, its directories read concurrently.
-    await Promise.all(level.map(async (relative) => {
+    // One level at a time, a bounded number of its directories read at once (an
+    // unbounded fan-out runs out of file descriptors, and a skipped directory could
+    // hide an escape).
+    const queue = [...level];
+    const readOne = async (relative: string) => {
       let listing: Deno.DirEntry[];
       try {
         listing = await Array.fromAsync(Deno.readDir(realRoot + relative));
-      } catch {
-        return; // unreadable: pipeline code cannot list it either
+      } catch (error) {
+        // Gone, or not listable by this user (nor by pipeline code, which runs as it).
+        if (
+          error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied
+        ) {
+          return;
+        }
+        throw error;
       }
       for (const entry of listing) {
         entries++;
@@ -68,7 +80,14 @@ async function walkLinks(root: string, realRoot: string, found: FoundLink[]): Pr
           next.push(child);
         }
       }
-    }));
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(WALK_CONCURRENCY, queue.length) }, async () => {
+        for (let relative = queue.shift(); relative !== undefined; relative = queue.shift()) {
+          await readOne(relative);
+        }
+      }),
+    );
     level = next;
   }
   return entries;
