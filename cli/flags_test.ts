@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { durationFlag, stateDirFlag, walkFlags } from "./flags.ts";
 import { UsageError } from "./errors.ts";
-import { parseGcFlags } from "./gc.ts";
+import { parseGcFlags, sizeFlag } from "./gc.ts";
 
 Deno.test("walkFlags: inline and separate values, -- stops the walk, a missing value is a usage error", () => {
   const seen: string[] = [];
@@ -35,6 +35,13 @@ Deno.test("gc flags use the same walk; bad durations and a missing state directo
   const logs = parseGcFlags(["--log-ttl", "2d", "--keep-logs=3"]);
   assert.deepEqual([logs.logTtl, logs.keepLogs], ["2d", "3"]);
   assert.throws(() => parseGcFlags(["extra"]), /unknown argument extra/);
+  assert.equal(parseGcFlags(["--cache-max=10GB"]).cacheMax, "10GB");
+  assert.equal(await sizeFlag("--cache-max", "10GB"), 10_000_000_000);
+  assert.equal(await sizeFlag("--cache-max", "2Gi"), 2 * 1024 ** 3);
+  await assert.rejects(
+    () => sizeFlag("--cache-max", "lots"),
+    /^UsageError: --cache-max: expected a positive size such as 10GB/,
+  );
   assert.equal(await durationFlag("--timeout", "1m30s"), 90_000);
   await assert.rejects(() => durationFlag("--timeout", "soon"), /^UsageError: --timeout: /);
   assert.equal(await stateDirFlag("/given", {}), "/given");

@@ -10,18 +10,21 @@ import { driverFlag, durationFlag, stateDirFlag, walkFlags, writeOut as write } 
 
 /** The help text of `pocketci gc`. */
 export const GC_HELP =
-  `Usage: pocketci gc [--driver=DSN] [--dry-run] [--cache-ttl=7d] [--log-ttl=7d]
-                  [--keep-logs=50] [--json] [--state-dir DIR]
+  `Usage: pocketci gc [--driver=DSN] [--dry-run] [--cache-ttl=7d] [--cache-max=SIZE]
+                  [--log-ttl=7d] [--keep-logs=50] [--json] [--state-dir DIR]
 
 Removes processes, directories and driver resources (containers, volumes, machines ...)
 that runs which no longer exist left behind (recorded in their journals, or labelled
-with their run), caches unused for longer than --cache-ttl (default 7d), and run logs
+with their run), caches unused for longer than --cache-ttl (default 7d) and, with
+--cache-max, the least recently used caches until the rest fit in SIZE, and run logs
 last written to longer ago than --log-ttl or beyond the newest --keep-logs runs of
 their namespace. Resources and logs of live runs are never touched.
 
   --driver DSN       only this driver (needed for drivers whose defaults cannot reach them)
   --dry-run          print what would be removed, remove nothing
   --cache-ttl D      remove caches unused for longer than D (e.g. 12h, 7d)
+  --cache-max SIZE   then remove the least recently used caches (never a live run's) until
+                     all seen hold at most SIZE (e.g. 10GB, 500MB, 2Gi)
   --log-ttl D        remove run logs last written to longer ago than D (default 7d)
   --keep-logs N      keep the logs of at most N runs per namespace (default 50)
   --json             one JSON object per line
@@ -34,6 +37,7 @@ interface GcFlags {
   driver?: string;
   dryRun: boolean;
   cacheTtl: string;
+  cacheMax?: string;
   logTtl: string;
   keepLogs: string;
   json: boolean;
@@ -66,6 +70,9 @@ export function parseGcFlags(argv: readonly string[]): GcFlags {
       case "--cache-ttl":
         flags.cacheTtl = value();
         break;
+      case "--cache-max":
+        flags.cacheMax = value();
+        break;
       case "--log-ttl":
         flags.logTtl = value();
         break;
@@ -96,6 +103,9 @@ export async function main(args: string[]): Promise<number> {
   const { collectGarbage } = await import("../runner/gc.ts");
   const { getDriverFactory } = await import("../drivers/registry.ts");
   const cacheTtlMs = await durationFlag("--cache-ttl", flags.cacheTtl);
+  const cacheMaxBytes = flags.cacheMax === undefined
+    ? undefined
+    : await sizeFlag("--cache-max", flags.cacheMax);
   const logTtlMs = await durationFlag("--log-ttl", flags.logTtl);
   const keepLogs = keepLogsFlag(flags.keepLogs);
   const env = Deno.env.toObject();
@@ -109,6 +119,7 @@ export async function main(args: string[]): Promise<number> {
     defaultDsn: (driver) => resolveDsn(driver, { env, cwd: Deno.cwd() }),
     factory: getDriverFactory,
     cacheTtlMs,
+    cacheMaxBytes,
     logs: { ttlMs: logTtlMs, keep: keepLogs },
     dryRun: flags.dryRun,
   });
@@ -140,6 +151,18 @@ export async function main(args: string[]): Promise<number> {
   const failed = report.actions.some((action) => action.action === "failed") ||
     report.problems.length > 0;
   return failed ? 1 : 0;
+}
+
+/** A size such as `10GB`, `500MB` or `2Gi`, parsed like the DSL's memory limits. */
+export async function sizeFlag(flag: string, text: string): Promise<number> {
+  const { parseMemoryBytes } = await import("../dsl/parse.ts");
+  try {
+    return parseMemoryBytes(text);
+  } catch {
+    throw new UsageError(
+      `${flag}: expected a positive size such as 10GB, 500MB or 2Gi (bytes without a unit), not "${text}"`,
+    );
+  }
 }
 
 function keepLogsFlag(text: string): number {

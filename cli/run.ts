@@ -281,6 +281,7 @@ export async function launchConfig(
     writeErr(`pocketci run: warning: ${problem}; it is masked, and may hide ordinary text too`);
   }
   const stateDir = await stateDirFlag(flags.stateDir, env);
+  const { autoGcDisabled } = await import("../runner/auto_gc.ts");
   return {
     pipelinePath,
     dsn,
@@ -298,6 +299,7 @@ export async function launchConfig(
     importsFetch: imports.fetches,
     json: flags.json,
     allowPrivileged: flags.allowPrivileged,
+    autoGc: !autoGcDisabled(env),
     colour: !flags.json && Deno.stdout.isTerminal() && env.NO_COLOR === undefined,
   };
 }

@@ -343,6 +343,11 @@ export interface DriverMaintenance {
   listResources(): Promise<ResourceRecord[]>;
   /** Removes one resource. */
   removeResource(resource: ResourceRecord): Promise<void>;
+  /**
+   * The sizes in bytes of these caches (as `listResources` listed them), by ID, for
+   * `gc --cache-max`; a cache that cannot be measured is left out.
+   */
+  cacheSizes?(caches: readonly ResourceRecord[]): Promise<ReadonlyMap<string, number>>;
 }
 
 /** Machine-readable reasons a driver operation failed. */

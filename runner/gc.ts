@@ -49,6 +49,20 @@ export interface GcOptions {
   readonly factory: (driver: DriverName) => Promise<DriverFactory>;
   /** Caches unused for longer than this are removed. */
   readonly cacheTtlMs: number;
+  /**
+   * `--cache-max`: when the caches seen (every namespace examined) hold more bytes than this,
+   * the least recently used ones not in use by a live run are removed until they fit.
+   */
+  readonly cacheMaxBytes?: number;
+  /**
+   * The automatic pass after a run: only caches and run logs, and only `namespace` of `dsn`'s
+   * driver; what dead runs left behind waits for `pocketci gc`.
+   */
+  readonly cachesAndLogsOnly?: boolean;
+  /** With `dsn`: examine this namespace only. */
+  readonly namespace?: string;
+  /** When set (ms since the epoch): nothing more is removed after it (the automatic pass). */
+  readonly deadline?: number;
   /** How run logs are pruned (undefined: they are not). */
   readonly logs?: LogPolicy;
   /** Report without removing. */
@@ -66,6 +80,8 @@ export interface GcReport {
   /** Problems that stopped part of the pass (such as a driver that could not be reached). */
   readonly problems: readonly string[];
 }
+
+const OUT_OF_TIME = "stopped at its time limit; `pocketci gc` removes the rest";
 
 function oneLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[0];
@@ -137,6 +153,10 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
     how: () => Promise<void>,
   ): Promise<boolean> => {
     handled.add(resourceKey(resource));
+    if (options.deadline !== undefined && Date.now() > options.deadline) {
+      if (!problems.includes(OUT_OF_TIME)) problems.push(OUT_OF_TIME);
+      return false;
+    }
     if (options.dryRun) {
       actions.push({ action: "would-remove", resource, reason });
       return true;
@@ -152,7 +172,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   };
 
   // 1. What dead runs recorded and never forgot (caches survive runs).
-  for (const journal of dead) {
+  for (const journal of options.cachesAndLogsOnly ? [] : dead) {
     const header = journal.header!;
     if (!wanted(header.driver)) continue;
     let complete = true;
@@ -201,10 +221,15 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   const logDirs = options.logs ? await readLogDirs(options.stateDir) : [];
   const namespaces = new Set<string>();
   const see = (driver: string | undefined, namespace: string | undefined) => {
-    if (driver !== undefined && namespace !== undefined && wanted(driver)) {
+    if (
+      driver !== undefined && namespace !== undefined && wanted(driver) &&
+      (options.namespace === undefined || options.namespace === namespace)
+    ) {
       namespaces.add(`${driver}\u0000${namespace}`);
     }
   };
+  if (options.dsn && options.namespace !== undefined) see(options.dsn.driver, options.namespace);
+  const keptCaches: KeptCache[] = [];
   for (const use of uses.values()) see(use.driver, use.namespace);
   for (const journal of journals) see(journal.header?.driver, journal.header?.namespace);
   if (options.dsn) {
@@ -226,6 +251,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
       continue;
     }
     for (const resource of [...resources].sort((a, b) => removalOrder(a) - removalOrder(b))) {
+      if (options.cachesAndLogsOnly) break;
       if (resource.kind === "cache" || resource.runId === undefined) continue;
       if (handled.has(resourceKey(resource)) || await isLive(resource.runId)) continue;
       await remove(
@@ -237,13 +263,19 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
     for (const resource of resources) {
       if (resource.kind !== "cache") continue;
       const id = `${resource.driver}/${resource.id}`;
-      if (inUse.has(id)) continue;
       const lastUse = Math.max(
         resource.createdAt ? Date.parse(resource.createdAt) || 0 : 0,
         uses.has(id) ? Date.parse(uses.get(id)!.usedAt) || 0 : 0,
       );
+      if (inUse.has(id)) {
+        keptCaches.push({ resource, maintenance, lastUse, inUse: true });
+        continue;
+      }
       const idleMs = now - lastUse;
-      if (idleMs <= options.cacheTtlMs) continue;
+      if (idleMs <= options.cacheTtlMs) {
+        keptCaches.push({ resource, maintenance, lastUse, inUse: false });
+        continue;
+      }
       await remove(
         resource,
         `cache unused for ${describeDuration(idleMs)} (--cache-ttl ${
@@ -252,6 +284,10 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
         () => maintenance.removeResource(resource),
       );
     }
+  }
+
+  if (options.cacheMaxBytes !== undefined) {
+    await capCaches(keptCaches, options.cacheMaxBytes, now, remove, problems);
   }
 
   // 3. Run logs past the TTL or beyond the newest N of their namespace, never a live run's.
@@ -277,6 +313,83 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
     }
   }
   return { actions, liveRuns, problems };
+}
+
+/** A cache gc kept after the TTL check, for the size cap. */
+interface KeptCache {
+  readonly resource: ResourceRecord;
+  readonly maintenance: DriverMaintenance;
+  /** Last use, ms since the epoch. */
+  readonly lastUse: number;
+  /** A live run uses it: it counts towards the total but is never removed. */
+  readonly inUse: boolean;
+}
+
+/**
+ * `--cache-max`: measures the kept caches and removes the least recently used ones (never one
+ * a live run uses) until their total is at most `maxBytes`.
+ */
+async function capCaches(
+  caches: readonly KeptCache[],
+  maxBytes: number,
+  now: number,
+  remove: (resource: ResourceRecord, reason: string, how: () => Promise<void>) => Promise<boolean>,
+  problems: string[],
+): Promise<void> {
+  const sizes = new Map<KeptCache, number>();
+  const byMaintenance = new Map<DriverMaintenance, KeptCache[]>();
+  for (const cache of caches) {
+    const group = byMaintenance.get(cache.maintenance) ?? [];
+    group.push(cache);
+    byMaintenance.set(cache.maintenance, group);
+  }
+  for (const [maintenance, group] of byMaintenance) {
+    const driver = group[0].resource.driver;
+    if (maintenance.cacheSizes === undefined) {
+      problems.push(`cannot measure ${driver} caches; --cache-max leaves them alone`);
+      continue;
+    }
+    try {
+      const measured = await maintenance.cacheSizes(group.map((cache) => cache.resource));
+      for (const cache of group) {
+        const size = measured.get(cache.resource.id);
+        if (size !== undefined) sizes.set(cache, size);
+      }
+    } catch (error) {
+      problems.push(`cannot measure ${driver} caches for --cache-max: ${oneLine(error)}`);
+    }
+  }
+  let total = [...sizes.values()].reduce((sum, size) => sum + size, 0);
+  const oldestFirst = [...sizes.keys()].filter((cache) => !cache.inUse).sort((a, b) =>
+    a.lastUse - b.lastUse
+  );
+  for (const cache of oldestFirst) {
+    if (total <= maxBytes) break;
+    const size = sizes.get(cache)!;
+    const reason = `caches hold ${describeBytes(total)}, over --cache-max ${
+      describeBytes(maxBytes)
+    }; least recently used (${describeDuration(Math.max(0, now - cache.lastUse))} ago), ${
+      describeBytes(size)
+    }`;
+    const removed = await remove(
+      cache.resource,
+      reason,
+      () => cache.maintenance.removeResource(cache.resource),
+    );
+    if (removed) total -= size;
+  }
+}
+
+/** Bytes in words: `512 B`, `1.5 KB`, `10.0 GB` (decimal units, as `--cache-max=10GB` means). */
+export function describeBytes(bytes: number): string {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
 /** Containers first: a volume or network in use by one cannot be removed. */

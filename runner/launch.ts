@@ -54,6 +54,8 @@ export interface LaunchConfig {
   readonly pipelineMemoryMb?: number;
   /** A private (0700) directory for the pipeline process's socket (removed when the run ends). */
   readonly privateDir?: string;
+  /** Run the automatic gc after the run (false when POCKETCI_NO_AUTO_GC is set). */
+  readonly autoGc?: boolean;
 }
 
 /** stdout/stderr of this process. */
@@ -98,6 +100,7 @@ export async function launch(
     importsFetch: config.importsFetch,
     pipelineMemoryMb: config.pipelineMemoryMb,
     privateDir: config.privateDir,
+    autoGc: config.autoGc,
   }, config.dsnSecrets);
   const onInt = () => run.interrupt("SIGINT");
   const onTerm = () => run.interrupt("SIGTERM");

@@ -72,6 +72,11 @@ export interface RunOptions {
    * run ends (default: a new temporary directory).
    */
   readonly privateDir?: string;
+  /**
+   * Run the automatic gc of caches and run logs (at most daily, see `auto_gc.ts`) after
+   * the run's own resources are removed; `pocketci run` sets it unless POCKETCI_NO_AUTO_GC.
+   */
+  readonly autoGc?: boolean;
   /** The pipeline process's heap limit in MB (`--pipeline-memory`, default 2048). */
   readonly pipelineMemoryMb?: number;
   /** An import was allowed with `--allow-import`: the pipeline process may fetch it. */
@@ -116,6 +121,7 @@ export class PipelineRun {
   readonly #masker: Masker;
   #session: RunSession | undefined;
   #worker: PipelineProcess | undefined;
+  #factory: DriverFactory | undefined;
   #stop: ((reason: "SIGINT" | "SIGTERM" | "timeout") => void) | undefined;
   #stopReason: "SIGINT" | "SIGTERM" | "timeout" | undefined;
   /** When `--timeout` ends the run (a `performance.now()` time); grace periods end by it. */
@@ -332,6 +338,7 @@ export class PipelineRun {
       factory = options.factory ??
         await (await import("../drivers/registry.ts")).getDriverFactory(driverName);
       driver = await factory.create(options.dsn.config, context);
+      this.#factory = factory;
     } catch (error) {
       await stopPipeline();
       await cleanupRunDir();
@@ -515,6 +522,15 @@ export class PipelineRun {
     // Gone before run.end, with everything it printed reported.
     await this.#worker?.terminate();
     await cleanupRunDir();
+    if (this.#options.autoGc && this.#factory !== undefined) {
+      const { autoGc } = await import("./auto_gc.ts");
+      await autoGc({
+        stateDir: this.#options.stateDir,
+        dsn: this.#options.dsn,
+        factory: this.#factory,
+        log: (level, message) => this.#emit({ type: "log", level, message }),
+      });
+    }
     return then();
   }
 }

@@ -64,6 +64,8 @@ export const dockerFactory: DriverFactory = {
       listResources: (): Promise<ResourceRecord[]> => withMaintenance((m) => m.listResources()),
       removeResource: (resource: ResourceRecord): Promise<void> =>
         withMaintenance((m) => m.removeResource(resource)),
+      cacheSizes: (caches: readonly ResourceRecord[]): Promise<ReadonlyMap<string, number>> =>
+        withMaintenance((m) => m.cacheSizes!(caches)),
     });
   },
 };

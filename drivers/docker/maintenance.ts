@@ -72,6 +72,7 @@ export class DockerMaintenance implements DriverMaintenance {
         engine: this.#engine,
         ...(labels?.[LABEL.kind] ? { role: labels[LABEL.kind] } : {}),
         ...(labels?.[LABEL.name] ? { name: labels[LABEL.name] } : {}),
+        ...(labels?.[LABEL.key] ? { key: labels[LABEL.key] } : {}),
         ...(labels?.[LABEL.task] ? { task: labels[LABEL.task] } : {}),
         ...detail,
       },
@@ -94,6 +95,20 @@ export class DockerMaintenance implements DriverMaintenance {
       ),
       ...networks.map((n) => record("network", n.Name, n.Labels, n.Created, {})),
     ];
+  }
+
+  /** Cache volume sizes from the engine's disk usage report (`docker system df -v`). */
+  async cacheSizes(caches: readonly ResourceRecord[]): Promise<ReadonlyMap<string, number>> {
+    const wanted = new Set(caches.map((cache) => cache.id));
+    const usage = await this.#docker.df() as {
+      Volumes?: { Name: string; UsageData?: { Size?: number } }[];
+    };
+    const sizes = new Map<string, number>();
+    for (const volume of usage.Volumes ?? []) {
+      const size = volume.UsageData?.Size;
+      if (wanted.has(volume.Name) && size !== undefined && size >= 0) sizes.set(volume.Name, size);
+    }
+    return sizes;
   }
 
   /** Removes one resource (containers by force; a volume's helper containers first). */

@@ -152,6 +152,33 @@ async function cacheDirs(root: string): Promise<CacheDir[]> {
   return found;
 }
 
+/**
+ * The bytes the files of each cache directory hold (symlinks not followed), for the caches
+ * that lie right under `root`; others are left out.
+ */
+export async function cacheSizes(
+  root: string,
+  caches: readonly ResourceRecord[],
+): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>();
+  for (const cache of caches) {
+    if (!isInside(root, cache.id) || cache.id.slice(root.length + 1).includes("/")) continue;
+    const size = await directorySize(cache.id).catch(() => undefined);
+    if (size !== undefined) sizes.set(cache.id, size);
+  }
+  return sizes;
+}
+
+async function directorySize(dir: string): Promise<number> {
+  let total = 0;
+  for await (const entry of Deno.readDir(dir)) {
+    const path = joinPath(dir, entry.name);
+    if (entry.isDirectory) total += await directorySize(path);
+    else if (entry.isFile) total += (await Deno.lstat(path)).size;
+  }
+  return total;
+}
+
 /** Removes one cache directory (and its sidecar) that must lie inside `root`. */
 export async function removeCache(root: string, dir: string): Promise<void> {
   if (!isInside(root, dir) || dir === root || dir.slice(root.length + 1).includes("/")) {

@@ -12,7 +12,7 @@ import {
   type DriverMaintenance,
   type ResourceRecord,
 } from "../contract.ts";
-import { listCaches, removeCache } from "./caches.ts";
+import { cacheSizes, listCaches, removeCache } from "./caches.ts";
 import { cacheRoot, MARKER_FILE } from "./layout.ts";
 import { groupAlive, signalGroup } from "./process_group.ts";
 import { processStartTime } from "./proc_stat.ts";
@@ -25,6 +25,7 @@ export async function createNativeMaintenance(context: DriverContext): Promise<D
   const root = await cacheRoot(context.stateDir, context.namespace);
   return {
     listResources: () => listCaches(root, context.namespace),
+    cacheSizes: (caches) => cacheSizes(root, caches),
     async removeResource(resource: ResourceRecord): Promise<void> {
       switch (resource.kind) {
         case "cache":

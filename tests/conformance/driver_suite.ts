@@ -637,6 +637,23 @@ export function defineDriverConformance(options: ConformanceOptions): void {
         assert.equal(existing.opened, "existing");
         assert.equal(await cat(driver, existing), "two\n", "an existing cache was seeded again");
       }, second);
+      if (options.maintenance !== undefined) {
+        // `gc --cache-max` measures caches through maintenance.
+        const maintenance = await options.maintenance(second);
+        const caches = (await maintenance.listResources()).filter((r) => r.kind === "cache");
+        assert.equal(caches.length, 3);
+        const sizes = await maintenance.cacheSizes!(caches);
+        for (const cache of caches) {
+          const size = sizes.get(cache.id);
+          assert.ok(size !== undefined && size >= 0, `no size for ${cache.id}`);
+          if (cache.detail?.name === name) {
+            assert.ok(
+              cache.detail.key === undefined ? size === 0 : size >= 4,
+              `${cache.id}: ${size}`,
+            );
+          }
+        }
+      }
     } finally {
       if (options.maintenance !== undefined) {
         const maintenance = await options.maintenance(second);
