@@ -17,7 +17,7 @@ const HEADER = `import { pipeline, task } from "pocketci";\n`;
 /** A pipeline that starts a long task, then ends its own process with `ending`. */
 const endsItself = (ending: string) =>
   HEADER + `export default pipeline("dies", async () => {
-  const running = task("sleeper").sh("echo started; sleep 30");
+  const running = task("sleeper").sh("echo started; sleep 37.125");
   running.catch(() => {});
   await new Promise((resolve) => setTimeout(resolve, 300));
   ${ending};
@@ -26,7 +26,7 @@ const endsItself = (ending: string) =>
 
 async function noSleeperLeft(): Promise<boolean> {
   const output = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" }).output();
-  return !new TextDecoder().decode(output.stdout).includes("sleep 30");
+  return !new TextDecoder().decode(output.stdout).includes("sleep 37.125");
 }
 
 for (

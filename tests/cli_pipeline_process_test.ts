@@ -20,7 +20,7 @@ Deno.test("run --pipeline-memory: an out-of-memory pipeline exits 1 with one lin
   const dir = await tempProject({
     "pipeline.ts": `import { pipeline, task } from "pocketci";
 export default pipeline("oom", async () => {
-  task("sleeper").sh("sleep 40").catch(() => {});
+  task("sleeper").sh("sleep 41.375").catch(() => {});
   await new Promise((resolve) => setTimeout(resolve, 300));
   const keep: string[][] = [];
   for (;;) keep.push(new Array(100_000).fill("y".repeat(8) + keep.length));
