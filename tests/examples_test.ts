@@ -58,6 +58,29 @@ Deno.test("example cache: the second run hits the cache", async () => {
   await Deno.remove(first.dir, { recursive: true });
 });
 
+Deno.test("example keyed-cache: a miss, then the exact key, then a restore once the lockfile changes", async () => {
+  const first = await example("keyed-cache.ts");
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /cache deps: miss\n/);
+  assert.match(first.stdout, /installing from scratch/);
+  const again = () =>
+    runCli(["run", `${first.dir}/keyed-cache.ts`], {
+      env: { POCKETCI_STATE_DIR: `${first.dir}/.state` },
+    });
+  const second = await again();
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stdout, /cache deps: exact\n/);
+  const oldKey = /reusing what was installed for (deps-[0-9a-f]{64})/.exec(second.stdout)?.[1];
+  assert.ok(oldKey, second.stdout);
+  assert.match(second.stdout, /cache deps: hit on key deps-/, "the runner logs the hit");
+  await Deno.writeTextFile(`${first.dir}/keyed-cache.lock`, "left-pad 1.3.1\n");
+  const third = await again();
+  assert.equal(third.code, 0, third.stderr);
+  assert.match(third.stdout, new RegExp(`cache deps: restored \\(from ${oldKey}\\)`));
+  assert.match(third.stdout, new RegExp(`reusing what was installed for ${oldKey}`));
+  await Deno.remove(first.dir, { recursive: true });
+});
+
 Deno.test("example parallel: capped by --parallelism", async () => {
   const free = await example("parallel.ts");
   assert.equal(free.code, 0, free.stderr);

@@ -102,3 +102,41 @@ test("cache: the second run hits the cache volume; gc --cache-ttl removes it", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+test("keyed-cache: a miss, the exact key, a restore after the lockfile changed; gc --cache-max removes them", async () => {
+  assertEngine();
+  const dir = await copyExamples();
+  const docker = new Docker({ socketPath: "/var/run/docker.sock" });
+  try {
+    const first = await example(dir, "keyed-cache.ts");
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /cache deps: miss\n/);
+    const second = await example(dir, "keyed-cache.ts");
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /cache deps: exact\n/);
+    const oldKey = /reusing what was installed for (deps-[0-9a-f]{64})/.exec(second.stdout)?.[1];
+    assert.ok(oldKey, second.stdout);
+    await Deno.writeTextFile(`${dir}/keyed-cache.lock`, "left-pad 1.3.1\n");
+    const third = await example(dir, "keyed-cache.ts");
+    assert.equal(third.code, 0, third.stderr);
+    assert.match(third.stdout, new RegExp(`cache deps: restored \\(from ${oldKey}\\)`));
+    assert.match(third.stdout, new RegExp(`reusing what was installed for ${oldKey}`));
+    const caches = async () =>
+      ((await docker.listVolumes({
+        filters: { label: [`${LABEL.kind}=cache`, `${LABEL.name}=deps`] },
+      })).Volumes ?? []).filter((v) =>
+        Date.parse((v as { CreatedAt?: string }).CreatedAt ?? "") >= performance.timeOrigin - 1000
+      );
+    assert.equal((await caches()).length, 2, "one volume per key");
+    const gc = await runCli([
+      "gc",
+      "--driver=docker",
+      "--cache-max=1",
+      `--state-dir=${dir}/.state`,
+    ]);
+    assert.equal(gc.code, 0, gc.stdout + gc.stderr);
+    assert.deepEqual(await caches(), [], `gc --cache-max=1 should remove both: ${gc.stdout}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
