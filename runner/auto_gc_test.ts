@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { autoGc, autoGcDisabled } from "./auto_gc.ts";
-import { processStartTime } from "./state.ts";
+import { liveJournal } from "../tests/helpers/journal.ts";
 import { nativeFactory } from "../drivers/native/factory.ts";
 import type { ResolvedDsn } from "../dsn/types.ts";
 
@@ -47,22 +47,9 @@ Deno.test("automatic gc: removes old caches and logs at most once a day, logs on
     const used = await oldCache(stateDir, "used-by-live-run", 9);
     const log = await oldLog(stateDir, "old-run", 10);
     // A live run (this process) holds the third cache.
-    const header = {
-      type: "run",
-      version: 1,
-      runId: "live",
-      namespace: "ns",
-      driver: "native",
-      pipeline: "/nowhere/p.ts",
-      process: { pid: Deno.pid, startTime: await processStartTime(Deno.pid) },
-      startedAt: new Date().toISOString(),
-    };
-    const record = { type: "record", resource: { kind: "cache", id: used, driver: "native" } };
-    await Deno.mkdir(`${stateDir}/runs`);
-    await Deno.writeTextFile(
-      `${stateDir}/runs/live.jsonl`,
-      `${JSON.stringify(header)}\n${JSON.stringify(record)}\n`,
-    );
+    await liveJournal(stateDir, "live", "ns", "native", [
+      { kind: "cache", id: used, driver: "native" },
+    ]);
     const lines: string[] = [];
     const options = {
       stateDir,

@@ -1,16 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { EMPTY_FILES_HASH, hashPipelineFiles } from "./hash_files.ts";
-
-async function tree(files: Record<string, string>): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "pocketci-hash-" });
-  for (const [path, content] of Object.entries(files)) {
-    const full = `${dir}/${path}`;
-    await Deno.mkdir(full.slice(0, full.lastIndexOf("/")), { recursive: true });
-    await Deno.writeTextFile(full, content);
-  }
-  return dir;
-}
+import { tempProject } from "../tests/helpers/cli.ts";
 
 function expected(files: [string, string][]): string {
   const hash = createHash("sha256");
@@ -21,7 +12,7 @@ function expected(files: [string, string][]): string {
 }
 
 Deno.test("hashFiles: sorted matches, path and content both hashed; patterns anchored", async () => {
-  const dir = await tree({
+  const dir = await tempProject({
     "package-lock.json": "{}",
     "a/package-lock.json": "{1}",
     "b/c/package-lock.json": "{2}",
@@ -57,8 +48,8 @@ Deno.test("hashFiles: sorted matches, path and content both hashed; patterns anc
 });
 
 Deno.test("hashFiles: a symlink leading outside the directory is refused; the state dir is skipped", async () => {
-  const outside = await tree({ "secret.txt": "s" });
-  const dir = await tree({ "in.txt": "i", ".state/x.txt": "changing" });
+  const outside = await tempProject({ "secret.txt": "s" });
+  const dir = await tempProject({ "in.txt": "i", ".state/x.txt": "changing" });
   try {
     assert.deepEqual((await hashPipelineFiles(dir, ["**/*.txt"], `${dir}/.state`)).files, [
       "in.txt",

@@ -1,7 +1,7 @@
 // `gc --cache-max`: least recently used caches go first until the rest fit; a live run's stay.
 import assert from "node:assert/strict";
 import { collectGarbage } from "../runner/gc.ts";
-import { processStartTime } from "../runner/state.ts";
+import { liveJournal } from "./helpers/journal.ts";
 import { getDriverFactory } from "../drivers/registry.ts";
 import { resolveDsn } from "../dsn/mod.ts";
 import { runCli } from "./helpers/cli.ts";
@@ -29,25 +29,9 @@ async function fixture(): Promise<{ stateDir: string; dirs: Record<string, strin
     dirs[name] = dir;
   }
   // A live run (this process) uses the oldest cache.
-  const header = {
-    type: "run",
-    version: 1,
-    runId: "live-run",
-    namespace: "ns",
-    driver: "native",
-    pipeline: "/nowhere/pipeline.ts",
-    process: { pid: Deno.pid, startTime: await processStartTime(Deno.pid) },
-    startedAt: new Date().toISOString(),
-  };
-  const record = {
-    type: "record",
-    resource: { kind: "cache", id: dirs.a, driver: "native", namespace: "ns" },
-  };
-  await Deno.mkdir(`${stateDir}/runs`, { recursive: true });
-  await Deno.writeTextFile(
-    `${stateDir}/runs/live-run.jsonl`,
-    JSON.stringify(header) + "\n" + JSON.stringify(record) + "\n",
-  );
+  await liveJournal(stateDir, "live-run", "ns", "native", [
+    { kind: "cache", id: dirs.a, driver: "native", namespace: "ns" },
+  ]);
   return { stateDir, dirs };
 }
 

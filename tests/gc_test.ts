@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { readUntil, runCli, tempProject } from "./helpers/cli.ts";
 import { parseJournal } from "../runner/state.ts";
+import { liveJournal } from "./helpers/journal.ts";
 import { assertEngine, ignoreDocker } from "./docker/engine_fixture.ts";
 
 const ENTRY = new URL("../pocketci.ts", import.meta.url).pathname;
@@ -219,28 +220,6 @@ Deno.test("gc: --cache-ttl=1ms reports the idle time and the TTL in readable uni
   );
   await Deno.remove(stateDir, { recursive: true });
 });
-
-/** A journal whose runner is this test process: gc must see that run as live. */
-async function liveJournal(
-  stateDir: string,
-  runId: string,
-  namespace: string,
-  driver: string,
-): Promise<void> {
-  const { processStartTime } = await import("../runner/state.ts");
-  const header = {
-    type: "run",
-    version: 1,
-    runId,
-    namespace,
-    driver,
-    pipeline: "/nowhere/pipeline.ts",
-    process: { pid: Deno.pid, startTime: await processStartTime(Deno.pid) },
-    startedAt: new Date().toISOString(),
-  };
-  await Deno.mkdir(`${stateDir}/runs`, { recursive: true });
-  await Deno.writeTextFile(`${stateDir}/runs/${runId}.jsonl`, JSON.stringify(header) + "\n");
-}
 
 Deno.test("gc: prunes run logs past --log-ttl and beyond --keep-logs per namespace, never a live run's", async () => {
   const pipeline = `import { pipeline, task } from "pocketci";

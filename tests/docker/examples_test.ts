@@ -26,6 +26,16 @@ async function copyExamples(): Promise<string> {
   return dir;
 }
 
+/** The cache volumes named `name` that this test process created. */
+async function cacheVolumes(docker: Docker, name: string): Promise<Docker.VolumeInspectInfo[]> {
+  const { Volumes } = await docker.listVolumes({
+    filters: { label: [`${LABEL.kind}=cache`, `${LABEL.name}=${name}`] },
+  });
+  return (Volumes ?? []).filter((v) =>
+    Date.parse((v as { CreatedAt?: string }).CreatedAt ?? "") >= performance.timeOrigin - 1000
+  );
+}
+
 async function example(
   dir: string,
   name: string,
@@ -78,13 +88,7 @@ test("cache: the second run hits the cache volume; gc --cache-ttl removes it", a
     const second = await example(dir, "cache.ts");
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /cache hit: built at/);
-    const caches = async () =>
-      ((await docker.listVolumes({
-        filters: { label: [`${LABEL.kind}=cache`, `${LABEL.name}=downloads`] },
-      })).Volumes ?? [])
-        .filter((v) =>
-          Date.parse((v as { CreatedAt?: string }).CreatedAt ?? "") >= performance.timeOrigin - 1000
-        );
+    const caches = () => cacheVolumes(docker, "downloads");
     assert.equal((await caches()).length, 1, "the cache is a Docker volume that outlives the run");
     const kept = await runCli(["gc", "--driver=docker", `--state-dir=${dir}/.state`], {});
     assert.equal(kept.code, 0, kept.stderr);
@@ -121,12 +125,7 @@ test("keyed-cache: a miss, the exact key, a restore after the lockfile changed; 
     assert.equal(third.code, 0, third.stderr);
     assert.match(third.stdout, new RegExp(`cache deps: restored \\(from ${oldKey}\\)`));
     assert.match(third.stdout, new RegExp(`reusing what was installed for ${oldKey}`));
-    const caches = async () =>
-      ((await docker.listVolumes({
-        filters: { label: [`${LABEL.kind}=cache`, `${LABEL.name}=deps`] },
-      })).Volumes ?? []).filter((v) =>
-        Date.parse((v as { CreatedAt?: string }).CreatedAt ?? "") >= performance.timeOrigin - 1000
-      );
+    const caches = () => cacheVolumes(docker, "deps");
     assert.equal((await caches()).length, 2, "one volume per key");
     const gc = await runCli([
       "gc",
