@@ -1,20 +1,7 @@
 import assert from "node:assert/strict";
 import { runCli, tempProject } from "./helpers/cli.ts";
-import { eventually, processAlive, spawnCli } from "./helpers/processes.ts";
+import { eventually, processAlive, processesMentioning, spawnCli } from "./helpers/processes.ts";
 import { readUntil } from "./helpers/cli.ts";
-
-/** Live processes whose command line mentions `text`. */
-async function processesMentioning(text: string): Promise<number[]> {
-  const found: number[] = [];
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const command = await Deno.readTextFile(`/proc/${entry.name}/cmdline`).catch(() => "");
-    if (command.includes(text) && await processAlive(Number(entry.name))) {
-      found.push(Number(entry.name));
-    }
-  }
-  return found;
-}
 
 Deno.test("run --pipeline-memory: an out-of-memory pipeline exits 1 with one line, run.end, no process or task left", async () => {
   const dir = await tempProject({
