@@ -139,6 +139,14 @@ export async function pipelineFlags(
     escapingSymlinks(readRoots),
     escapingSymlinks(writeRoots),
   ]);
+  for (const path of [...readDeny.deny, ...writeDeny.deny]) {
+    // A Deno flag splits at commas: such a link could not be denied.
+    if (path.includes(",")) {
+      throw new Error(
+        `the symlink ${path} leads outside the directories pipeline code may use and its path holds a comma, which a Deno permission flag cannot name; remove or rename it`,
+      );
+    }
+  }
   if (readDeny.deny.length > 0) flags.push(`--deny-read=${readDeny.deny.join(",")}`);
   if (writeDeny.deny.length > 0) flags.push(`--deny-write=${writeDeny.deny.join(",")}`);
   return flags;

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import type { PipelineHost } from "../dsl/host.ts";
 import { runPipelineSource } from "../tests/helpers/pipeline_harness.ts";
-import { NO_PERMISSIONS, PipelineLoadError, PipelineProcess } from "./pipeline_process.ts";
+import {
+  NO_PERMISSIONS,
+  pipelineFlags,
+  PipelineLoadError,
+  PipelineProcess,
+} from "./pipeline_process.ts";
 import { processAlive } from "../tests/helpers/processes.ts";
 
 const test = (name: string, fn: () => Promise<void>) =>
@@ -302,5 +307,22 @@ test("the pipeline process exits by itself when the runner's end of the socket g
   assert.ok(await processAlive(worker.pid));
   await worker.terminate();
   assert.ok(!(await processAlive(worker.pid)));
+  await Deno.remove(dir, { recursive: true });
+});
+
+test("an escaping symlink whose path holds a comma (which no Deno flag can name) stops the run", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pocketci-pipeline-" });
+  await Deno.writeTextFile(`${dir}/pipeline.ts`, "export default () => {};\n");
+  await Deno.symlink("/", `${dir}/a,b`);
+  await assert.rejects(
+    () => pipelineFlags(`${dir}/pipeline.ts`, NO_PERMISSIONS, `${dir}/s.sock`),
+    /the symlink .*\/a,b leads outside .* holds a comma/,
+  );
+  await Deno.remove(`${dir}/a,b`);
+  await Deno.symlink("/", `${dir}/root`);
+  const flags = await pipelineFlags(`${dir}/pipeline.ts`, NO_PERMISSIONS, `${dir}/s.sock`);
+  assert.ok(flags.includes(`--deny-read=${dir}/root`), flags.join(" "));
+  assert.ok(flags.includes(`--allow-read=${dir},${dir}/s.sock`), flags.join(" "));
+  assert.ok(!flags.some((flag) => flag.startsWith("--allow-env")), flags.join(" "));
   await Deno.remove(dir, { recursive: true });
 });
