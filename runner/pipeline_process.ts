@@ -66,10 +66,14 @@ export const DEFAULT_PIPELINE_MEMORY_MB = 2048;
 
 /** The pipeline could not be loaded (syntax error, missing import, no default export). */
 export class PipelineLoadError extends Error {
+  /** The stack of what pipeline code threw, when it threw something. */
+  readonly pipelineStack?: string;
+
   /** Creates a load error. */
-  constructor(message: string) {
+  constructor(message: string, pipelineStack?: string) {
     super(message);
     this.name = "PipelineLoadError";
+    if (pipelineStack !== undefined) this.pipelineStack = pipelineStack;
   }
 }
 
@@ -435,7 +439,7 @@ export class PipelineProcess {
   }
 
   #uncaught(message: string, stack?: string): void {
-    if (!this.#isLoaded) this.#loadFailed(new PipelineLoadError(message));
+    if (!this.#isLoaded) this.#loadFailed(new PipelineLoadError(message, stack));
     else {
       this.#finish({ name: "UncaughtError", message, ...(stack === undefined ? {} : { stack }) });
     }
@@ -447,12 +451,9 @@ export class PipelineProcess {
         this.#isLoaded = true;
         this.#loaded(message.name);
         break;
-      case "load-error": {
-        const error = new PipelineLoadError(message.message);
-        if (message.stack !== undefined) error.stack = message.stack;
-        this.#loadFailed(error);
+      case "load-error":
+        this.#loadFailed(new PipelineLoadError(message.message, message.stack));
         break;
-      }
       case "uncaught":
         this.#uncaught(message.message, message.stack);
         break;

@@ -216,6 +216,26 @@ test("an error pipeline code throws names its file:line:column; the stack goes t
   assert.equal(end.type, "run.end");
   assert.match(end.stack, /Error: async boom\n\s+at .*pipeline\.ts:5:9/);
 
+  const top = await runPipelineSource(
+    HEADER +
+      `const value: number = 1;\nif (value) throw new TypeError("top boom");\nexport default pipeline("never", async () => {});`,
+  );
+  assert.equal(top.outcome.exitCode, 2);
+  assert.match(top.outcome.error ?? "", /TypeError: top boom \(at .*\/pipeline\.ts:3:18\)$/);
+  const topEnd = (await Deno.readTextFile(`${top.outcome.logDir}/events.jsonl`)).trim().split("\n")
+    .map((line) => JSON.parse(line)).at(-1);
+  assert.match(topEnd.stack, /^TypeError: top boom\n\s+at .*pipeline\.ts:3:18/);
+  const exits = await runPipelineSource(HEADER + `Deno.exit(0);\nexport default () => {};`);
+  const exitsEnd = (await Deno.readTextFile(`${exits.outcome.logDir}/events.jsonl`)).trim()
+    .split("\n").map((line) => JSON.parse(line)).at(-1);
+  assert.equal(
+    exitsEnd.stack,
+    undefined,
+    "no runner-side stack for an error pipeline code did not throw",
+  );
+  await Deno.remove(top.dir, { recursive: true });
+  await Deno.remove(exits.dir, { recursive: true });
+
   const rejected = await runPipelineSource(
     HEADER + `export default pipeline("rejects", async () => {
   task("bad").sh("exit 3").then(() => {}, () => { return Promise.reject(new RangeError("late")); });

@@ -413,7 +413,7 @@ export class PipelineRun {
         errorText = error instanceof PipelineLoadError
           ? `cannot load the pipeline: ${error.message}${npmHint(error.message)}`
           : `cannot load the pipeline: ${oneLine(error)}`;
-        stack = error instanceof PipelineLoadError ? error.stack : undefined;
+        stack = error instanceof PipelineLoadError ? error.pipelineStack : undefined;
         return await this.#cleanup(
           driver,
           session,
