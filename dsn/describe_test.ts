@@ -51,6 +51,12 @@ const EXTRA: Record<string, Record<string, string>> = {
     ssh_timeout: "DIGITALOCEAN_SSH_TIMEOUT",
     docker_timeout: "DIGITALOCEAN_DOCKER_TIMEOUT",
   },
+  qemu: {
+    boot_timeout: "QEMU_BOOT_TIMEOUT",
+    kernel: "QEMU_KERNEL",
+    initrd: "QEMU_INITRD",
+    append: "QEMU_APPEND",
+  },
 };
 
 Deno.test("describeDrivers lists every driver in order with the spec's parameters and env vars", () => {

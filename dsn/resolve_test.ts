@@ -66,6 +66,10 @@ const SPEC_DEFAULTS: Record<string, Record<string, unknown>> = {
     qemu_binary: "qemu-system-x86_64",
     cache_dir: "/home/ci/.cache/ci/qemu",
     image: null,
+    boot_timeout: "5m",
+    kernel: null,
+    initrd: null,
+    append: null,
   },
   vz: { memory: 2048, cpus: 2, cache_dir: "/home/ci/.cache/ci/vz", image: null },
 };

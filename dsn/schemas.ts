@@ -433,6 +433,31 @@ function shapeOf(driver: DriverName, ctx: SchemaContext): Shape {
           undefined,
           "(downloads an Ubuntu cloud image)",
         ),
+        boot_timeout: durationParam(
+          {
+            description: "How long the guest may take to boot until its agent answers",
+            env: "QEMU_BOOT_TIMEOUT",
+          },
+          "5m",
+          false,
+        ),
+        kernel: pathParam(
+          { description: "Kernel to boot directly (with initrd and append)", env: "QEMU_KERNEL" },
+          ctx,
+          undefined,
+          "(boots the image's own bootloader)",
+        ),
+        initrd: pathParam(
+          { description: "Initramfs for a directly booted kernel", env: "QEMU_INITRD" },
+          ctx,
+          undefined,
+          "(none)",
+        ),
+        append: stringParam(
+          { description: "Kernel command line for a directly booted kernel", env: "QEMU_APPEND" },
+          undefined,
+          "console=ttyS0 (x86_64) or console=ttyAMA0 (aarch64)",
+        ),
       };
     case "vz":
       return {
