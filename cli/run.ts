@@ -52,6 +52,7 @@ Flags:
                         (npm:NAME or jsr:@SCOPE/NAME, comma-separated); they are fetched
   --allow-privileged    let .privileged() tasks and sandboxes run (root on the engine's host)
   --pipeline-memory SIZE  heap limit of the pipeline process (default 2GB), e.g. 512MB
+  --timestamps          start every line of the text output with its UTC time
   --no-check            skip type-checking the pipeline before running it
   --in-process          run in this process instead of a child with narrowed permissions
   -h, --help            show this help
@@ -72,6 +73,7 @@ interface RunFlags {
   namespace?: string;
   inProcess: boolean;
   noCheck: boolean;
+  timestamps: boolean;
   pipelineMemoryMb?: number;
   allowPrivileged: boolean;
   allowImports: string[];
@@ -89,6 +91,7 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
     allowShortSecrets: false,
     inProcess: false,
     noCheck: false,
+    timestamps: false,
     allowPrivileged: false,
     allowImports: [],
     grants: emptyGrants(),
@@ -150,6 +153,10 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
         break;
       case "--no-check":
         flags.noCheck = true;
+        break;
+      case "--timestamps":
+        if (arg !== name) throw new UsageError(`--timestamps takes no value, not "${arg}"`);
+        flags.timestamps = true;
         break;
       case "--pipeline-memory":
         flags.pipelineMemoryMb = pipelineMemoryFlag(value());
@@ -282,6 +289,8 @@ export async function launchConfig(
   }
   const stateDir = await stateDirFlag(flags.stateDir, env);
   const { autoGcDisabled } = await import("../runner/auto_gc.ts");
+  const { detectFolding } = await import("../runner/folding.ts");
+  const folding = flags.json ? undefined : detectFolding(env);
   return {
     pipelinePath,
     dsn,
@@ -300,6 +309,8 @@ export async function launchConfig(
     json: flags.json,
     allowPrivileged: flags.allowPrivileged,
     autoGc: !autoGcDisabled(env),
+    ...(flags.timestamps ? { timestamps: true } : {}),
+    ...(folding === undefined ? {} : { folding }),
     colour: !flags.json && Deno.stdout.isTerminal() && env.NO_COLOR === undefined,
   };
 }

@@ -14,6 +14,7 @@ import {
   parseTimeout,
   withChanges,
 } from "./config.ts";
+import { checkRetry, type RetryOptions } from "./retry.ts";
 import type { EnvValue, Limits, OutputCallback, PullPolicy } from "./types.ts";
 import {
   checkEntrypoint,
@@ -114,6 +115,18 @@ export abstract class Builder {
   /** Stops the task after this long from its start (`"2s"`, `"1m30s"`, or milliseconds). */
   timeout(duration: number | string): this {
     return this.#with({ timeoutMs: parseTimeout(duration) });
+  }
+
+  /**
+   * Re-runs the task up to `n` more times (0 to 10) while an attempt ends in one of
+   * `options.when` (default: failure, timeout and error; never a cancellation), waiting
+   * `delay` before the second attempt and `backoff` times longer before each later one.
+   * Every attempt gets the whole `.timeout()`, is masked, logged and stopped by Ctrl-C;
+   * the result's `attempts` says how many ran. On a sandbox builder it is the default of
+   * the sandbox's calls (starting the sandbox is not retried).
+   */
+  retry(n: number, options: RetryOptions = {}): this {
+    return this.#with({ retry: checkRetry(n, options) });
   }
 
   /** Receives output chunks as they arrive (secrets masked). */

@@ -5,7 +5,9 @@
  * @module
  */
 
+import { currentGroupId } from "./group.ts";
 import type { TaskRequest } from "./host.ts";
+import type { RetryPolicy } from "./retry.ts";
 import {
   checkCpu,
   checkEnv,
@@ -55,6 +57,8 @@ export interface BuilderConfig {
   readonly platform?: string;
   /** Explicit entrypoint. */
   readonly entrypoint?: readonly string[];
+  /** Retry policy (tasks; on a sandbox builder, the default of its calls). */
+  readonly retry?: RetryPolicy;
 }
 
 /**
@@ -133,5 +137,13 @@ export function toRequest(config: BuilderConfig, command: readonly string[]): Ta
     pull: config.pull,
     platform: config.platform,
     entrypoint: config.entrypoint ? [...config.entrypoint] : undefined,
+    ...(config.retry === undefined ? {} : { retry: config.retry }),
+    ...groupField(),
   };
+}
+
+/** `{ groupId }` of the `group()` the caller runs in, or nothing outside groups. */
+export function groupField(): { groupId?: string } {
+  const groupId = currentGroupId();
+  return groupId === undefined ? {} : { groupId };
 }

@@ -27,6 +27,7 @@ function result(
     stderr: "",
     status,
     durationMs: 1,
+    attempts: 1,
   };
 }
 
@@ -57,6 +58,8 @@ function fakeHost(status: TaskResult["status"] = "success", code: number | null 
       return Promise.resolve();
     },
     hashFiles: (patterns) => Promise.resolve(`hash-of-${patterns.join(",")}`),
+    startGroup: () => Promise.resolve({ id: "group-1" }),
+    endGroup: () => Promise.resolve(),
   };
   installHost(host);
   return { tasks, execs, closed };

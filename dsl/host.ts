@@ -9,6 +9,7 @@
  * @module
  */
 
+import type { RetryPolicy } from "./retry.ts";
 import type { CacheHit, EnvValue, OutputCallback, PullPolicy, TaskResult } from "./types.ts";
 
 /** A volume mounted into a task, by the runner's volume ID. */
@@ -55,6 +56,10 @@ export interface TaskRequest {
   readonly platform?: string;
   /** Explicit entrypoint. */
   readonly entrypoint?: readonly string[];
+  /** Tasks: re-run an unsuccessful attempt under this policy (a sandbox start is never retried). */
+  readonly retry?: RetryPolicy;
+  /** The runner's ID of the `group()` the task was started in. */
+  readonly groupId?: string;
 }
 
 /** One call in a started sandbox. */
@@ -75,7 +80,28 @@ export interface ExecRequest {
   readonly allowFailure?: boolean;
   /** Whether it may outlive the pipeline function (cancelled then, without failing the run). */
   readonly background?: boolean;
+  /** Re-run an unsuccessful attempt under this policy. */
+  readonly retry?: RetryPolicy;
+  /** The runner's ID of the `group()` the call was made in. */
+  readonly groupId?: string;
 }
+
+/** A request to open a log group. */
+export interface GroupRequest {
+  /** The group's name. */
+  readonly name: string;
+  /** The runner's ID of the enclosing group, if any. */
+  readonly parentId?: string;
+}
+
+/** An opened log group. */
+export interface GroupInfo {
+  /** The runner's ID for it. */
+  readonly id: string;
+}
+
+/** How a group's function ended: it returned, or it threw. */
+export type GroupOutcome = "success" | "failure";
 
 /** A volume the runner created. */
 export interface VolumeInfo {
@@ -143,6 +169,10 @@ export interface PipelineHost {
   closeSandbox(sandboxId: string): Promise<void>;
   /** SHA-256 (hex) over the files of the pipeline's directory matching the globs. */
   hashFiles(patterns: readonly string[]): Promise<string>;
+  /** Opens a log group (`group(name, fn)`). */
+  startGroup(request: GroupRequest): Promise<GroupInfo>;
+  /** Closes a log group with how its function ended. Safe to call more than once. */
+  endGroup(groupId: string, outcome: GroupOutcome): Promise<void>;
 }
 
 const HOST_KEY = Symbol.for("pocketci.host");

@@ -9,6 +9,8 @@ export { task, TaskBuilder } from "./task.ts";
 export { Sandbox, sandbox, SandboxBuilder, SandboxCall } from "./sandbox.ts";
 export { cache, hashFiles, Volume, volume } from "./volume.ts";
 export { secret } from "./secret.ts";
+export { group } from "./group.ts";
+export type { RetryCondition, RetryOptions } from "./retry.ts";
 export { TaskError } from "./errors.ts";
 export { Builder } from "./builder.ts";
 export type { BuilderConfig } from "./config.ts";

@@ -9,6 +9,7 @@ import {
   type BuilderConfig,
   checkCommand,
   encodeStdin,
+  groupField,
   initialConfig,
   mergeEnv,
   parseTimeout,
@@ -17,6 +18,7 @@ import {
 } from "./config.ts";
 import { settle } from "./errors.ts";
 import { currentHost, type ExecRequest } from "./host.ts";
+import { checkRetry, type RetryOptions, type RetryPolicy } from "./retry.ts";
 import type { EnvValue, OutputCallback, TaskResult } from "./types.ts";
 import { checkFlag, checkUser, checkWorkDir } from "./validate.ts";
 
@@ -29,6 +31,7 @@ interface CallConfig {
   readonly allowFailure: boolean;
   readonly background?: boolean;
   readonly onOutput?: OutputCallback;
+  readonly retry?: RetryPolicy;
 }
 
 /**
@@ -91,6 +94,15 @@ export class SandboxCall {
     return this.#with({ background: checkFlag("background", enabled) });
   }
 
+  /**
+   * Re-runs this call up to `n` more times while an attempt ends in one of `options.when`
+   * (see the task builder's `retry`). A call that changed the sandbox's state before
+   * failing runs again on that state.
+   */
+  retry(n: number, options: RetryOptions = {}): SandboxCall {
+    return this.#with({ retry: checkRetry(n, options) });
+  }
+
   /** Receives this call's output chunks as they arrive. */
   onOutput(callback: OutputCallback): SandboxCall {
     if (typeof callback !== "function") throw new Error("onOutput() needs a function");
@@ -121,6 +133,8 @@ export class SandboxCall {
       timeoutMs: call.timeoutMs,
       allowFailure: call.allowFailure,
       ...(call.background ? { background: true } : {}),
+      ...(call.retry === undefined ? {} : { retry: call.retry }),
+      ...groupField(),
     };
     const result = await currentHost().execSandbox(this.id, request, call.onOutput);
     return settle(result, call.allowFailure);
@@ -159,13 +173,14 @@ export class SandboxBuilder extends Builder {
    */
   async start(): Promise<Sandbox> {
     const config = this.config;
-    const info = await currentHost().startSandbox(toRequest(config, []));
+    const info = await currentHost().startSandbox(toRequest({ ...config, retry: undefined }, []));
     return new Sandbox(info.id, info.name, {
       env: {},
       timeoutMs: config.timeoutMs,
       allowFailure: config.allowFailure,
       background: config.background,
       onOutput: config.onOutput,
+      retry: config.retry,
     });
   }
 }

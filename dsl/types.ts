@@ -26,6 +26,11 @@ export interface TaskResult {
   readonly durationMs: number;
   /** Why it could not run (status `"error"`) or why it was stopped. */
   readonly error?: string;
+  /**
+   * How many attempts ran (1 without `.retry()`; 0 when it never started). The other
+   * fields describe the last attempt.
+   */
+  readonly attempts: number;
 }
 
 /** What the pipeline function receives. */

@@ -29,6 +29,7 @@ import {
   checkVolumeName,
   checkWorkDir,
 } from "../dsl/validate.ts";
+import { checkRetryPolicy } from "../dsl/retry.ts";
 
 type Fields = Record<string, unknown>;
 
@@ -58,6 +59,13 @@ function stdin(value: unknown): Uint8Array {
   // The DSL sends bytes; a string here did not come from it.
   if (!(value instanceof Uint8Array)) throw new Error("stdin() needs a string or a Uint8Array");
   return checkStdin(value);
+}
+
+function groupId(value: unknown): string {
+  if (typeof value !== "string") {
+    throw new Error("invalid group ID: pipeline code must use group()");
+  }
+  return value;
 }
 
 function mounts(value: unknown): MountRequest[] {
@@ -97,6 +105,9 @@ export function checkTaskRequest(value: unknown, kind: "task" | "sandbox"): Task
     pull: optional(request.pull, checkPull),
     platform: optional(request.platform, checkPlatform),
     entrypoint: optional(request.entrypoint, checkEntrypoint),
+    // A sandbox start is never retried; its calls carry their own policy.
+    retry: kind === "task" ? optional(request.retry, checkRetryPolicy) : undefined,
+    groupId: optional(request.groupId, groupId),
   };
 }
 
@@ -113,6 +124,8 @@ export function checkExecRequest(value: unknown): ExecRequest {
     timeoutMs: optional(request.timeoutMs, checkTimeout),
     allowFailure: optional(request.allowFailure, (v) => checkFlag("allowFailure", v)),
     background: optional(request.background, (v) => checkFlag("background", v)),
+    retry: optional(request.retry, checkRetryPolicy),
+    groupId: optional(request.groupId, groupId),
   };
 }
 

@@ -14,6 +14,9 @@ export const EVENT_VERSION = 1;
 /** How a run ended. */
 export type RunStatus = "success" | "failure" | "timeout" | "cancelled" | "error";
 
+/** How a `group()` ended. */
+export type GroupStatus = "success" | "failure" | "cancelled";
+
 /** Something left behind that `pocketci gc` can remove. */
 export interface Leftover {
   /** Resource kind. */
@@ -41,6 +44,12 @@ export type RunEvent =
     readonly kind: "task" | "exec";
     readonly command: readonly string[];
     readonly image?: string;
+    /** The `group()` it was started in. */
+    readonly groupId?: string;
+    /** With `.retry()`: this attempt's number, from 1. */
+    readonly attempt?: number;
+    /** With `.retry()`: the most attempts it may get (retries + 1). */
+    readonly maxAttempts?: number;
   }
   | {
     readonly type: "task.output";
@@ -65,6 +74,31 @@ export type RunEvent =
     readonly totalMs?: number;
     readonly allowFailure: boolean;
     readonly error?: string;
+    /** The `group()` it was started in. */
+    readonly groupId?: string;
+    /** With `.retry()`: this attempt's number, from 1 (0: cancelled before its first). */
+    readonly attempt?: number;
+    /** With `.retry()`: the most attempts it may get (retries + 1). */
+    readonly maxAttempts?: number;
+    /** Present when another attempt follows: the wait before it, in milliseconds. */
+    readonly retryInMs?: number;
+  }
+  | {
+    readonly type: "group.start";
+    readonly id: string;
+    readonly name: string;
+    /** The enclosing group. */
+    readonly parentId?: string;
+  }
+  | {
+    readonly type: "group.end";
+    readonly id: string;
+    readonly name: string;
+    readonly parentId?: string;
+    /** The function returned (`success`), threw (`failure`), or the run was cancelled. */
+    readonly status: GroupStatus;
+    /** From `group.start` to the end. */
+    readonly durationMs: number;
   }
   | { readonly type: "sandbox.start"; readonly id: string; readonly name: string }
   | { readonly type: "sandbox.end"; readonly id: string; readonly name: string }

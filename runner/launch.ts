@@ -8,6 +8,7 @@
 
 import type { ResolvedDsn } from "../dsn/types.ts";
 import type { Reporter } from "./events.ts";
+import { checkFolding, type FoldingStyle } from "./folding.ts";
 import type { PipelinePermissions } from "./pipeline_process.ts";
 import { JsonReporter, type Output, TextReporter } from "./reporters.ts";
 import { PipelineRun, type RunOutcome } from "./run.ts";
@@ -56,6 +57,13 @@ export interface LaunchConfig {
   readonly privateDir?: string;
   /** Run the automatic gc after the run (false when POCKETCI_NO_AUTO_GC is set). */
   readonly autoGc?: boolean;
+  /** `--timestamps`: text output lines start with the time. */
+  readonly timestamps?: boolean;
+  /**
+   * The CI system `pocketci run` runs in, for folding groups (detected by the launcher: the
+   * runner child's environment is narrowed).
+   */
+  readonly folding?: FoldingStyle;
 }
 
 /** stdout/stderr of this process. */
@@ -79,9 +87,12 @@ export async function launch(
   output: Output = PROCESS_OUTPUT,
   options: LaunchOptions = {},
 ): Promise<RunOutcome> {
-  const reporter: Reporter = config.json
-    ? new JsonReporter(output)
-    : new TextReporter(output, { colour: config.colour, driver: config.dsn.driver });
+  const reporter: Reporter = config.json ? new JsonReporter(output) : new TextReporter(output, {
+    colour: config.colour,
+    driver: config.dsn.driver,
+    timestamps: config.timestamps === true,
+    folding: checkFolding(config.folding),
+  });
   const run = new PipelineRun({
     pipelinePath: config.pipelinePath,
     dsn: config.dsn,

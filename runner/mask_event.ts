@@ -11,7 +11,7 @@ import type { RunEvent } from "./events.ts";
 import type { Masker } from "./mask.ts";
 
 /** Top-level fields PocketCI generates, never masked. */
-const OWN_FIELDS = ["runId", "pipeline", "driver", "logDir", "id"] as const;
+const OWN_FIELDS = ["runId", "pipeline", "driver", "logDir", "id", "groupId", "parentId"] as const;
 
 /** `event` with its pipeline- and task-produced text masked and PocketCI's own fields as they are. */
 export function maskEvent(masker: Masker, event: RunEvent): RunEvent {

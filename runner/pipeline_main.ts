@@ -135,6 +135,8 @@ const host: PipelineHost = {
     call("execSandbox", [sandboxId, request], onOutput),
   closeSandbox: (sandboxId) => call("closeSandbox", [sandboxId]),
   hashFiles: (patterns) => call("hashFiles", [patterns]),
+  startGroup: (request) => call("startGroup", [request]),
+  endGroup: (groupId, outcome) => call("endGroup", [groupId, outcome]),
 };
 installHost(host);
 

@@ -8,6 +8,10 @@
 import { SH_PRELUDE } from "../dsl/config.ts";
 import type { TaskStatus } from "../dsl/types.ts";
 import { eventLine, type Reporter, type RunEvent } from "./events.ts";
+import type { FoldingStyle } from "./folding.ts";
+import { attemptText } from "./retry.ts";
+import { GroupView } from "./text_groups.ts";
+import { timestamped } from "./timestamps.ts";
 import { writeTextSync } from "./write_text.ts";
 
 /** Where a reporter writes. */
@@ -71,7 +75,42 @@ interface SummaryRow {
     /** From the process's start to its exit; absent when it never started. */
     readonly runMs?: number;
     readonly allowFailure: boolean;
+    /** With `.retry()`: the attempts that ran. */
+    readonly attempts?: number;
   };
+}
+
+/** Options of the text reporter. */
+export interface TextReporterOptions {
+  /** ANSI colour. */
+  readonly colour: boolean;
+  /** The driver's name, shown in the summary. */
+  readonly driver: string;
+  /** `--timestamps`: every line starts with the time it was written. */
+  readonly timestamps?: boolean;
+  /** The CI system's folding markers around top-level groups. */
+  readonly folding?: FoldingStyle;
+  /** The time (tests pin it). */
+  readonly clock?: () => Date;
+}
+
+/** `failed (exit 1)`, `timed out`, ... for the line announcing a retry. */
+function endedText(event: Extract<RunEvent, { type: "task.end" }>): string {
+  switch (event.status) {
+    case "failure":
+      return `failed (exit ${event.code})`;
+    case "timeout":
+      return "timed out";
+    case "error":
+      return `could not run (${event.error ?? "unknown error"})`;
+    default:
+      return event.status;
+  }
+}
+
+/** ` (3 attempts)` for a task that ran more than once. */
+function attemptsText(attempts: number | undefined): string {
+  return attempts !== undefined && attempts > 1 ? ` (${attempts} attempts)` : "";
 }
 
 /** Formats milliseconds as `850ms`, `2.3s` or `1m05s`. */
@@ -95,12 +134,22 @@ export class TextReporter implements Reporter {
   /** Rows in start order (a task that never started is added when it ends). */
   readonly #rows: SummaryRow[] = [];
   readonly #rowOf = new Map<string, SummaryRow>();
+  readonly #groups: GroupView;
 
   /** Creates a reporter writing to `out`, with ANSI colour when `colour`. */
-  constructor(out: Output, options: { colour: boolean; driver: string }) {
-    this.#out = out;
+  constructor(out: Output, options: TextReporterOptions) {
+    const clock = options.clock ?? (() => new Date());
+    this.#out = options.timestamps ? timestamped(out, clock) : out;
     this.#colour = options.colour;
     this.#driver = options.driver;
+    const writer = {
+      line: (text: string) => this.#out.stderr(text + "\n"),
+      // Markers must start their line, so they never get a timestamp.
+      marker: (text: string) => out.stderr(text),
+      paint: (code: number, text: string) => this.#paint(code, text),
+      duration: formatDuration,
+    };
+    this.#groups = new GroupView(writer, options.folding, clock);
   }
 
   #paint(code: number, text: string): string {
@@ -122,7 +171,8 @@ export class TextReporter implements Reporter {
   /** Writes lines of a task's output with its prefix, in one write. */
   #lines(id: string, stream: "stdout" | "stderr", lines: readonly string[]): void {
     if (lines.length === 0) return;
-    const prefix = this.#paint(this.#colourOf.get(id) ?? 0, `${this.#labels.get(id)} |`);
+    const prefix = this.#groups.indentOf(id) +
+      this.#paint(this.#colourOf.get(id) ?? 0, `${this.#labels.get(id)} |`);
     let text = "";
     for (const line of lines) text += `${prefix} ${line}\n`;
     if (stream === "stdout") this.#out.stdout(text);
@@ -169,10 +219,20 @@ export class TextReporter implements Reporter {
     switch (event.type) {
       case "task.start": {
         const label = this.#label(event.id, event.name);
-        const row: SummaryRow = { label };
-        this.#rows.push(row);
-        this.#rowOf.set(event.id, row);
-        this.#out.stderr(this.#paint(2, `▶ ${label}: ${commandLine(event.command)}`) + "\n");
+        // A later attempt of a retried task keeps the first attempt's row.
+        if (!this.#rowOf.has(event.id)) {
+          const row: SummaryRow = { label };
+          this.#rows.push(row);
+          this.#rowOf.set(event.id, row);
+        }
+        this.#groups.taskStarted(event.id, event.groupId);
+        const attempt = event.attempt === undefined || event.maxAttempts === undefined
+          ? ""
+          : ` (${attemptText(event.attempt, event.maxAttempts)})`;
+        this.#out.stderr(
+          this.#groups.indentOf(event.id) +
+            this.#paint(2, `▶ ${label}: ${commandLine(event.command)}${attempt}`) + "\n",
+        );
         break;
       }
       case "task.output":
@@ -182,25 +242,47 @@ export class TextReporter implements Reporter {
         this.#flush(event.id);
         const label = this.#label(event.id, event.name);
         let row = this.#rowOf.get(event.id);
-        this.#rowOf.delete(event.id);
+        // A retried task's row stays for its next attempt.
+        if (event.retryInMs === undefined) this.#rowOf.delete(event.id);
         if (row === undefined) {
           row = { label };
           this.#rows.push(row);
         }
-        // No start event: it was queued or requested when the run was cancelled, so never ran.
+        // No start event: it was queued or requested when the run was cancelled, so never ran
+        // (unless an earlier attempt did).
         const started = event.totalMs !== undefined;
+        const ranBefore = row.end !== undefined;
         row.end = {
-          status: !started && event.status === "cancelled" ? "skipped" : event.status,
+          status: !started && !ranBefore && event.status === "cancelled" ? "skipped" : event.status,
           code: event.code,
           totalMs: event.totalMs,
           runMs: started ? event.durationMs : undefined,
           allowFailure: event.allowFailure,
+          ...(event.attempt === undefined
+            ? {}
+            : { attempts: started ? event.attempt : event.attempt - 1 }),
         };
+        const indent = this.#groups.indentOf(event.id);
         if (event.status === "error" && event.error) {
-          this.#out.stderr(this.#paint(31, `✗ ${label}: ${event.error}`) + "\n");
+          this.#out.stderr(indent + this.#paint(31, `✗ ${label}: ${event.error}`) + "\n");
+        }
+        if (event.retryInMs !== undefined && event.attempt && event.maxAttempts) {
+          const wait = event.retryInMs > 0 ? ` in ${formatDuration(event.retryInMs)}` : "";
+          this.#out.stderr(
+            indent + this.#paint(
+              33,
+              `↻ ${label}: ${attemptText(event.attempt, event.maxAttempts)} ${
+                endedText(event)
+              }; retrying${wait}`,
+            ) + "\n",
+          );
         }
         break;
       }
+      case "group.start":
+      case "group.end":
+        this.#groups.event(event);
+        break;
       case "log":
         if (event.level === "info") this.#out.stdout(event.message + "\n");
         else this.#out.stderr(event.message + "\n");
@@ -229,8 +311,8 @@ export class TextReporter implements Reporter {
         row.status === undefined
           ? "running"
           : row.allowFailure && (row.status === "failure" || row.status === "timeout")
-          ? `${row.status} (allowed)`
-          : row.status,
+          ? `${row.status} (allowed)${attemptsText(row.attempts)}`
+          : `${row.status}${attemptsText(row.attempts)}`,
         row.code === null || row.code === undefined ? "-" : String(row.code),
         duration(row.totalMs),
         duration(row.runMs),
@@ -248,6 +330,7 @@ export class TextReporter implements Reporter {
         lines.push(status === "success" ? text : this.#paint(STATUS_COLOURS[status], text));
       });
     }
+    lines.push(...this.#groups.summaryLines());
     lines.push("");
     if (event.error) {
       lines.push(this.#paint(31, `error: ${event.error}`));

@@ -48,6 +48,8 @@ export const HOST_METHODS: Readonly<Record<HostMethod, number>> = {
   execSandbox: 2,
   closeSandbox: 1,
   hashFiles: 1,
+  startGroup: 1,
+  endGroup: 2,
 };
 
 /** Pipeline process → runner. */

@@ -500,6 +500,7 @@ export class PipelineRun {
     session.cancel("the pipeline finished while the task was running", this.#grace());
     this.#worker?.abort("the pipeline finished");
     await session.settled();
+    session.closeGroups();
     for (const failure of await session.closeSandboxes()) {
       leftovers.push({ kind: "sandbox", id: failure.id, reason: failure.reason });
     }

@@ -23,6 +23,9 @@ import type { DriverName } from "../dsn/types.ts";
 import { longTimeout } from "../drivers/timers.ts";
 import type {
   ExecRequest,
+  GroupInfo,
+  GroupOutcome,
+  GroupRequest,
   PipelineHost,
   SandboxInfo,
   TaskRequest,
@@ -41,6 +44,8 @@ import { checkFiles, checkHashPatterns, checkPath, checkPaths } from "../dsl/val
 import { describeCacheOutcome, openCache } from "./cache_open.ts";
 import { hashPipelineFiles } from "./hash_files.ts";
 import type { RunEvent } from "./events.ts";
+import { RunGroups } from "./groups.ts";
+import { Attempts, runAttempts } from "./retry.ts";
 import { confineHostPath, type HostPathPolicy } from "./host_paths.ts";
 import { imageReferenceError } from "./image_ref.ts";
 import { maskedLine, type Masker } from "./mask.ts";
@@ -107,6 +112,17 @@ interface Running {
   stop(graceMs: number): void;
 }
 
+/** What every event and result of one task or sandbox call carries. */
+interface Base {
+  readonly id: string;
+  readonly name: string;
+  readonly allowFailure: boolean;
+  /** The attempt it is on (`.retry()`). */
+  readonly attempts: Attempts;
+  /** The `group()` it was started in. */
+  readonly groupId?: string;
+}
+
 /** The runner's implementation of the DSL's host interface for one run. */
 export class RunSession implements PipelineHost {
   readonly #options: SessionOptions;
@@ -124,12 +140,14 @@ export class RunSession implements PipelineHost {
   readonly #unfinished = new Map<string, { name: string; mayOutlive: boolean }>();
   /** When each started task or call emitted its `task.start`. */
   readonly #startedAt = new Map<string, number>();
+  readonly #groups: RunGroups;
 
   /** Creates a session. */
   constructor(options: SessionOptions) {
     this.#options = options;
     this.#graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
     this.#slots = new Semaphore(options.parallelism ?? Infinity);
+    this.#groups = new RunGroups(options.emit);
   }
 
   /** Every finished task and sandbox call, in order of completion. */
@@ -314,7 +332,7 @@ export class RunSession implements PipelineHost {
   /** The result of a task or call that could not even be handed to the driver. */
   #notRun(
     kind: "task" | "exec",
-    base: { id: string; name: string; allowFailure: boolean },
+    base: Base,
     error: unknown,
   ): TaskResult {
     return this.#finish(kind, base, {
@@ -327,15 +345,22 @@ export class RunSession implements PipelineHost {
 
   #finish(
     kind: "task" | "exec",
-    base: { id: string; name: string; allowFailure: boolean },
+    base: Base,
     outcome: { status: TaskStatus; code: number | null; durationMs: number; error?: string },
     output: TaskOutput | undefined,
   ): TaskResult {
     const masker = this.#options.masker;
     const error = outcome.error === undefined ? undefined : masker.mask(outcome.error);
-    this.#unfinished.delete(base.id);
     const startedAt = this.#startedAt.get(base.id);
     this.#startedAt.delete(base.id);
+    const { attempts } = base;
+    const attemptFields = attempts.eventFields;
+    const retryInMs = attempts.decide(
+      outcome.status,
+      startedAt !== undefined,
+      this.#cancel.signal.aborted,
+    );
+    if (retryInMs === undefined) this.#unfinished.delete(base.id);
     const result: TaskResult = {
       name: base.name,
       id: base.id,
@@ -345,12 +370,16 @@ export class RunSession implements PipelineHost {
       status: outcome.status,
       durationMs: Math.round(outcome.durationMs),
       ...(error === undefined ? {} : { error }),
+      // An attempt that never started (cancelled before it, or refused) does not count.
+      attempts: startedAt === undefined ? attempts.attempt - 1 : attempts.attempt,
     };
-    this.#records.push({
-      result,
-      allowFailure: base.allowFailure,
-      lastLines: output?.lastLines(20) ?? [],
-    });
+    if (retryInMs === undefined) {
+      this.#records.push({
+        result,
+        allowFailure: base.allowFailure,
+        lastLines: output?.lastLines(20) ?? [],
+      });
+    }
     this.#options.emit({
       type: "task.end",
       id: base.id,
@@ -362,6 +391,9 @@ export class RunSession implements PipelineHost {
       ...(startedAt === undefined ? {} : { totalMs: Math.round(performance.now() - startedAt) }),
       allowFailure: base.allowFailure,
       ...(error === undefined ? {} : { error }),
+      ...(base.groupId === undefined ? {} : { groupId: base.groupId }),
+      ...attemptFields,
+      ...(retryInMs === undefined ? {} : { retryInMs }),
     });
     return result;
   }
@@ -381,7 +413,7 @@ export class RunSession implements PipelineHost {
    */
   async #execute(
     kind: "task" | "exec",
-    base: { id: string; name: string; allowFailure: boolean },
+    base: Base,
     command: readonly string[],
     image: string | undefined,
     timeoutMs: number | undefined,
@@ -423,6 +455,8 @@ export class RunSession implements PipelineHost {
         kind,
         command,
         image,
+        ...(base.groupId === undefined ? {} : { groupId: base.groupId }),
+        ...base.attempts.eventFields,
       });
       let work;
       try {
@@ -509,16 +543,18 @@ export class RunSession implements PipelineHost {
   /** Runs a task (the request is checked with the DSL's rules first, see check_request.ts). */
   runTask(request: TaskRequest, onOutput?: OutputCallback): Promise<TaskResult> {
     return withChecked(
-      () => checkTaskRequest(request, "task"),
+      () => this.#knownGroup(checkTaskRequest(request, "task")),
       (checked) => this.#runTask(checked, onOutput),
     );
   }
 
   #runTask(request: TaskRequest, onOutput?: OutputCallback): Promise<TaskResult> {
-    const base = {
+    const base: Base = {
       id: this.#newId(request.name),
       name: request.name,
       allowFailure: !!request.allowFailure,
+      attempts: new Attempts(request.retry),
+      ...(request.groupId === undefined ? {} : { groupId: request.groupId }),
     };
     let spec: TaskSpec;
     try {
@@ -531,6 +567,8 @@ export class RunSession implements PipelineHost {
         kind: "task",
         command: request.command,
         image: request.image,
+        ...(base.groupId === undefined ? {} : { groupId: base.groupId }),
+        ...base.attempts.eventFields,
       });
       return Promise.resolve(this.#notRun("task", base, error));
     }
@@ -538,7 +576,7 @@ export class RunSession implements PipelineHost {
       name: base.name,
       mayOutlive: !!request.background || base.allowFailure,
     });
-    return this.#track(
+    return this.#track(runAttempts(base.attempts, this.#cancel.signal, () =>
       this.#execute(
         "task",
         base,
@@ -554,8 +592,7 @@ export class RunSession implements PipelineHost {
             remove: () => handle.remove(),
           };
         },
-      ),
-    );
+      )));
   }
 
   /** Starts a sandbox (tracked, so cleanup waits for a start in flight and closes it). */
@@ -587,7 +624,7 @@ export class RunSession implements PipelineHost {
     onOutput?: OutputCallback,
   ): Promise<TaskResult> {
     return withChecked(
-      () => [checkId("sandbox", sandboxId), checkExecRequest(request)] as const,
+      () => [checkId("sandbox", sandboxId), this.#knownGroup(checkExecRequest(request))] as const,
       ([id, checked]) => this.#execSandbox(id, checked, onOutput),
     );
   }
@@ -598,10 +635,12 @@ export class RunSession implements PipelineHost {
     onOutput?: OutputCallback,
   ): Promise<TaskResult> {
     const sandbox = this.#sandboxes.get(sandboxId);
-    const base = {
+    const base: Base = {
       id: this.#newId(`${sandbox?.name ?? "sandbox"}-exec`),
       name: sandbox?.name ?? sandboxId,
       allowFailure: !!request.allowFailure,
+      attempts: new Attempts(request.retry),
+      ...(request.groupId === undefined ? {} : { groupId: request.groupId }),
     };
     let env: Record<string, string>;
     try {
@@ -617,7 +656,7 @@ export class RunSession implements PipelineHost {
       name: base.name,
       mayOutlive: !!request.background || base.allowFailure,
     });
-    return this.#track(
+    return this.#track(runAttempts(base.attempts, this.#cancel.signal, () =>
       this.#execute(
         "exec",
         base,
@@ -654,8 +693,31 @@ export class RunSession implements PipelineHost {
             remove: () => Promise.resolve(),
           });
         },
-      ),
+      )));
+  }
+
+  /** `request` once its group ID (if any) is one this run handed out. */
+  #knownGroup<T extends { groupId?: string }>(request: T): T {
+    if (request.groupId !== undefined) this.#groups.check(request.groupId);
+    return request;
+  }
+
+  /** Opens a log group (`group(name, fn)`); its ID goes with the tasks started in it. */
+  startGroup(request: GroupRequest): Promise<GroupInfo> {
+    return withChecked(() => this.#groups.start(request), (info) => Promise.resolve(info));
+  }
+
+  /** Closes a log group; a failed one is `cancelled` when the run was cancelled. */
+  endGroup(groupId: string, outcome: GroupOutcome): Promise<void> {
+    return withChecked(
+      () => this.#groups.end(groupId, outcome, this.#cancel.signal.aborted),
+      () => Promise.resolve(),
     );
+  }
+
+  /** Ends the groups pipeline code left open (it stopped inside them) as cancelled. */
+  closeGroups(): void {
+    this.#groups.closeAll();
   }
 
   /** Ends a sandbox. */
