@@ -50,7 +50,9 @@ const EXTRA: Record<string, Record<string, string>> = {
   digitalocean: {
     ssh_timeout: "DIGITALOCEAN_SSH_TIMEOUT",
     docker_timeout: "DIGITALOCEAN_DOCKER_TIMEOUT",
+    idle_timeout: "DIGITALOCEAN_IDLE_TIMEOUT",
   },
+  hetzner: { idle_timeout: "HETZNER_IDLE_TIMEOUT" },
   qemu: {
     boot_timeout: "QEMU_BOOT_TIMEOUT",
     kernel: "QEMU_KERNEL",

@@ -41,6 +41,7 @@ const SPEC_DEFAULTS: Record<string, Record<string, unknown>> = {
     reuse_worker: false,
     poll_interval: "10s",
     wait_timeout: "10m",
+    idle_timeout: "30m",
     ssh_timeout: "5m",
     docker_timeout: "5m",
   },
@@ -57,6 +58,7 @@ const SPEC_DEFAULTS: Record<string, Record<string, unknown>> = {
     reuse_worker: false,
     poll_interval: "10s",
     wait_timeout: "10m",
+    idle_timeout: "30m",
   },
   fly: { token: "fo1_env", app: null, region: null, org: "personal", size: "shared-cpu-1x" },
   qemu: {
@@ -420,7 +422,7 @@ Deno.test("unknown parameters that are no near miss warn with the name, never th
     'hetzner: unknown parameter "max_workerzzz" is ignored (did you mean "max_workers"?)',
     'hetzner: unknown parameter "zzz" is ignored (known: token, image, server_type, location, ' +
     "disk_size, ssh_timeout, docker_timeout, labels, max_workers, reuse_worker, poll_interval, " +
-    "wait_timeout)",
+    "wait_timeout, idle_timeout)",
   ]);
   assert.equal(resolved.config.max_workers, 1);
   assert.ok(!resolved.warnings.join().includes("VALUE9"));

@@ -285,6 +285,14 @@ function cloudPoolParams(prefix: string, noun: string): Shape {
       "10m",
       true,
     ),
+    idle_timeout: durationParam(
+      {
+        description: `How long a parked ${noun.replace(/s$/, "")} may stay idle before a run or gc deletes it`,
+        env: `${prefix}_IDLE_TIMEOUT`,
+      },
+      "30m",
+      false,
+    ),
   };
 }
 

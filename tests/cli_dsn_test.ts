@@ -75,11 +75,12 @@ Deno.test("pocketci dsn --json prints exactly one JSON object with the resolved 
     reuse_worker: false,
     poll_interval: "10s",
     wait_timeout: "10m",
+    idle_timeout: "30m",
   });
   assert.deepEqual(json.warnings, [
     'hetzner: unknown parameter "zone" is ignored (known: token, image, server_type, location, ' +
     "disk_size, ssh_timeout, docker_timeout, labels, max_workers, reuse_worker, poll_interval, " +
-    "wait_timeout)",
+    "wait_timeout, idle_timeout)",
   ]);
   assert.ok(!result.stdout.includes(TOKEN));
 });

@@ -1,0 +1,83 @@
+/**
+ * `pocketci gc` for the machine drivers: lists the namespace's machines and volumes at the
+ * provider with the run they belong to (a busy machine: its run; a parked one only once it has
+ * been idle longer than `idle_timeout`; a volume only while detached), and removes a machine
+ * (with its Docker volume and host key), a volume, or the namespace key (only once no machine of
+ * the pool is left). Anything already gone counts as removed.
+ *
+ * @module
+ */
+
+import type { DriverMaintenance, ResourceRecord } from "../contract.ts";
+import { keyDir, keyTag, loadClientKey, removeClientKey, removeHostKey } from "./keys.ts";
+import { type MachineProvider, volumeName } from "./provider.ts";
+
+/** What maintenance needs. */
+export interface MaintenanceSettings {
+  /** The state directory. */
+  readonly stateDir: string;
+  /** The namespace. */
+  readonly namespace: string;
+  /** `idle_timeout` in ms. */
+  readonly idleTimeoutMs: number;
+}
+
+/** Maintenance access over a provider. */
+export function machineMaintenance(
+  provider: MachineProvider,
+  settings: MaintenanceSettings,
+): DriverMaintenance {
+  const dir = keyDir(settings.stateDir, provider.driver, settings.namespace);
+  const base = { driver: provider.driver, namespace: settings.namespace } as const;
+  return {
+    async listResources(): Promise<ResourceRecord[]> {
+      const records: ResourceRecord[] = [];
+      for (const machine of await provider.listPool()) {
+        const expired = machine.idle && machine.idleSince !== undefined &&
+          Date.now() - machine.idleSince > settings.idleTimeoutMs;
+        records.push({
+          ...base,
+          kind: "machine",
+          id: machine.name,
+          // A parked machine belongs to no run until it expires; then to the run that parked it.
+          runId: machine.idle ? (expired ? machine.runId ?? "expired" : undefined) : machine.runId,
+          detail: {
+            id: machine.id,
+            state: machine.idle ? "idle" : machine.busy ? "busy" : machine.status,
+          },
+        });
+      }
+      for (const volume of await provider.listVolumes()) {
+        records.push({
+          ...base,
+          kind: "volume",
+          id: volume.name,
+          runId: volume.attachedTo.length > 0 ? undefined : volume.runId,
+          detail: { id: volume.id },
+        });
+      }
+      return records;
+    },
+    async removeResource(resource: ResourceRecord): Promise<void> {
+      if (resource.kind === "machine") {
+        const machine = await provider.findMachine(resource.id);
+        if (machine) await provider.deleteMachine(machine.id);
+        const volume = await provider.findVolume(volumeName(resource.id));
+        if (volume) await provider.deleteVolume(volume.id);
+        await removeHostKey(dir, resource.id);
+      } else if (resource.kind === "volume") {
+        const volume = await provider.findVolume(resource.id);
+        if (volume) await provider.deleteVolume(volume.id);
+      } else if (resource.kind === "key") {
+        // The namespace key stays while any machine of the pool may still need it.
+        if ((await provider.listPool()).length > 0) return;
+        const key = await provider.findKey(resource.id);
+        if (key) await provider.deleteKey(key.id);
+        const local = await loadClientKey(dir);
+        if (local && resource.id.endsWith(`-${keyTag(local.publicKey)}`)) {
+          await removeClientKey(dir);
+        }
+      }
+    },
+  };
+}
