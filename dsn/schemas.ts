@@ -287,7 +287,9 @@ function cloudPoolParams(prefix: string, noun: string): Shape {
     ),
     idle_timeout: durationParam(
       {
-        description: `How long a parked ${noun.replace(/s$/, "")} may stay idle before a run or gc deletes it`,
+        description: `How long a parked ${
+          noun.replace(/s$/, "")
+        } may stay idle before a run or gc deletes it`,
         env: `${prefix}_IDLE_TIMEOUT`,
       },
       "30m",
