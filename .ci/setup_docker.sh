@@ -3,7 +3,8 @@
 # installs docker.io, starts dockerd in the background when it is not answering, waits for it,
 # and builds the local images the tests use (no registry is reachable here):
 #   busybox:latest  from Debian's busybox-static (/bin/busybox plus every applet as a symlink);
-#   pocketci-test/entrypoint:latest  busybox with an ENTRYPOINT.
+#   pocketci-test/entrypoint:latest  busybox with an ENTRYPOINT;
+#   pocketci-test/service:latest  busybox whose ENTRYPOINT serves HTTP on the port its CMD names.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -50,5 +51,14 @@ if ! docker image inspect pocketci-test/entrypoint:latest >/dev/null 2>&1; then
   echo "setup_docker: building pocketci-test/entrypoint:latest"
   printf 'FROM busybox:latest\nENTRYPOINT ["echo", "from-image-entrypoint"]\n' |
     DOCKER_BUILDKIT=0 docker build -q -t pocketci-test/entrypoint:latest - >/dev/null
+fi
+# A server image whose ENTRYPOINT and CMD must both run unchanged (services keep them): the
+# entrypoint prints a line and serves /www on the port the CMD gives (8080 unless overridden).
+if ! docker image inspect pocketci-test/service:latest >/dev/null 2>&1; then
+  echo "setup_docker: building pocketci-test/service:latest"
+  printf '%s\n' 'FROM busybox:latest' \
+    'ENTRYPOINT ["sh", "-c", "echo entrypoint ran with CMD $1; mkdir -p /www; echo served-by-image >/www/index.html; exec httpd -f -v -p $1 -h /www", "entrypoint"]' \
+    'CMD ["8080"]' |
+    DOCKER_BUILDKIT=0 docker build -q -t pocketci-test/service:latest - >/dev/null
 fi
 echo "setup_docker: engine $(docker version --format '{{.Server.Version}}') ready, busybox:latest present"

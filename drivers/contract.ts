@@ -229,6 +229,96 @@ export interface SandboxHandle {
   close(): Promise<void>;
 }
 
+/**
+ * A long-running server the pipeline's tasks talk to (`service("db")`): the image's ENTRYPOINT
+ * and CMD run unchanged unless `command` or `entrypoint` override them (unlike a task, whose
+ * image entrypoint is cleared). The runner waits for readiness itself, through
+ * {@link ServiceHandle.dial} and {@link ServiceHandle.exec}; the driver only starts, streams,
+ * stops and connects.
+ *
+ * Name resolution: tasks of the same run reach the service as `name:port` (`db:5432`), on every
+ * driver that gives tasks a network:
+ * - docker (local, TCP, or over SSH, which cloud machines use: the same driver on a remote
+ *   engine): a container on the run's network with the network alias `name`; tasks (direct or
+ *   through a network holder, which sits on the same network) resolve it with the engine's DNS;
+ * - k8s: a pod plus a ClusterIP Service of the same name in the run's namespace, so the
+ *   cluster DNS resolves `name` from the run's pods (`name.<namespace>.svc` in full);
+ * - Fly Machines: a machine in the run's app on its private network, found by a name on the
+ *   app's internal DNS (`<name>.<app>.internal` or a `/etc/hosts` entry the driver writes into
+ *   the task machines), so `name` alone must resolve from the tasks;
+ * - drivers whose tasks run on the host (native): no network of their own; tasks reach the
+ *   service on `127.0.0.1:hostPort(port)`, and `hostPort(port)` is `port` itself.
+ */
+export interface ServiceSpec {
+  /** Run-scoped unique ID. */
+  readonly id: string;
+  /** The service's name: a DNS label (`[a-z0-9-]`, at most 63), unique among the run's services. */
+  readonly name: string;
+  /** Container image; ignored by drivers whose `images` capability is false. */
+  readonly image?: string;
+  /**
+   * Replaces the image's CMD (the ENTRYPOINT still runs unless `entrypoint` is given); absent
+   * means the image's CMD. Drivers without images need it: it is the process they run.
+   */
+  readonly command?: readonly string[];
+  /** Replaces the image's ENTRYPOINT; absent means the image's own (never cleared). */
+  readonly entrypoint?: readonly string[];
+  /** Environment (the runner already added CI, POCKETCI, ...). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Working directory, as for {@link TaskSpec.workDir}; absent: the image's (containers). */
+  readonly workDir?: string;
+  /** Volumes to mount. */
+  readonly mounts: readonly Mount[];
+  /** User to run as. */
+  readonly user?: string;
+  /** Run privileged (the runner checked the operator's grant). */
+  readonly privileged?: boolean;
+  /** CPU and memory limits. */
+  readonly limits?: ResourceLimits;
+  /** Image pull policy. */
+  readonly pull?: PullPolicy;
+  /** Image platform. */
+  readonly platform?: string;
+  /**
+   * TCP ports published to the runner's host on 127.0.0.1 only (never on other interfaces), each
+   * on a port the driver picks ({@link ServiceHandle.hostPort}).
+   */
+  readonly ports: readonly number[];
+}
+
+/** A connection to a service port opened for a readiness probe. */
+export interface ProbeConnection {
+  /** Bytes from the service. */
+  readonly readable: ReadableStream<Uint8Array>;
+  /** Bytes to the service. */
+  readonly writable: WritableStream<Uint8Array>;
+  /** Closes the connection (safe to call more than once). */
+  close(): void;
+}
+
+/** A started service. */
+export interface ServiceHandle {
+  /** The service's run-scoped ID. */
+  readonly id: string;
+  /**
+   * Resolves with the exit status when the service's process ends (by itself or by `stop`);
+   * an exit before `stop` is what the runner reports as a crash.
+   */
+  wait(): Promise<ExitStatus>;
+  /** SIGTERM, then SIGKILL after `graceMs`; then removes it. Safe to call more than once. */
+  stop(graceMs: number): Promise<void>;
+  /** The host port (on 127.0.0.1) a port from {@link ServiceSpec.ports} is published on. */
+  hostPort(port: number): number | undefined;
+  /**
+   * Opens a TCP connection to `port` of the service as its own network sees it (a container's
+   * address on the run network, a host process's 127.0.0.1), never through a published port
+   * (a proxy accepts connections before the server listens). Rejects when nothing listens.
+   */
+  dial(port: number, signal: AbortSignal): Promise<ProbeConnection>;
+  /** Runs `command` inside the service (an `exec` readiness probe); output is discarded. */
+  exec(command: readonly string[], signal: AbortSignal): Promise<ExitStatus>;
+}
+
 /** Kinds of resources a run records so `gc` can find what a killed run left behind. */
 export type ResourceKind =
   | "process"
@@ -333,6 +423,12 @@ export interface Driver {
   getArchive(volume: VolumeHandle, paths?: readonly string[]): Promise<ReadableStream<Uint8Array>>;
   /** Starts a sandbox (requires the `sandboxes` capability). */
   startSandbox(spec: TaskSpec): Promise<SandboxHandle>;
+  /**
+   * Starts a service whose output goes to `output` (drivers without services omit it). Resolves
+   * once its process runs, not once it is ready: readiness is the runner's (see
+   * {@link ServiceHandle.dial}). Rejects with {@link DriverError} when it could not start.
+   */
+  startService?(spec: ServiceSpec, output: OutputSink): Promise<ServiceHandle>;
   /** Removes everything this run created, except caches. Never throws: failures are reported. */
   close(): Promise<CleanupReport>;
 }

@@ -58,6 +58,9 @@ function fakeHost(status: TaskResult["status"] = "success", code: number | null 
       return Promise.resolve();
     },
     hashFiles: (patterns) => Promise.resolve(`hash-of-${patterns.join(",")}`),
+    startService: (request) => Promise.resolve({ id: "svc-1", name: request.name, hostPorts: {} }),
+    stopService: () => Promise.resolve(),
+    serviceLogs: () => Promise.resolve(""),
     startGroup: () => Promise.resolve({ id: "group-1" }),
     endGroup: () => Promise.resolve(),
   };

@@ -10,7 +10,14 @@
  */
 
 import type { RetryPolicy } from "./retry.ts";
-import type { CacheHit, EnvValue, OutputCallback, PullPolicy, TaskResult } from "./types.ts";
+import type {
+  CacheHit,
+  EnvValue,
+  OutputCallback,
+  PullPolicy,
+  ReadyProbe,
+  TaskResult,
+} from "./types.ts";
 
 /** A volume mounted into a task, by the runner's volume ID. */
 export interface MountRequest {
@@ -143,6 +150,54 @@ export interface SandboxInfo {
   readonly name: string;
 }
 
+/** Everything the runner needs to start a service. */
+export interface ServiceRequest {
+  /** The service's name: a DNS label, the name tasks reach it by. */
+  readonly name: string;
+  /** Container image. */
+  readonly image?: string;
+  /** Replaces the image's CMD (`.run(...)`); absent: the image's CMD. */
+  readonly command?: readonly string[];
+  /** Replaces the image's ENTRYPOINT; absent: the image's own. */
+  readonly entrypoint?: readonly string[];
+  /** Environment (secrets by reference). */
+  readonly env: Readonly<Record<string, EnvValue>>;
+  /** Working directory. */
+  readonly workDir?: string;
+  /** Volumes to mount. */
+  readonly mounts: readonly MountRequest[];
+  /** User to run as. */
+  readonly user?: string;
+  /** Run privileged (needs the operator's grant). */
+  readonly privileged?: boolean;
+  /** CPU in cores. */
+  readonly cpu?: number;
+  /** Memory limit in bytes. */
+  readonly memoryBytes?: number;
+  /** Image pull policy. */
+  readonly pull?: PullPolicy;
+  /** Image platform. */
+  readonly platform?: string;
+  /** TCP ports published on the host's 127.0.0.1. */
+  readonly ports: readonly number[];
+  /** The readiness check, if any. */
+  readonly ready?: {
+    readonly probe: ReadyProbe;
+    readonly timeoutMs: number;
+    readonly intervalMs: number;
+  };
+}
+
+/** A started (and ready) service. */
+export interface ServiceInfo {
+  /** The runner's ID for it. */
+  readonly id: string;
+  /** The service's name. */
+  readonly name: string;
+  /** The host port (on 127.0.0.1) of each published port, by port. */
+  readonly hostPorts: Readonly<Record<string, number>>;
+}
+
 /** What the DSL needs from the runner. */
 export interface PipelineHost {
   /** Runs a task to completion (the result carries the status; the DSL decides whether to reject). */
@@ -167,6 +222,12 @@ export interface PipelineHost {
   ): Promise<TaskResult>;
   /** Ends a sandbox. Safe to call more than once. */
   closeSandbox(sandboxId: string): Promise<void>;
+  /** Starts a service; resolves once its readiness check passed. */
+  startService(request: ServiceRequest): Promise<ServiceInfo>;
+  /** Stops a service. Safe to call more than once. */
+  stopService(serviceId: string): Promise<void>;
+  /** The kept tail of a service's output (secrets masked). */
+  serviceLogs(serviceId: string): Promise<string>;
   /** SHA-256 (hex) over the files of the pipeline's directory matching the globs. */
   hashFiles(patterns: readonly string[]): Promise<string>;
   /** Opens a log group (`group(name, fn)`). */

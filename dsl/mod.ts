@@ -7,6 +7,7 @@
 export { type Pipeline, pipeline } from "./pipeline.ts";
 export { task, TaskBuilder } from "./task.ts";
 export { Sandbox, sandbox, SandboxBuilder, SandboxCall } from "./sandbox.ts";
+export { Service, service, ServiceBuilder } from "./service.ts";
 export { cache, hashFiles, Volume, volume } from "./volume.ts";
 export { secret } from "./secret.ts";
 export { group } from "./group.ts";
@@ -25,6 +26,8 @@ export type {
   PipelineContext,
   PipelineFunction,
   PullPolicy,
+  ReadyOptions,
+  ReadyProbe,
   SecretRef,
   TaskResult,
   TaskStatus,

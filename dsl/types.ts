@@ -106,3 +106,21 @@ export interface ExportOptions {
   /** A path inside the volume whose contents are exported (default: the whole volume). */
   readonly path?: string;
 }
+
+/**
+ * How `service(name).ready(probe)` decides the service is ready: a TCP connection to a port
+ * succeeds, an HTTP GET answers 200-399 (the URL's host is the service itself: `localhost`,
+ * `127.0.0.1` or its name), or a command run inside the service exits 0.
+ */
+export type ReadyProbe =
+  | { readonly tcp: number }
+  | { readonly http: string }
+  | { readonly exec: readonly string[] };
+
+/** Options of `service(name).ready(probe, options)`. */
+export interface ReadyOptions {
+  /** How long to wait for the probe to pass (`"60s"` by default). */
+  readonly timeout?: number | string;
+  /** The time between attempts (`"500ms"` by default). */
+  readonly interval?: number | string;
+}

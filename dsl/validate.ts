@@ -293,3 +293,98 @@ export function checkFiles(files: unknown): Record<string, string | Uint8Array> 
   }
   return { ...files } as Record<string, string | Uint8Array>;
 }
+
+const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * A service name: a DNS label (lowercase letters, digits and `-`, at most 63, not starting or
+ * ending with `-`), not all digits (a resolver reads `123` as an address) and not `localhost`,
+ * so a service can only be found by its own name and never stands in for another host.
+ */
+export function checkServiceName(name: unknown): string {
+  if (
+    typeof name !== "string" || !DNS_LABEL.test(name) || /^[0-9]+$/.test(name) ||
+    name === "localhost"
+  ) {
+    throw new Error(
+      `invalid service name ${
+        described(name)
+      }: tasks reach a service by its name, so use a DNS label: up to 63 lowercase letters, digits or "-", not all digits, not "localhost" (such as service("db"))`,
+    );
+  }
+  return name;
+}
+
+/** A TCP port number (1-65535). */
+export function checkPort(method: string, port: unknown): number {
+  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`${method}: invalid port ${described(port)}: use a number from 1 to 65535`);
+  }
+  return port;
+}
+
+/** The ports of `.ports(...)`: at least one, no repeats. */
+export function checkPorts(ports: unknown): number[] {
+  if (!Array.isArray(ports) || ports.length === 0) {
+    throw new Error("ports() needs at least one port, such as ports(5432)");
+  }
+  const checked = ports.map((port) => checkPort("ports()", port));
+  if (new Set(checked).size !== checked.length) {
+    throw new Error("ports() lists a port twice; give each port once");
+  }
+  return checked;
+}
+
+/**
+ * A readiness probe: `{ tcp: port }`, `{ http: "http://localhost:PORT/path" }` (the host is
+ * the service itself: `localhost`, `127.0.0.1` or `serviceName`) or `{ exec: ["cmd", ...] }`.
+ */
+export function checkReadyProbe(
+  serviceName: string,
+  probe: unknown,
+): { tcp: number } | { http: string } | { exec: string[] } {
+  const usage = 'ready() needs { tcp: 5432 }, { http: "http://localhost:8080/health" } or ' +
+    '{ exec: ["pg_isready"] }';
+  if (typeof probe !== "object" || probe === null || Array.isArray(probe)) {
+    throw new Error(usage);
+  }
+  const keys = Object.keys(probe);
+  if (keys.length !== 1) throw new Error(usage);
+  const value = (probe as Record<string, unknown>)[keys[0]];
+  switch (keys[0]) {
+    case "tcp":
+      return { tcp: checkPort("ready({ tcp })", value) };
+    case "exec":
+      if (
+        !Array.isArray(value) || value.length === 0 || value[0] === "" ||
+        value.some((arg) => typeof arg !== "string")
+      ) {
+        throw new Error(
+          'ready({ exec }) needs a command as strings, such as { exec: ["pg_isready"] }',
+        );
+      }
+      return { exec: [...value] };
+    case "http": {
+      let url: URL | undefined;
+      try {
+        url = typeof value === "string" ? new URL(value) : undefined;
+      } catch {
+        url = undefined;
+      }
+      const hosts = ["localhost", "127.0.0.1", serviceName];
+      if (
+        url === undefined || url.protocol !== "http:" || !hosts.includes(url.hostname) ||
+        url.username !== "" || url.password !== ""
+      ) {
+        throw new Error(
+          `ready({ http }) needs an http:// URL of the service itself, such as "http://localhost:8080/health" (host localhost, 127.0.0.1 or "${serviceName}"), got ${
+            described(typeof value === "string" ? value.slice(0, 200) : value)
+          }`,
+        );
+      }
+      return { http: url.href };
+    }
+    default:
+      throw new Error(usage);
+  }
+}

@@ -7,7 +7,13 @@
  * @module
  */
 
-import type { ExecRequest, MountRequest, TaskRequest, VolumeRequest } from "../dsl/host.ts";
+import type {
+  ExecRequest,
+  MountRequest,
+  ServiceRequest,
+  TaskRequest,
+  VolumeRequest,
+} from "../dsl/host.ts";
 import {
   checkCacheOptions,
   checkCommand,
@@ -22,7 +28,10 @@ import {
   checkPath,
   checkPaths,
   checkPlatform,
+  checkPorts,
   checkPull,
+  checkReadyProbe,
+  checkServiceName,
   checkStdin,
   checkTimeout,
   checkUser,
@@ -111,6 +120,39 @@ export function checkTaskRequest(value: unknown, kind: "task" | "sandbox"): Task
   };
 }
 
+/** A service start request, checked (only the fields a service has are kept). */
+export function checkServiceRequest(value: unknown): ServiceRequest {
+  const request = fields(value, "service");
+  const name = checkServiceName(request.name);
+  const ready = request.ready === undefined ? undefined : fields(request.ready, "service ready");
+  return {
+    name,
+    image: optional(request.image, imageText),
+    command: optional(request.command, argv),
+    entrypoint: optional(request.entrypoint, checkEntrypoint),
+    env: { ...checkEnv(request.env ?? {}) },
+    workDir: optional(request.workDir, checkWorkDir),
+    mounts: mounts(request.mounts ?? []),
+    user: optional(request.user, checkUser),
+    privileged: optional(request.privileged, (v) => checkFlag("privileged", v)),
+    cpu: optional(request.cpu, checkCpu),
+    memoryBytes: optional(request.memoryBytes, checkMemory),
+    pull: optional(request.pull, checkPull),
+    platform: optional(request.platform, checkPlatform),
+    ports:
+      request.ports === undefined || (Array.isArray(request.ports) && request.ports.length === 0)
+        ? []
+        : checkPorts(request.ports),
+    ...(ready === undefined ? {} : {
+      ready: {
+        probe: checkReadyProbe(name, ready.probe),
+        timeoutMs: checkTimeout(ready.timeoutMs),
+        intervalMs: checkTimeout(ready.intervalMs),
+      },
+    }),
+  };
+}
+
 /** A sandbox call request, checked. */
 export function checkExecRequest(value: unknown): ExecRequest {
   const request = fields(value, "sandbox call");
@@ -150,7 +192,7 @@ export function checkVolumeRequest(value: unknown): VolumeRequest {
 }
 
 /** The runner's ID of a volume or sandbox, as pipeline code sends it back. */
-export function checkId(kind: "volume" | "sandbox", id: unknown): string {
+export function checkId(kind: "volume" | "sandbox" | "service", id: unknown): string {
   if (typeof id !== "string") {
     throw new Error(`invalid ${kind} ID: use the ${kind} object the DSL returned`);
   }

@@ -102,6 +102,36 @@ export type RunEvent =
   }
   | { readonly type: "sandbox.start"; readonly id: string; readonly name: string }
   | { readonly type: "sandbox.end"; readonly id: string; readonly name: string }
+  | {
+    readonly type: "service.start";
+    readonly id: string;
+    readonly name: string;
+    readonly image?: string;
+    /** The `.run()` command replacing the image's CMD, if any. */
+    readonly command?: readonly string[];
+  }
+  | {
+    readonly type: "service.ready";
+    readonly id: string;
+    readonly name: string;
+    /** From `service.start` until the readiness check passed. */
+    readonly durationMs: number;
+    /** Published ports: `{ "5432": 49153 }` (service port to host port on 127.0.0.1). */
+    readonly hostPorts: Readonly<Record<string, number>>;
+  }
+  | {
+    readonly type: "service.end";
+    readonly id: string;
+    readonly name: string;
+    /**
+     * `stopped` by the pipeline or the end of the run, `exited` by itself while it ran, or
+     * `failed` to start or get ready (`error` says why).
+     */
+    readonly status: "stopped" | "exited" | "failed";
+    /** The exit code, when it is known. */
+    readonly code?: number | null;
+    readonly error?: string;
+  }
   | { readonly type: "log"; readonly level: "info" | "warn" | "error"; readonly message: string }
   | { readonly type: "warning"; readonly message: string }
   | {

@@ -135,6 +135,9 @@ const host: PipelineHost = {
     call("execSandbox", [sandboxId, request], onOutput),
   closeSandbox: (sandboxId) => call("closeSandbox", [sandboxId]),
   hashFiles: (patterns) => call("hashFiles", [patterns]),
+  startService: (request) => call("startService", [request]),
+  stopService: (serviceId) => call("stopService", [serviceId]),
+  serviceLogs: (serviceId) => call("serviceLogs", [serviceId]),
   startGroup: (request) => call("startGroup", [request]),
   endGroup: (groupId, outcome) => call("endGroup", [groupId, outcome]),
 };

@@ -279,6 +279,28 @@ export class TextReporter implements Reporter {
         }
         break;
       }
+      case "service.start": {
+        const label = this.#label(event.id, event.name);
+        const what = event.command ? commandLine(event.command) : (event.image ?? "");
+        this.#out.stderr(this.#paint(2, `▶ ${label} (service): ${what}`) + "\n");
+        break;
+      }
+      case "service.ready":
+        this.#out.stderr(
+          this.#paint(2, `✓ ${this.#label(event.id, event.name)} (service) ready`) + "\n",
+        );
+        break;
+      case "service.end":
+        this.#flush(event.id);
+        // A failed start rejects start() with the whole story; the crash of a running
+        // service is told only here.
+        if (event.status === "exited" && event.error) {
+          this.#out.stderr(this.#paint(31, `✗ ${event.error}`) + "\n");
+        } else if (event.status === "failed") {
+          const label = this.#label(event.id, event.name);
+          this.#out.stderr(this.#paint(31, `✗ ${label} (service) failed to start`) + "\n");
+        }
+        break;
       case "group.start":
       case "group.end":
         this.#groups.event(event);

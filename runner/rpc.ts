@@ -48,6 +48,9 @@ export const HOST_METHODS: Readonly<Record<HostMethod, number>> = {
   execSandbox: 2,
   closeSandbox: 1,
   hashFiles: 1,
+  startService: 1,
+  stopService: 1,
+  serviceLogs: 1,
   startGroup: 1,
   endGroup: 2,
 };

@@ -501,6 +501,9 @@ export class PipelineRun {
     this.#worker?.abort("the pipeline finished");
     await session.settled();
     session.closeGroups();
+    for (const failure of await session.stopServices()) {
+      leftovers.push({ kind: "service", id: failure.id, reason: failure.reason });
+    }
     for (const failure of await session.closeSandboxes()) {
       leftovers.push({ kind: "sandbox", id: failure.id, reason: failure.reason });
     }

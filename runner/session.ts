@@ -14,6 +14,7 @@ import {
   type ExitStatus,
   type Mount,
   type SandboxHandle,
+  type ServiceSpec,
   type TaskHandle,
   type TaskSpec,
   UnsupportedError,
@@ -28,6 +29,8 @@ import type {
   GroupRequest,
   PipelineHost,
   SandboxInfo,
+  ServiceInfo,
+  ServiceRequest,
   TaskRequest,
   VolumeInfo,
   VolumeRequest,
@@ -36,6 +39,7 @@ import type { EnvValue, OutputCallback, TaskResult, TaskStatus } from "../dsl/ty
 import {
   checkExecRequest,
   checkId,
+  checkServiceRequest,
   checkTaskRequest,
   checkVolumeRequest,
   withChecked,
@@ -50,6 +54,7 @@ import { confineHostPath, type HostPathPolicy } from "./host_paths.ts";
 import { imageReferenceError } from "./image_ref.ts";
 import { maskedLine, type Masker } from "./mask.ts";
 import { Semaphore } from "./semaphore.ts";
+import { RunServices } from "./services.ts";
 import { TaskOutput } from "./task_output.ts";
 import { volumeArchives } from "./volume_files.ts";
 
@@ -133,6 +138,7 @@ export class RunSession implements PipelineHost {
   readonly #volumes = new Map<string, VolumeHandle>();
   readonly #sandboxes = new Map<string, { handle: SandboxHandle; name: string; closed: boolean }>();
   readonly #records: TaskRecord[] = [];
+  readonly #services: RunServices;
   readonly #ids = new Set<string>();
   #sequence = 0;
   readonly #inflight = new Set<Promise<unknown>>();
@@ -147,6 +153,16 @@ export class RunSession implements PipelineHost {
     this.#options = options;
     this.#graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
     this.#slots = new Semaphore(options.parallelism ?? Infinity);
+    this.#services = new RunServices({
+      driver: options.driver,
+      emit: options.emit,
+      newId: (name) => this.#newId(name),
+      output: (id, name) => this.#output(id, name),
+      spec: (id, request) => this.#serviceSpec(id, request),
+      signal: this.#cancel.signal,
+      graceMs: () => this.#graceMs,
+      line: (error) => this.#line(error),
+    });
     this.#groups = new RunGroups(options.emit);
   }
 
@@ -278,7 +294,7 @@ export class RunSession implements PipelineHost {
     );
   }
 
-  #mounts(request: TaskRequest): Mount[] {
+  #mounts(request: { readonly mounts: TaskRequest["mounts"] }): Mount[] {
     return request.mounts.map((mount) => {
       const volume = this.#volumes.get(mount.volumeId);
       if (volume === undefined) throw new Error(`unknown volume "${mount.volumeId}"`);
@@ -287,7 +303,7 @@ export class RunSession implements PipelineHost {
   }
 
   /** What the runner refuses whatever the driver: a malformed image, an ungranted privilege. */
-  #checkRequest(request: TaskRequest): void {
+  #checkRequest(request: { readonly image?: string; readonly privileged?: boolean }): void {
     const imageError = request.image === undefined
       ? undefined
       : imageReferenceError(request.image, (text) => this.#options.masker.mask(text));
@@ -727,6 +743,64 @@ export class RunSession implements PipelineHost {
     sandbox.closed = true;
     await sandbox.handle.close();
     this.#options.emit({ type: "sandbox.end", id: sandboxId, name: sandbox.name });
+  }
+
+  #serviceSpec(id: string, request: ServiceRequest): ServiceSpec {
+    this.#checkRequest(request);
+    this.#checkCapabilities(request);
+    return {
+      id,
+      name: request.name,
+      image: request.image,
+      ...(request.command === undefined ? {} : { command: [...request.command] }),
+      ...(request.entrypoint === undefined ? {} : { entrypoint: [...request.entrypoint] }),
+      env: {
+        ...this.#resolveEnv(request.env),
+        CI: "true",
+        POCKETCI: "true",
+        POCKETCI_RUN_ID: this.#options.runId,
+        POCKETCI_SERVICE: request.name,
+      },
+      workDir: request.workDir,
+      mounts: this.#mounts(request),
+      user: request.user,
+      privileged: request.privileged,
+      limits: request.cpu !== undefined || request.memoryBytes !== undefined
+        ? { cpu: request.cpu, memoryBytes: request.memoryBytes }
+        : undefined,
+      pull: request.pull,
+      platform: request.platform,
+      ports: [...request.ports],
+    };
+  }
+
+  /** Starts a service and waits until it is ready (tracked, so cleanup waits for it). */
+  startService(request: ServiceRequest): Promise<ServiceInfo> {
+    return withChecked(
+      () => checkServiceRequest(request),
+      (checked) => this.#track(this.#services.start(checked)),
+    );
+  }
+
+  /** Stops a service. */
+  stopService(serviceId: string): Promise<void> {
+    return withChecked(
+      () => checkId("service", serviceId),
+      (id) => this.#track(this.#services.stop(id)),
+    );
+  }
+
+  /** The kept tail of a service's output. */
+  serviceLogs(serviceId: string): Promise<string> {
+    return withChecked(
+      () => checkId("service", serviceId),
+      (id) => Promise.resolve(this.#services.logs(id)),
+    );
+  }
+
+  /** Stops every service still running (the pipeline ended); returns the failures. */
+  stopServices(): Promise<{ id: string; reason: string }[]> {
+    return this.#services.stopAll();
   }
 
   /** Creates a volume or opens a cache, seeding it from the host when asked (tracked). */

@@ -23,7 +23,7 @@ export function resolveWorkDir(workDir: string | undefined): string {
 }
 
 /** Checks the parts of a spec every container needs. */
-export function validateSpec(spec: TaskSpec, what: "task" | "sandbox"): string {
+export function validateSpec(spec: TaskSpec, what: "task" | "sandbox" | "service"): string {
   if (!spec.image) {
     throw new DriverError(
       "invalid",
@@ -56,6 +56,11 @@ export interface ContainerPlan {
   readonly aliases?: readonly string[];
   /** Host name inside the container. */
   readonly hostname?: string;
+  /**
+   * A service: the image's ENTRYPOINT, CMD and WORKDIR are kept unless the spec replaces them
+   * (an empty command keeps the CMD), and `ports` are published on 127.0.0.1 (ephemeral ports).
+   */
+  readonly service?: { readonly ports: readonly number[] };
 }
 
 /** The create request for a task or sandbox container. */
@@ -63,7 +68,8 @@ export function containerOptions(
   spec: TaskSpec,
   plan: ContainerPlan,
 ): Docker.ContainerCreateOptions {
-  const workDir = resolveWorkDir(spec.workDir);
+  const service = plan.service;
+  const workDir = service && spec.workDir === undefined ? undefined : resolveWorkDir(spec.workDir);
   const seen = new Set<string>();
   const mounts = spec.mounts.map((m) => {
     // Relative to /workspace, not to workDir: mount(src, "src") + workDir("src") works in src.
@@ -108,9 +114,9 @@ export function containerOptions(
   const options: Docker.ContainerCreateOptions & { platform?: string } = {
     name: plan.name,
     Image: normalizeImage(spec.image ?? ""),
-    Cmd: [...plan.command],
-    // [""] resets the image's ENTRYPOINT, so the command runs exactly as given.
-    Entrypoint: spec.entrypoint ? [...spec.entrypoint] : [""],
+    Cmd: service && plan.command.length === 0 ? undefined : [...plan.command],
+    // [""] resets the image's ENTRYPOINT, so the command runs exactly as given; a service keeps it.
+    Entrypoint: spec.entrypoint ? [...spec.entrypoint] : service ? undefined : [""],
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
     WorkingDir: workDir,
     User: spec.user ?? "",
@@ -134,6 +140,13 @@ export function containerOptions(
         [plan.network]: { Aliases: plan.aliases ? [...plan.aliases] : undefined },
       },
     };
+  }
+  if (service && service.ports.length > 0) {
+    options.ExposedPorts = Object.fromEntries(service.ports.map((port) => [`${port}/tcp`, {}]));
+    // Only on the loopback interface: a published port never reaches the machine's network.
+    hostConfig.PortBindings = Object.fromEntries(
+      service.ports.map((port) => [`${port}/tcp`, [{ HostIp: "127.0.0.1", HostPort: "" }]]),
+    );
   }
   if (spec.platform) options.platform = spec.platform;
   return options;

@@ -21,6 +21,8 @@ import {
   type OutputStream,
   type ResourceRecord,
   type SandboxHandle,
+  type ServiceHandle,
+  type ServiceSpec,
   type TaskHandle,
   type TaskSpec,
   UnsupportedError,
@@ -37,6 +39,7 @@ import { LABEL, labelsFor, resourceName } from "./labels.ts";
 import { mayShareNetns, NetnsPool } from "./netns_pool.ts";
 import { type RawAttach, rawAttach } from "./raw_attach.ts";
 import { DockerSandbox } from "./sandbox.ts";
+import { DockerService, serviceAddress } from "./service.ts";
 import { DockerTask, initFailureFilter, pump, waitForExit, waitForNextExit } from "./task.ts";
 import { Demuxer } from "./demux.ts";
 import { ResourceTracker } from "./tracker.ts";
@@ -173,7 +176,7 @@ export class DockerDriver implements Driver {
 
   async #prepare(
     spec: TaskSpec,
-    kind: "task" | "sandbox",
+    kind: "task" | "sandbox" | "service",
   ): Promise<{ image: string; network: string }> {
     const image = validateSpec(spec, kind);
     try {
@@ -507,6 +510,95 @@ export class DockerDriver implements Driver {
     );
     this.#sandboxes.add(sandbox);
     return sandbox;
+  }
+
+  /**
+   * Starts a service container on the run's network under the service's name (tasks, direct or
+   * through a network holder, resolve it with the engine's DNS), keeping the image's ENTRYPOINT
+   * and CMD unless the spec replaces them and publishing `ports` on 127.0.0.1.
+   */
+  async startService(spec: ServiceSpec, output: OutputSink): Promise<ServiceHandle> {
+    this.#assertOpen();
+    return await this.#track(this.#startService(spec, output));
+  }
+
+  async #startService(spec: ServiceSpec, output: OutputSink): Promise<ServiceHandle> {
+    const asTask: TaskSpec = { ...spec, command: spec.command ?? [] };
+    const { image, network } = await this.#prepare(asTask, "service");
+    const { namespace, runId } = this.#tracker;
+    const name = this.containerName(spec.id);
+    let container: Docker.Container;
+    try {
+      container = await this.#docker.createContainer(containerOptions(asTask, {
+        name,
+        command: asTask.command,
+        labels: labelsFor(namespace, runId, "service", { task: spec.id, name: spec.name }),
+        network,
+        aliases: [spec.name],
+        hostname: spec.name,
+        service: { ports: spec.ports },
+      }));
+    } catch (error) {
+      throw startError(asTask, image, error, this.#engine.address);
+    }
+    this.#containerNames.add(name);
+    const recorded = this.#tracker.record("container", container.id, {
+      name,
+      task: spec.id,
+      role: "service",
+    });
+    const remove = this.#scheduleRemoval(container, spec.id);
+    const filter = initFailureFilter(output);
+    const nextExit = waitForNextExit(container);
+    let attach: Attached;
+    try {
+      [attach] = await Promise.all([
+        this.#attach(container, false, filter.sink),
+        recorded,
+        nextExit.registered,
+      ]);
+    } catch (error) {
+      await recorded.catch(() => {});
+      await remove();
+      throw startError(asTask, image, error, this.#engine.address);
+    }
+    try {
+      await container.start();
+    } catch (error) {
+      attach.close();
+      await remove();
+      throw startError(asTask, image, error, this.#engine.address);
+    }
+    const status = this.#status(
+      spec.command ?? [`the CMD of ${image}`],
+      image,
+      container,
+      attach.done,
+      filter,
+      nextExit.exited,
+    );
+    const task = new DockerTask(spec.id, container, status, remove);
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await container.inspect();
+    } catch (error) {
+      await task.stop(0).catch(() => {});
+      await remove();
+      throw engineError(this.#engine.address, error);
+    }
+    // Stopping a service waits for its removal (unlike a task's, which is off the critical path).
+    const removed = async () => {
+      await remove();
+      await this.#removals.get(container.id);
+    };
+    return new DockerService(
+      spec.id,
+      task,
+      container,
+      this.#engine,
+      serviceAddress(info, network),
+      removed,
+    );
   }
 
   /**

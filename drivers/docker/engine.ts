@@ -9,6 +9,7 @@
 
 // @ts-types="npm:@types/dockerode@^3"
 import Docker from "dockerode";
+import type { Duplex } from "node:stream";
 import { DriverError } from "../contract.ts";
 import { acquireSshConnection, type SshConnectOptions, type SshLease } from "../ssh/connection.ts";
 import { sshSocketAgent } from "../ssh/http_agent.ts";
@@ -22,6 +23,12 @@ export interface Engine {
   readonly address: EngineAddress;
   /** Releases what the client holds. */
   close(): Promise<void>;
+  /**
+   * Opens a TCP connection to `host:port` as the engine's host sees it (a container's address on
+   * a run network): through the SSH connection for an engine over SSH, absent otherwise (the
+   * runner's host connects itself).
+   */
+  readonly dialFromEngineHost?: (host: string, port: number) => Promise<Duplex>;
 }
 
 /** Extra SSH settings (the cloud drivers pass their generated key and the host key they expect). */
@@ -77,6 +84,9 @@ export async function openEngine(
     close: async () => {
       await lease?.release();
     },
+    ...(lease === undefined ? {} : {
+      dialFromEngineHost: (host: string, port: number) => lease.connection.openTcp(host, port),
+    }),
   };
   try {
     await docker.ping();

@@ -17,7 +17,7 @@ export const LABEL = {
   run: "io.pocketci.run",
   /** The task or sandbox ID (containers). */
   task: "io.pocketci.task",
-  /** `task`, `sandbox`, `helper`, `netns` (network holder), `volume`, `cache` or `network`. */
+  /** `task`, `sandbox`, `service`, `helper`, `netns` (network holder), `volume`, `cache` or `network`. */
   kind: "io.pocketci.kind",
   /** The logical name the pipeline gave (volumes, caches, sandboxes). */
   name: "io.pocketci.name",
@@ -29,6 +29,7 @@ export const LABEL = {
 export type LabelledKind =
   | "task"
   | "sandbox"
+  | "service"
   | "helper"
   | "netns"
   | "volume"

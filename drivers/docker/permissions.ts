@@ -60,6 +60,17 @@ export function currentPermissionEnv(): PermissionEnv {
   return { ...env, credentialHelpers: helpers };
 }
 
+/**
+ * The private address ranges engines give their networks (Docker's default pools are in
+ * 172.16.0.0/12 and 192.168.0.0/16): a service's readiness probe connects to the container's
+ * address from the runner when the engine is not reached over SSH.
+ */
+export const CONTAINER_NETWORKS: readonly string[] = [
+  "10.0.0.0/8",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+];
+
 /** Computes the permissions for the engine the configuration resolves to. */
 export function dockerPermissions(
   config: Readonly<Record<string, unknown>>,
@@ -79,9 +90,9 @@ export function dockerPermissions(
   if (address.kind === "unix") {
     read.push(address.path);
     write.push(address.path);
-    net.push(`unix:${address.path}`);
+    net.push(`unix:${address.path}`, ...CONTAINER_NETWORKS);
   } else if (address.kind === "tcp") {
-    net.push(`${address.host}:${address.port}`);
+    net.push(`${address.host}:${address.port}`, ...CONTAINER_NETWORKS);
     if (address.tls) read.push(address.certPath ?? `${env.HOME ?? "~"}/.docker`);
   } else {
     net.push(`${address.target.host}:${address.target.port}`);
@@ -125,9 +136,9 @@ export function dockerPermissions(
     permission: "net",
     values: net,
     reason: address.kind === "unix"
-      ? "the Engine API over the Unix socket"
+      ? "the Engine API over the Unix socket, and readiness checks of services at their container addresses (private ranges)"
       : address.kind === "tcp"
-      ? "the Engine API over TCP"
+      ? "the Engine API over TCP, and readiness checks of services at their container addresses (private ranges)"
       : `SSH to ${address.target.host}:${address.target.port}, which carries the Engine API${
         env.SSH_AUTH_SOCK ? ", and the ssh-agent socket" : ""
       }`,

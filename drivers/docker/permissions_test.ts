@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { PermissionNeed } from "../contract.ts";
-import { dockerPermissions } from "./permissions.ts";
+import { CONTAINER_NETWORKS, dockerPermissions } from "./permissions.ts";
 
 const byName = (needs: PermissionNeed[]) =>
   Object.fromEntries(needs.map((n) => [n.permission, n.values]));
@@ -11,7 +11,7 @@ Deno.test("permissions: local socket needs read/write/net on the socket only, pl
     env: true,
     read: ["/var/run/docker.sock", "/home/u/.docker/config.json"],
     write: ["/var/run/docker.sock"],
-    net: ["unix:/var/run/docker.sock"],
+    net: ["unix:/var/run/docker.sock", ...CONTAINER_NETWORKS],
   });
   for (const need of needs) assert.ok(need.reason.length > 10, `${need.permission} has a reason`);
 });
@@ -19,6 +19,7 @@ Deno.test("permissions: local socket needs read/write/net on the socket only, pl
 Deno.test("permissions: tcp needs the host:port and, with TLS, the certificates", () => {
   assert.deepEqual(byName(dockerPermissions({ host: "tcp://10.1.2.3:2375" }, {})).net, [
     "10.1.2.3:2375",
+    ...CONTAINER_NETWORKS,
   ]);
   const tls = byName(
     dockerPermissions({ host: "tcp://d.example:2376" }, { DOCKER_CERT_PATH: "/certs", HOME: "/h" }),
@@ -41,5 +42,6 @@ Deno.test("permissions: ssh needs the ssh host, ~/.ssh and the agent socket; cre
 Deno.test("permissions: DOCKER_HOST is followed when the DSN has no host", () => {
   assert.deepEqual(byName(dockerPermissions({}, { DOCKER_HOST: "unix:///run/docker.sock" })).net, [
     "unix:/run/docker.sock",
+    ...CONTAINER_NETWORKS,
   ]);
 });

@@ -28,6 +28,8 @@ import {
   type OutputSink,
   type ResourceRecord,
   type SandboxHandle,
+  type ServiceHandle,
+  type ServiceSpec,
   type TaskHandle,
   type TaskSpec,
   UnsupportedError,
@@ -46,6 +48,7 @@ import {
   workspaceDir,
 } from "./layout.ts";
 import { GroupProcess } from "./process_group.ts";
+import { nativeServiceHandle, serviceTaskSpec } from "./service.ts";
 import { cacheDir, cachesNamed, openCacheDir, touchCache } from "./caches.ts";
 import { nativeCapabilities } from "./factory.ts";
 import { type CgroupSupport, detectCgroups } from "./cgroup_detect.ts";
@@ -207,6 +210,16 @@ class NativeDriver implements Driver {
     };
     this.#tasks.set(spec.id, state);
     return this.#handle(spec.id, state);
+  }
+
+  /** Starts a service: a host process run like a task, from the command `.run()` gave. */
+  async startService(spec: ServiceSpec, output: OutputSink): Promise<ServiceHandle> {
+    const task = await this.startTask(serviceTaskSpec(spec), output);
+    return nativeServiceHandle(spec, task, {
+      env: { ...this.#baseEnv, ...spec.env },
+      cwd: this.#workspace,
+      found: this.foundCommands,
+    });
   }
 
   attachTask(id: string, output: OutputSink): Promise<TaskHandle | undefined> {

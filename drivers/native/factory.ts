@@ -95,6 +95,11 @@ export function nativePermissions(config: Readonly<Record<string, unknown>>): Pe
       reason:
         "every task gets the host's PATH and HOME (and nothing else from the host environment)",
     },
+    {
+      permission: "net",
+      values: ["127.0.0.1"],
+      reason: "readiness checks (tcp, http) of services, which listen on the host's 127.0.0.1",
+    },
   ];
 }
 

@@ -244,6 +244,39 @@ export class SshConnection {
     });
   }
 
+  /**
+   * Opens a TCP connection from the remote host to `host:port` (`direct-tcpip`, what `ssh -L`
+   * uses): a service's readiness probe reaches the container's address on the engine's host.
+   * Rejects when the remote side cannot connect (nothing listens there yet).
+   */
+  openTcp(host: string, port: number): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      if (this.#closed) {
+        reject(new DriverError("unavailable", `ssh: the connection to ${this.#label} is closed`));
+        return;
+      }
+      try {
+        this.#client.forwardOut(
+          "127.0.0.1",
+          0,
+          host,
+          port,
+          (error: Error | undefined, channel: ClientChannel) => {
+            if (error) reject(new Error(`${host}:${port} through ssh: ${error.message}`));
+            else resolve(channel as unknown as Duplex);
+          },
+        );
+      } catch (error) {
+        reject(
+          new DriverError(
+            "unavailable",
+            `ssh: the connection to ${this.#label} is closed (${(error as Error).message})`,
+          ),
+        );
+      }
+    });
+  }
+
   /** Runs a command on the host and collects its output (for readiness checks). */
   exec(command: string): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
