@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
 import { runCli } from "./helpers/cli.ts";
+import {
+  checkGroupsJson,
+  checkGroupsText,
+  checkRetryJson,
+  checkRetryText,
+  NO_FOLDING,
+} from "./helpers/example_checks.ts";
 import { assertEngine, ignoreDocker } from "./docker/engine_fixture.ts";
 
 const EXAMPLES = new URL("../examples/", import.meta.url).pathname;
@@ -167,4 +174,29 @@ Deno.test({
       await Deno.remove(result.dir, { recursive: true });
     }
   },
+});
+
+Deno.test("example retry: attempts, `when`, and steps on failure and always", async () => {
+  const result = await example("retry.ts", [], { ...NO_FOLDING });
+  checkRetryText(result);
+  checkRetryJson(
+    await runCli(["run", "--json", `${result.dir}/retry.ts`], {
+      env: { POCKETCI_STATE_DIR: `${result.dir}/.state` },
+    }),
+  );
+  await Deno.remove(result.dir, { recursive: true });
+});
+
+Deno.test("example groups: folded in GitHub Actions, timestamped, group events in --json", async () => {
+  const result = await example("groups.ts", ["--timestamps"], {
+    ...NO_FOLDING,
+    GITHUB_ACTIONS: "true",
+  });
+  checkGroupsText(result);
+  checkGroupsJson(
+    await runCli(["run", "--json", `${result.dir}/groups.ts`], {
+      env: { POCKETCI_STATE_DIR: `${result.dir}/.state` },
+    }),
+  );
+  await Deno.remove(result.dir, { recursive: true });
 });

@@ -11,6 +11,12 @@ import assert from "node:assert/strict";
 import Docker from "dockerode";
 import { LABEL } from "../../drivers/docker/labels.ts";
 import { runCli } from "../helpers/cli.ts";
+import {
+  checkGroupsJson,
+  checkGroupsText,
+  checkRetryText,
+  NO_FOLDING,
+} from "../helpers/example_checks.ts";
 import { assertEngine, ignoreDocker } from "./engine_fixture.ts";
 
 const EXAMPLES = new URL("../../examples/", import.meta.url).pathname;
@@ -135,6 +141,20 @@ test("keyed-cache: a miss, the exact key, a restore after the lockfile changed; 
     ]);
     assert.equal(gc.code, 0, gc.stdout + gc.stderr);
     assert.deepEqual(await caches(), [], `gc --cache-max=1 should remove both: ${gc.stdout}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+test("retry and groups", async () => {
+  assertEngine();
+  const dir = await copyExamples();
+  try {
+    checkRetryText(await example(dir, "retry.ts", [], { ...NO_FOLDING }));
+    checkGroupsText(
+      await example(dir, "groups.ts", ["--timestamps"], { ...NO_FOLDING, GITHUB_ACTIONS: "true" }),
+    );
+    checkGroupsJson(await example(dir, "groups.ts", ["--json"]));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
