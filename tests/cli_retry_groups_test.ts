@@ -87,10 +87,12 @@ export default pipeline("folded", async () => {
   assert.equal(gitlab.code, 0, gitlab.stderr);
   assert.match(
     gitlab.stderr,
+    // deno-lint-ignore no-control-regex -- GitLab's section markers start with ESC [0K
     /\x1b\[0Ksection_start:\d+:pocketci_group-1\[collapsed=true\]\r\x1b\[0Kbuild\n/,
   );
   assert.match(
     gitlab.stderr,
+    // deno-lint-ignore no-control-regex -- GitLab's section markers start with ESC [0K
     /\x1b\[0Ksection_end:\d+:pocketci_group-1\r\x1b\[0K\n└ build: success/,
   );
   const json = await runCli(["run", "--json", `${dir}/pipeline.ts`], {
