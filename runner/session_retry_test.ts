@@ -251,3 +251,39 @@ Deno.test("groups: a failed group of a cancelled run is cancelled; groups left o
     [open.id, "cancelled"],
   ]);
 });
+
+Deno.test("retry: a sandbox call is retried in the same sandbox, each attempt an exec", async () => {
+  const { driver } = scriptedDriver([]);
+  const codes = [1, 0];
+  const calls: string[] = [];
+  const sandboxDriver: Driver = {
+    ...driver,
+    capabilities: { ...driver.capabilities, sandboxes: true },
+    startSandbox: (spec) =>
+      Promise.resolve({
+        id: spec.id,
+        exec: (call) => {
+          calls.push(call.command.join(" "));
+          return Promise.resolve({ code: codes.shift() ?? 0 });
+        },
+        close: () => Promise.resolve(),
+      }),
+  };
+  const { s, events } = session(sandboxDriver);
+  const box = await s.startSandbox({ ...request({ name: "box" }), command: [] });
+  const group = await s.startGroup({ name: "in-box" });
+  const result = await s.execSandbox(box.id, {
+    command: ["make", "test"],
+    retry: checkRetry(2),
+    groupId: group.id,
+  });
+  assert.equal(result.status, "success");
+  assert.equal(result.attempts, 2);
+  assert.deepEqual(calls, ["make test", "make test"]);
+  const ends = ofType(events, "task.end");
+  assert.deepEqual(ends.map((e) => [e.kind, e.attempt, e.retryInMs, e.groupId]), [
+    ["exec", 1, 0, group.id],
+    ["exec", 2, undefined, group.id],
+  ]);
+  await s.closeSandboxes();
+});
