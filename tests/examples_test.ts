@@ -200,3 +200,23 @@ Deno.test("example groups: folded in GitHub Actions, timestamped, group events i
   );
   await Deno.remove(result.dir, { recursive: true });
 });
+
+Deno.test("example services: an http-ready busybox httpd service used by a task through hostPort, stopped at the end", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const result = await example("services.ts", ["--", String(port)]);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(
+    result.stdout,
+    new RegExp(`the test task got \\{"status":"ok"\\} from http://127\\.0\\.0\\.1:${port}/health`),
+  );
+  assert.match(result.stdout, /^web \| starting in a second$/m);
+  assert.match(result.stderr, /✓ web \(service\) ready/);
+  assert.match(result.stdout, /the service printed \d+ lines, the first: starting in a second/);
+  await assert.rejects(
+    () => Deno.connect({ hostname: "127.0.0.1", port }),
+    "the service was stopped",
+  );
+  await Deno.remove(result.dir, { recursive: true });
+});

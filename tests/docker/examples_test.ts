@@ -159,3 +159,27 @@ test("retry and groups", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+test("services: a task reaches the http-ready service by its name; the container is removed", async () => {
+  assertEngine();
+  const dir = await copyExamples();
+  try {
+    const result = await example(dir, "services.ts");
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(
+      result.stdout,
+      /the test task got \{"status":"ok"\} from http:\/\/web:8080\/health/,
+    );
+    assert.match(result.stdout, /^web \| starting in a second$/m);
+    const runId = /logs\/([a-z0-9]+)\s*$/m.exec(result.stderr)?.[1];
+    assert.ok(runId, `the run's ID in: ${result.stderr}`);
+    const docker = new Docker({ socketPath: "/var/run/docker.sock" });
+    const left = await docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL.run}=${runId}`] },
+    });
+    assert.deepEqual(left.map((c) => c.Names), [], "the run's containers are gone");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,33 @@
+// deno-lint-ignore-file no-console -- pipelines print with console; the runner routes it to the run's output
+// A server the tests talk to, as GitLab CI's `services:`, GitHub Actions' `services:` or Dagger's
+// `asService()`: busybox httpd started as a service, ready once its /health answers, used by a
+// test task, and stopped at the end of the `await using` block (or when the pipeline ends).
+// On docker the task reaches it by its name (web:8080) on the run's network; on native the
+// service is a host process and the task uses the port it listens on (hostPort).
+//   pocketci run examples/services.ts
+//   pocketci run --driver=native examples/services.ts -- 18080   (busybox on the host, a free port)
+import { pipeline, service, task } from "pocketci";
+
+export default pipeline("services", async (ctx) => {
+  const port = Number(ctx.args[0] ?? "8080");
+  const native = ctx.driver === "native";
+  const root = native ? "www" : "/www";
+  const httpd = native ? `busybox httpd -f -v -p 127.0.0.1:${port}` : `httpd -f -v -p ${port}`;
+  await using web = await service("web").image("busybox").ports(port)
+    .run(
+      "sh",
+      "-c",
+      `mkdir -p ${root} && echo '{"status":"ok"}' > ${root}/health &&
+      echo "starting in a second" && sleep 1 && exec ${httpd} -h ${root}`,
+    )
+    .ready({ http: `http://localhost:${port}/health` }, { timeout: "30s", interval: "200ms" })
+    .start();
+  const url = native
+    ? `http://127.0.0.1:${web.hostPort(port)}/health`
+    : `http://web:${port}/health`;
+  const check = await task("test").image("busybox")
+    .sh(`${native ? "busybox " : ""}wget -qO- ${url}`);
+  console.log(`the test task got ${check.stdout.trim()} from ${url}`);
+  const logs = (await web.logs()).split("\n");
+  console.log(`the service printed ${logs.length} lines, the first: ${logs[0]}`);
+});
