@@ -7,6 +7,7 @@ export default pipeline("groups", async () => {
   const shell = task("step").image("busybox");
   await group("build", async () => {
     await shell.name("compile").sh("echo compiled");
+    console.log("build done"); // indented with the group's tasks; the event has its groupId
   });
   const checks = await group("checks", () =>
     // Concurrent groups: each task still carries its own group.

@@ -132,7 +132,13 @@ export type RunEvent =
     readonly code?: number | null;
     readonly error?: string;
   }
-  | { readonly type: "log"; readonly level: "info" | "warn" | "error"; readonly message: string }
+  | {
+    readonly type: "log";
+    readonly level: "info" | "warn" | "error";
+    readonly message: string;
+    /** The `group()` pipeline code logged from (as it said; only its form is checked). */
+    readonly groupId?: string;
+  }
   | { readonly type: "warning"; readonly message: string }
   | {
     readonly type: "run.end";

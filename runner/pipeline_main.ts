@@ -20,6 +20,7 @@ for (const name of ["caches", "localStorage", "sessionStorage"]) {
 }
 
 import { TaskError } from "../dsl/errors.ts";
+import { currentGroupId } from "../dsl/group.ts";
 import { installHost, type PipelineHost } from "../dsl/host.ts";
 import { pipelineFromModule } from "../dsl/pipeline.ts";
 import type { OutputCallback, TaskResult } from "../dsl/types.ts";
@@ -168,7 +169,10 @@ function format(args: unknown[]): string {
 }
 
 function route(level: "info" | "warn" | "error") {
-  return (...args: unknown[]) => send({ kind: "log", level, message: format(args) });
+  return (...args: unknown[]) => {
+    const groupId = currentGroupId();
+    send({ kind: "log", level, message: format(args), ...(groupId ? { groupId } : {}) });
+  };
 }
 
 Object.assign(globalThis.console, {

@@ -79,8 +79,11 @@ export class PipelineLoadError extends Error {
 
 /** What the pipeline process reports besides RPC calls. */
 export interface PipelineEvents {
-  /** A `console` call in pipeline code, or a line it wrote to stdout/stderr. */
-  log(level: "info" | "warn" | "error", message: string): void;
+  /**
+   * A `console` call in pipeline code (with the `group()` it was made in), or a line it
+   * wrote to stdout/stderr.
+   */
+  log(level: "info" | "warn" | "error", message: string, groupId?: string): void;
   /** Masks error messages before they cross back into the pipeline process. */
   mask(error: WireError): WireError;
 }
@@ -458,7 +461,7 @@ export class PipelineProcess {
         this.#uncaught(message.message, message.stack);
         break;
       case "log":
-        this.#events.log(message.level, message.message);
+        this.#events.log(message.level, message.message, message.groupId);
         break;
       case "done":
         this.#finish(message.error);

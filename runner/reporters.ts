@@ -305,10 +305,15 @@ export class TextReporter implements Reporter {
       case "group.end":
         this.#groups.event(event);
         break;
-      case "log":
-        if (event.level === "info") this.#out.stdout(event.message + "\n");
-        else this.#out.stderr(event.message + "\n");
+      case "log": {
+        const indent = this.#groups.indentOfGroup(event.groupId);
+        const text = indent === ""
+          ? event.message
+          : indent + event.message.replaceAll("\n", "\n" + indent);
+        if (event.level === "info") this.#out.stdout(text + "\n");
+        else this.#out.stderr(text + "\n");
         break;
+      }
       case "warning":
         this.#out.stderr(this.#paint(33, `warning: ${event.message}`) + "\n");
         break;

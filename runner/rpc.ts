@@ -64,7 +64,13 @@ export type PipelineMessage =
     readonly args: readonly unknown[];
     readonly streamOutput: boolean;
   }
-  | { readonly kind: "log"; readonly level: "info" | "warn" | "error"; readonly message: string }
+  | {
+    readonly kind: "log";
+    readonly level: "info" | "warn" | "error";
+    readonly message: string;
+    /** The `group()` the `console` call was made in. */
+    readonly groupId?: string;
+  }
   | { readonly kind: "loaded"; readonly name: string }
   | { readonly kind: "load-error"; readonly message: string; readonly stack?: string }
   | { readonly kind: "uncaught"; readonly message: string; readonly stack?: string }
@@ -280,7 +286,18 @@ export function validatePipelineMessage(value: unknown): PipelineMessage {
       if (level !== "info" && level !== "warn" && level !== "error") {
         throw new ProtocolError(`a log message with level ${JSON.stringify(level)}`);
       }
-      return { kind, level, message: text(value.message, "log message") };
+      const groupId = value.groupId;
+      if (
+        groupId !== undefined && (typeof groupId !== "string" || !/^group-\d{1,6}$/.test(groupId))
+      ) {
+        throw new ProtocolError("a log message whose groupId is not a group ID");
+      }
+      return {
+        kind,
+        level,
+        message: text(value.message, "log message"),
+        ...(groupId === undefined ? {} : { groupId }),
+      };
     }
     case "loaded":
       return { kind, name: text(value.name, "pipeline name", 200) };

@@ -104,3 +104,16 @@ Deno.test("rpc frames: a large frame arriving in small chunks is joined once (li
   // Re-joining everything received on each chunk took minutes here (512 chunks of 64 KiB).
   assert.ok(performance.now() - started < 5_000, `${performance.now() - started} ms`);
 });
+
+Deno.test("rpc validation: a log message's group ID must look like one", () => {
+  assert.deepEqual(
+    validatePipelineMessage({ kind: "log", level: "info", message: "m", groupId: "group-3" }),
+    { kind: "log", level: "info", message: "m", groupId: "group-3" },
+  );
+  for (const groupId of [3, "group-", "x".repeat(100), "group-1\n::group::x"]) {
+    assert.throws(
+      () => validatePipelineMessage({ kind: "log", level: "info", message: "m", groupId }),
+      /a log message whose groupId is not a group ID/,
+    );
+  }
+});

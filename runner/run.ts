@@ -264,7 +264,8 @@ export class PipelineRun {
         memoryMb: options.pipelineMemoryMb,
         fetches: options.importsFetch,
       }, {
-        log: (level, message) => this.#emit({ type: "log", level, message }),
+        log: (level, message, groupId) =>
+          this.#emit({ type: "log", level, message, ...(groupId ? { groupId } : {}) }),
         mask: (error) => this.#masker.maskDeep(error),
       });
     })();

@@ -58,7 +58,11 @@ export class GroupView {
 
   /** Two spaces per level of the group task `taskId` was started in. */
   indentOf(taskId: string): string {
-    const groupId = this.#taskGroup.get(taskId);
+    return this.indentOfGroup(this.#taskGroup.get(taskId));
+  }
+
+  /** Two spaces per level of group `groupId` and its parents (none for an unknown group). */
+  indentOfGroup(groupId: string | undefined): string {
     const depth = groupId === undefined ? -1 : this.#groups.get(groupId)?.depth ?? -1;
     return "  ".repeat(depth + 1);
   }

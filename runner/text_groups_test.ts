@@ -42,6 +42,12 @@ const end = (id: string, extra: Record<string, unknown> = {}): RunEvent =>
     allowFailure: false,
     ...extra,
   }) as RunEvent;
+const log = (message: string, groupId: string): RunEvent => ({
+  type: "log",
+  level: "info",
+  message,
+  groupId,
+});
 const groupStart = (id: string, name: string, parentId?: string): RunEvent => ({
   type: "group.start",
   id,
@@ -79,11 +85,13 @@ Deno.test("text groups: nested start/end lines with status and duration, task li
       groupEnd("g1", "tests"),
       start("t2"),
       end("t2"),
+      log("inside\nover two lines", "g2"),
+      log("forged", "group-77"),
       runEnd,
     ]
   ) r.event(event);
   const lines = text().split("\n");
-  assert.deepEqual(lines.slice(0, 7), [
+  assert.deepEqual(lines.slice(0, 10), [
     "┌ tests",
     "  ┌ tests › unit",
     "    ▶ t1: echo t1",
@@ -91,7 +99,10 @@ Deno.test("text groups: nested start/end lines with status and duration, task li
     "  └ tests › unit: failure in 1.5s",
     "└ tests: success in 1.5s",
     "▶ t2: echo t2",
-  ]);
+    "    inside",
+    "    over two lines",
+    "forged",
+  ], "console lines are indented with their group's tasks; an unknown group is ignored");
   assert.match(
     text(),
     /\nGROUP +STATUS +TIME\ntests +success +1\.5s\ntests › unit +failure +1\.5s\n/,

@@ -65,6 +65,7 @@ export function checkGroupsText(result: CliResult): void {
   assert.match(result.stderr, new RegExp(`^${stamp}  ┌ checks › unit\n`, "m"));
   assert.match(result.stderr, new RegExp(`^${stamp}    ▶ unit: `, "m"));
   assert.match(result.stdout, new RegExp(`^${stamp}  compile \\| compiled\n`, "m"));
+  assert.match(result.stdout, new RegExp(`^${stamp}  build done\n`, "m"), "console.log in a group");
   assert.match(result.stdout, new RegExp(`^${stamp}    unit \\| unit passed\n`, "m"));
   assert.match(result.stdout, new RegExp(`^${stamp}checks: unit, lint\n`, "m"));
   assert.match(
@@ -96,6 +97,8 @@ export function checkGroupsJson(result: CliResult): void {
   }
   const unit = ends.find((e) => e.id === idOf.unit)!;
   assert.ok((unit.durationMs as number) >= 200, "unit's group lasted its 0.2 s task");
+  const log = events.find((e) => e.type === "log" && e.message === "build done");
+  assert.equal(log?.groupId, idOf.build, "console.log carries its group");
   for (const [task, group] of [["compile", "build"], ["unit", "unit"], ["lint", "lint"]]) {
     for (const type of ["task.start", "task.end"]) {
       const event = events.find((e) => e.type === type && e.name === task);
