@@ -9,7 +9,7 @@
 # The result is cached under $POCKETCI_QEMU_GUEST_CACHE (default /var/cache/pocketci-test/qemu)
 # in a directory named after this script's hash, and `current` links to it, so later CI runs on
 # the same machine skip the build. Files: vmlinuz, initrd.img, base.qcow2 (an empty disk the
-# driver overlays), guest.json. Cold build: about a minute (mostly apt).
+# driver overlays), vmlinux (the same kernel uncompressed, booted ~3 s faster), guest.json. Cold build: about a minute (mostly apt).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -111,7 +111,7 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 hostname pocketci-guest
-echo "pocketci-guest: loading modules"
+echo "pocketci-guest: init at $(cut -d" " -f1 /proc/uptime) s, loading modules"
 while read -r module; do insmod "/lib/modules/$module.ko" || echo "pocketci-guest: insmod $module failed"; done </lib/modules/order
 port=""
 for try in $(seq 1 100); do
@@ -122,7 +122,7 @@ for try in $(seq 1 100); do
   sleep 0.05
 done
 if [ -z "$port" ]; then echo "pocketci-guest: no org.qemu.guest_agent.0 port"; exec sh; fi
-echo "pocketci-guest: qemu-ga on $port"
+echo "pocketci-guest: qemu-ga on $port at $(cut -d" " -f1 /proc/uptime) s"
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 while true; do
   qemu-ga -m virtio-serial -p "$port" -t /run
@@ -137,6 +137,16 @@ rm -rf "$staging"
 mkdir -p "$staging"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$staging/initrd.img")
 cp "$work/kernel/boot/vmlinuz-$kver" "$staging/vmlinuz"
+# The uncompressed kernel (ELF with a PVH entry point) boots about 3 s faster under TCG than the
+# bzImage, which decompresses itself in emulated code first.
+offset=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$staging/vmlinuz" | head -n 1 | cut -d: -f1 || true)
+if [ -n "$offset" ]; then
+  tail -c +"$((offset + 1))" "$staging/vmlinuz" | xz -dc 2>/dev/null >"$staging/vmlinux" || true
+fi
+if ! head -c 4 "$staging/vmlinux" 2>/dev/null | grep -q ELF; then
+  echo "setup_qemu: could not unpack an ELF vmlinux from the bzImage; tests boot vmlinuz" >&2
+  rm -f "$staging/vmlinux"
+fi
 qemu-img create -q -f qcow2 "$staging/base.qcow2" 64M
 cat >"$staging/guest.json" <<EOF
 {"kernel":"$kpkg","append":"console=ttyS0 panic=-1 quiet","built":"$(date -u +%Y-%m-%dT%H:%M:%SZ)"}
@@ -144,4 +154,9 @@ EOF
 rm -rf "$out"
 mv "$staging" "$out"
 ln -sfn "$hash" "$cache_root/current"
+# Guests built by earlier versions of this script.
+for old in "$cache_root"/*; do
+  name=${old##*/}
+  if [ "$name" != "$hash" ] && [ -d "$old" ] && [ ! -L "$old" ] && [[ $name =~ ^[0-9a-f]{16}$ ]]; then rm -rf "$old"; fi
+done
 echo "setup_qemu: test guest built in $(($(date +%s) - started)) s: $out"
