@@ -15,7 +15,7 @@ async function project(pipeline: string) {
   return { dir, env: { POCKETCI_STATE_DIR: `${dir}/.state`, ...NO_FOLDING } };
 }
 
-Deno.test("run: Ctrl-C while a retry waits stops at once; a cleanup task in finally is skipped", async () => {
+Deno.test("run: Ctrl-C while a retry waits stops at once; a cleanup task in finally never runs", async () => {
   const { dir, env } = await project(`
 import { pipeline, task } from "pocketci";
 export default pipeline("interrupted-retry", async () => {
@@ -36,7 +36,11 @@ export default pipeline("interrupted-retry", async () => {
   assert.match(result.stderr, /↻ flaky: attempt 1 of 4 failed \(exit 1\); retrying in 1m00s/);
   assert.doesNotMatch(result.stderr, /attempt 2 of 4/, "no second attempt started");
   assert.match(result.stderr, /\nflaky +cancelled +- /);
-  assert.match(result.stderr, /\ncleanup +skipped /);
+  // Its request races the run's end: a row, if any, says it never started.
+  assert.doesNotMatch(
+    result.stderr,
+    /▶ cleanup|\ncleanup +(success|failure|timeout|error|cancelled)/,
+  );
   assert.doesNotMatch(result.stdout, /cleanup ran/);
   await Deno.remove(dir, { recursive: true });
 });
