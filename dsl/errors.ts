@@ -6,8 +6,13 @@
 
 import type { TaskResult } from "./types.ts";
 
-/** Describes why a result is not a success, in one line. */
+/** Describes why a result is not a success, in one line (with the attempts of a retried task). */
 export function describeResult(result: TaskResult): string {
+  const attempts = result.attempts > 1 ? ` (after ${result.attempts} attempts)` : "";
+  return describeStatus(result) + attempts;
+}
+
+function describeStatus(result: TaskResult): string {
   switch (result.status) {
     case "success":
       return `task "${result.name}" succeeded`;

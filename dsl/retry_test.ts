@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { group, sandbox, task, type TaskResult } from "./mod.ts";
+import { group, sandbox, task, TaskError, type TaskResult } from "./mod.ts";
 import {
   type ExecRequest,
   type GroupRequest,
@@ -161,4 +161,25 @@ Deno.test("group(): a throw ends the group as failed and is rethrown unchanged",
     /group\(\) needs a name and a function/,
   );
   installHost(undefined);
+});
+
+Deno.test("TaskError of a retried task says how many attempts ran", () => {
+  const result: TaskResult = {
+    name: "flaky",
+    id: "flaky-1",
+    code: 1,
+    stdout: "",
+    stderr: "",
+    status: "failure",
+    durationMs: 3,
+    attempts: 3,
+  };
+  assert.equal(
+    new TaskError(result).message,
+    'task "flaky" failed with exit code 1 (after 3 attempts)',
+  );
+  assert.equal(
+    new TaskError({ ...result, attempts: 1 }).message,
+    'task "flaky" failed with exit code 1',
+  );
 });
