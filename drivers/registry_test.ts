@@ -77,5 +77,6 @@ Deno.test("native permissions use the given state directory", async () => {
     ["write", ["/state"]],
     ["read", [...pathDirs, "/usr/bin/setsid", "/bin/setsid"]],
     ["env", ["PATH", "HOME"]],
+    ["net", ["127.0.0.1"]],
   ]);
 });

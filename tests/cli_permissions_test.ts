@@ -24,7 +24,7 @@ Deno.test("pocketci permissions prints native's flags with reasons (default driv
   const read = [...new Set(["/var/pci", ...pathDirs, "/usr/bin/setsid", "/bin/setsid"])].join(",");
   assert.ok(
     result.stdout.includes(
-      `\nFlags: --allow-read=${read} --allow-write=/var/pci --allow-env=PATH,HOME --allow-run\n`,
+      `\nFlags: --allow-read=${read} --allow-write=/var/pci --allow-net=127.0.0.1 --allow-env=PATH,HOME --allow-run\n`,
     ),
     result.stdout,
   );
