@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { ExitStatus } from "../drivers/contract.ts";
 import { dialLocal } from "../drivers/native/service.ts";
-import { describeProbe, NotReadyError, waitReady } from "./readiness.ts";
+import { describeProbe, NotReadyError, probeOnce, waitReady } from "./readiness.ts";
 
 const never = new Promise<ExitStatus>(() => {});
 const handle = {
@@ -94,4 +94,31 @@ Deno.test("readiness: probes are described as written", () => {
   assert.equal(describeProbe({ tcp: 5432 }), "tcp port 5432");
   assert.equal(describeProbe({ http: "http://localhost:8080/h" }), "http http://localhost:8080/h");
   assert.equal(describeProbe({ exec: ["pg_isready", "-q"] }), "exec pg_isready -q");
+});
+
+Deno.test("readiness: an http probe goes to the service's own address, whatever host the URL names", async () => {
+  const dialed: number[] = [];
+  let request = "";
+  const fake = {
+    dial: (port: number) => {
+      dialed.push(port);
+      const answer = new TextEncoder().encode("HTTP/1.1 204 No Content\r\n\r\n");
+      return Promise.resolve({
+        readable: new ReadableStream<Uint8Array>({
+          start: (controller) => {
+            controller.enqueue(answer);
+            controller.close();
+          },
+        }),
+        writable: new WritableStream<Uint8Array>({
+          write: (chunk) => void (request += new TextDecoder().decode(chunk)),
+        }),
+        close: () => {},
+      });
+    },
+    exec: () => Promise.resolve({ code: 1 }),
+  };
+  await probeOnce(fake, { http: "http://db:5433/ready?x=1" }, AbortSignal.timeout(1000));
+  assert.deepEqual(dialed, [5433], "the driver dials the service's port; the host is never used");
+  assert.match(request, /^GET \/ready\?x=1 HTTP\/1\.0\r\nHost: db:5433\r\n/);
 });
