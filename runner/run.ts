@@ -31,7 +31,7 @@ import {
   RunJournal,
   runPaths,
 } from "./state.ts";
-import { type LongTimeout, longTimeout } from "../drivers/timers.ts";
+import { type LongTimeout, longTimeout, sleep } from "../drivers/timers.ts";
 
 /** Exit codes of `pocketci run`. */
 export const EXIT = {
@@ -114,6 +114,9 @@ export interface RunOutcome {
 function oneLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
+
+/** How long a stopped run waits for the pipeline process to finish before cleaning up. */
+const STOP_SETTLE_MS = 2_000;
 
 /** A pipeline run; `start()` runs it, `interrupt()` handles SIGINT/SIGTERM. */
 export class PipelineRun {
@@ -448,16 +451,22 @@ export class PipelineRun {
           this.#stop?.("timeout");
         }, options.timeoutMs);
       }
+      const pipelineDone = loaded.worker.run({
+        runId: options.runId,
+        driver: driverName,
+        namespace: options.dsn.namespace,
+        args: options.args,
+      });
       const outcome = await Promise.race([
-        loaded.worker.run({
-          runId: options.runId,
-          driver: driverName,
-          namespace: options.dsn.namespace,
-          args: options.args,
-        }).then((error) => ({ kind: "done" as const, error })),
+        pipelineDone.then((error) => ({ kind: "done" as const, error })),
         stopped.then((reason) => ({ kind: "stopped" as const, reason })),
       ]);
       if (outcome.kind === "stopped") {
+        // What the pipeline's ctx.signal listeners log on the abort is still on its way
+        // through the socket: let it arrive (bounded) before the run ends.
+        const settled = new AbortController();
+        await Promise.race([pipelineDone, sleep(STOP_SETTLE_MS, settled.signal)]);
+        settled.abort();
         status = outcome.reason === "timeout" ? "timeout" : "cancelled";
         exitCode = outcome.reason === "timeout"
           ? EXIT.timeout
