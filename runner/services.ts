@@ -120,9 +120,9 @@ export class RunServices {
     const service: Running = { id, name: request.name, handle, output, state: "starting" };
     this.#services.set(id, service);
     const exited = handle.wait();
-    exited.then((status) => {
-      service.code = status.code;
-      if (service.state !== "running") return;
+    // An exit while running is reported once running (it may come before start() is done).
+    const reportExit = () => {
+      if (service.state !== "running" || service.code === undefined) return;
       service.state = "exited";
       output.flush();
       deps.emit({
@@ -130,9 +130,13 @@ export class RunServices {
         id,
         name: service.name,
         status: "exited",
-        code: status.code,
-        error: `service "${service.name}" exited with code ${status.code} while the run went on`,
+        code: service.code,
+        error: `service "${service.name}" exited with code ${service.code} while the run went on`,
       });
+    };
+    exited.then((status) => {
+      service.code = status.code;
+      reportExit();
     }, () => {});
     let published: Record<string, number>;
     try {
@@ -166,6 +170,7 @@ export class RunServices {
       durationMs: Math.round(performance.now() - started),
       hostPorts: published,
     });
+    reportExit();
     return { id, name: service.name, hostPorts: published };
   }
 

@@ -27,8 +27,8 @@ const server = (name: string, delayS: number) =>
   service(name).image(IMAGE).run("sh", "-c",
     "echo token=$${"{"}TOKEN:-none}; sleep " + delayS + "; mkdir -p /www; echo served > /www/index.html; " +
       "echo listening; exec httpd -f -p " + PORT + " -h /www");
-const crasher = (name: string) =>
-  service(name).image(IMAGE).run("sh", "-c", "echo about to crash; exit 3");
+const crasher = (name: string, delayS = 0) =>
+  service(name).image(IMAGE).run("sh", "-c", "sleep " + delayS + "; echo about to crash; exit 3");
 const client = (url: string) => task("client").image(IMAGE).run("wget", "-qO-", url);
 const urlOf = (svc: { name: string }) => "http://" + svc.name + ":" + PORT + "/";
 `,

@@ -45,7 +45,8 @@ const server = (name: string, delayS: number) =>
   service(name).ports(PORT).run("sh", "-c",
     "echo token=$${"{"}TOKEN:-none}; sleep " + delayS + "; mkdir -p www; echo served > www/index.html; " +
       "echo listening; exec busybox httpd -f -p 127.0.0.1:" + PORT + " -h www");
-const crasher = (name: string) => service(name).run("sh", "-c", "echo about to crash; exit 3");
+const crasher = (name: string, delayS = 0) =>
+  service(name).run("sh", "-c", "sleep " + delayS + "; echo about to crash; exit 3");
 const client = (url: string) => task("client").run("busybox", "wget", "-qO-", url);
 const urlOf = (svc: { hostPort(port: number): number }) => "http://127.0.0.1:" + svc.hostPort(PORT) + "/";
 `,

@@ -20,7 +20,8 @@ export interface PipelineServiceOptions {
    * TypeScript declaring, from `PORT` (a number constant the suite defines first):
    * `server(name, delayS)`, a service builder named `name` that prints `token=$TOKEN` (or
    * `token=none`), then after `delayS` seconds `listening`, and serves a page reading `served`
-   * on `PORT`; `crasher(name)`, one that prints `about to crash` and exits with code 3;
+   * on `PORT`; `crasher(name, delayS = 0)`, one that prints `about to crash` and exits with
+   * code 3 after `delayS` seconds;
    * `client(url)`, a promise of a task result whose stdout is the page at `url`; and
    * `urlOf(svc)`, the URL a task uses to reach a started service.
    */
@@ -120,6 +121,26 @@ ${body}`;
       ),
     );
     assert.deepEqual(ofType(result.events, "service.end").map((end) => end.status), ["failed"]);
+    await cleanup(result);
+  });
+
+  test("a service that exits while the run goes on is reported, even one that exits at once", async () => {
+    const result = await run(`export default pipeline("svc", async () => {
+      await crasher("early").start();
+      await crasher("db", 1).start();
+      console.log("STARTED");
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+    });`);
+    assert.equal(result.outcome.exitCode, 0, result.stderr);
+    assert.ok(result.logs.includes("STARTED"));
+    const ends = ofType(result.events, "service.end");
+    assert.deepEqual(
+      ends.map((end) => `${end.name}:${end.status}:${end.code}`).sort(),
+      ["db:exited:3", "early:exited:3"],
+    );
+    assert.match(result.stderr, /✗ service "db" exited with code 3 while the run went on/);
+    assert.match(result.stderr, /✗ service "early" exited with code 3 while the run went on/);
+    assert.match(result.stdout, /^early \| about to crash$/m);
     await cleanup(result);
   });
 
