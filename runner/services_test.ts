@@ -88,3 +88,24 @@ Deno.test("services: a failed readiness check stops it, quotes its last lines ma
   assert.deepEqual(stops, [1234], "not stopped twice");
   assert.equal(services.logs("db-1"), "one\ntoken ***\nthree");
 });
+
+Deno.test("services: a driver without startService refuses service() in one line naming it", async () => {
+  const services = new RunServices({
+    driver: { name: "qemu" } as unknown as Driver,
+    emit: () => {},
+    newId: (name) => name,
+    output: () => {
+      throw new Error("not reached");
+    },
+    spec: () => {
+      throw new Error("not reached");
+    },
+    signal: new AbortController().signal,
+    graceMs: () => 0,
+    line: String,
+  });
+  await assert.rejects(
+    () => services.start(request),
+    /^DriverError: the qemu driver does not run services yet; pick the docker or native driver \(or remove service\("db"\)\)$/,
+  );
+});
