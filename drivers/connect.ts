@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { ProbeConnection } from "./contract.ts";
+
 /** Resolves with `attempt`, or rejects with the signal's reason once it aborts (then disposes). */
 export function raceAbort<T>(
   attempt: Promise<T>,
@@ -44,4 +46,28 @@ export function connectAbortable(
 ): Promise<Deno.TcpConn> {
   signal.throwIfAborted();
   return raceAbort(Deno.connect({ hostname, port }), signal, (conn) => conn.close());
+}
+
+/**
+ * A TCP connection to `hostname:port` for a service's readiness probe, closed when `signal`
+ * aborts (or by `close()`, safe to call more than once).
+ */
+export async function dialTcp(
+  hostname: string,
+  port: number,
+  signal: AbortSignal,
+): Promise<ProbeConnection> {
+  const conn = await connectAbortable(hostname, port, signal);
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    try {
+      conn.close();
+    } catch {
+      // already closed
+    }
+  };
+  signal.addEventListener("abort", close, { once: true });
+  return { readable: conn.readable, writable: conn.writable, close };
 }

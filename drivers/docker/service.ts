@@ -14,7 +14,7 @@ import type Docker from "dockerode";
 import { Duplex } from "node:stream";
 import type { ExitStatus, ProbeConnection, ServiceHandle, TaskHandle } from "../contract.ts";
 import type { Engine } from "./engine.ts";
-import { connectAbortable, raceAbort } from "../connect.ts";
+import { dialTcp, raceAbort } from "../connect.ts";
 
 /** What the engine told about a started service container. */
 export interface ServiceAddress {
@@ -85,19 +85,7 @@ export async function dialContainer(
     );
     return fromDuplex(channel, signal);
   }
-  const conn = await connectAbortable(ip, port, signal);
-  let closed = false;
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    try {
-      conn.close();
-    } catch {
-      // already closed
-    }
-  };
-  signal.addEventListener("abort", close, { once: true });
-  return { readable: conn.readable, writable: conn.writable, close };
+  return await dialTcp(ip, port, signal);
 }
 
 /** Runs `command` in the container with the exec API; resolves with its exit code. */

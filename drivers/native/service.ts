@@ -8,7 +8,7 @@
  * @module
  */
 
-import { connectAbortable } from "../connect.ts";
+import { dialTcp } from "../connect.ts";
 import {
   DriverError,
   type ExitStatus,
@@ -44,21 +44,8 @@ export function serviceTaskSpec(spec: ServiceSpec): TaskSpec {
 }
 
 /** A TCP connection to 127.0.0.1:`port` as a probe connection. */
-export async function dialLocal(port: number, signal: AbortSignal): Promise<ProbeConnection> {
-  signal.throwIfAborted();
-  const conn = await connectAbortable("127.0.0.1", port, signal);
-  let closed = false;
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    try {
-      conn.close();
-    } catch {
-      // already closed
-    }
-  };
-  signal.addEventListener("abort", close, { once: true });
-  return { readable: conn.readable, writable: conn.writable, close };
+export function dialLocal(port: number, signal: AbortSignal): Promise<ProbeConnection> {
+  return dialTcp("127.0.0.1", port, signal);
 }
 
 /** The handle of a native service around the task that runs it. */
