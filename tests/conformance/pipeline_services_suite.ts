@@ -196,6 +196,19 @@ ${body}`;
     await cleanup(result);
   });
 
+  test("--timeout while a service runs stops and removes it", async () => {
+    const result = await run(
+      `export default pipeline("svc", async () => {
+        await server("web", 0).ready({ tcp: PORT }).start();
+        await new Promise((resolve) => setTimeout(resolve, 30_000));
+      });`,
+      { timeoutMs: 2500 },
+    );
+    assert.equal(result.outcome.status, "timeout", result.stderr);
+    assert.deepEqual(ofType(result.events, "service.end").map((end) => end.status), ["stopped"]);
+    await cleanup(result);
+  });
+
   test("two running services cannot share a name; privileged needs the operator's grant", async () => {
     const result = await run(`export default pipeline("svc", async () => {
       await server("web", 0).ready({ tcp: PORT }).start();
