@@ -85,6 +85,8 @@ function errorParts(body: unknown): { code: string; message: string } {
     };
   }
   if (b && typeof b.id === "string") return { code: b.id, message: String(b.message ?? "") };
+  // Fly Machines: `{"error": "..."}`.
+  if (b && typeof b.error === "string") return { code: "error", message: b.error };
   return { code: "error", message: "" };
 }
 
