@@ -7,7 +7,14 @@ import { DRIVER_NAMES } from "./types.ts";
 const SPEC_PARAMETERS: Record<string, Record<string, string | null>> = {
   native: {},
   docker: { host: "DOCKER_HOST" },
-  k8s: { namespace: null, kubeconfig: "KUBECONFIG" },
+  k8s: {
+    namespace: null,
+    kubeconfig: "KUBECONFIG",
+    start_timeout: null,
+    storage_class: null,
+    volume_size: null,
+    create_namespace: null,
+  },
   digitalocean: {
     token: "DIGITALOCEAN_TOKEN",
     image: "DIGITALOCEAN_IMAGE",

@@ -29,7 +29,14 @@ function assertDsnError(fn: () => unknown, pattern: RegExp): void {
 const SPEC_DEFAULTS: Record<string, Record<string, unknown>> = {
   native: {},
   docker: { host: "unix:///var/run/docker.sock" },
-  k8s: { namespace: "default", kubeconfig: "/home/ci/.kube/config" },
+  k8s: {
+    namespace: "default",
+    kubeconfig: "/home/ci/.kube/config",
+    start_timeout: "5m",
+    storage_class: null,
+    volume_size: "1Gi",
+    create_namespace: false,
+  },
   digitalocean: {
     token: "dop_env",
     image: "docker-20-04",

@@ -353,6 +353,21 @@ function shapeOf(driver: DriverName, ctx: SchemaContext): Shape {
           ctx,
           "~/.kube/config",
         ),
+        start_timeout: durationParam(
+          { description: "How long a pod may stay Pending before the task fails" },
+          "5m",
+          false,
+        ),
+        storage_class: stringParam(
+          { description: "StorageClass of volume and cache claims" },
+          undefined,
+          "the cluster's default class",
+        ),
+        volume_size: stringParam({ description: "Size requested by each volume and cache claim" }, "1Gi"),
+        create_namespace: boolParam(
+          { description: "Create the Kubernetes namespace when it does not exist" },
+          false,
+        ),
       };
     case "digitalocean":
       return {

@@ -31,6 +31,7 @@ function sleep(ms: number): Promise<void> {
 interface PodState {
   containerId?: string;
   deleting: boolean;
+  graceEnds?: number;
   timers: ReturnType<typeof setTimeout>[];
   exited?: Promise<void>;
 }
@@ -65,9 +66,32 @@ export class PodRuntime {
     });
   }
 
-  /** The docker volume backing claim `claim` of namespace `ns`. */
-  claimVolume(ns: string, claim: string): string {
-    return `fkube-${this.#cluster}-${ns}-${claim}`;
+  /** The docker volume backing claim `claim` (its uid keeps a re-created claim empty). */
+  claimVolume(ns: string, claim: string, uid: string): string {
+    return `fkube-${this.#cluster}-${ns}-${claim}-${uid.slice(0, 8)}`;
+  }
+
+  /** Whether a pod that has not ended mounts the claim (the pvc-protection finalizer's rule). */
+  claimInUse(ns: string, claim: string): boolean {
+    return this.#store.list("pods", ns).some((p) =>
+      p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed" &&
+      (p.spec.volumes ?? []).some((v: KubeObject) => v.persistentVolumeClaim?.claimName === claim)
+    );
+  }
+
+  /** Docker volumes of deleted claims, removed once no container holds them. */
+  readonly orphanVolumes = new Set<string>();
+
+  /** Tries to remove the volumes of deleted claims. */
+  async sweepOrphans(): Promise<void> {
+    for (const name of [...this.orphanVolumes]) {
+      try {
+        await this.#docker.request("DELETE", `/volumes/${name}`);
+        this.orphanVolumes.delete(name);
+      } catch (error) {
+        if ((error as { status?: number }).status === 404) this.orphanVolumes.delete(name);
+      }
+    }
   }
 
   /** Records an Event about `object` (as a kubelet or the scheduler does). */
@@ -426,7 +450,35 @@ export class PodRuntime {
     let restarts = 0;
     for (;;) {
       if (rt.deleting) return;
-      await this.#docker.request("POST", `/containers/${id}/start`);
+      try {
+        await this.#docker.request("POST", `/containers/${id}/start`);
+      } catch (error) {
+        // What containerd reports through the kubelet when the process cannot start.
+        const message =
+          `failed to create containerd task: failed to create shim task: OCI runtime create failed: ${
+            (error as Error).message
+          }`;
+        const at = now();
+        this.#update(pod, (o) => {
+          o.status.phase = "Failed";
+          o.status.containerStatuses = [
+            this.#containerStatus(o, {
+              terminated: {
+                exitCode: 128,
+                reason: "StartError",
+                message,
+                startedAt: "1970-01-01T00:00:00Z",
+                finishedAt: at,
+                containerID: `docker://${id}`,
+              },
+            }, { containerID: `docker://${id}`, restartCount: restarts, started: false }),
+          ];
+          this.#setCondition(o, "ContainersReady", "False", "PodFailed");
+          this.#setCondition(o, "Ready", "False", "PodFailed");
+        });
+        this.event(current, "Warning", "Failed", `Error: ${message}`);
+        return;
+      }
       const inspect = await this.#docker.json<KubeObject>("GET", `/containers/${id}/json`);
       if (restarts === 0) {
         this.event(current, "Normal", "Created", `Created container ${c.name}`);
@@ -514,8 +566,15 @@ export class PodRuntime {
       const v = (pod.spec.volumes ?? []).find((x: KubeObject) => x.name === m.name);
       if (!v) continue;
       let source: string;
-      if (v.persistentVolumeClaim) source = this.claimVolume(ns, v.persistentVolumeClaim.claimName);
-      else if (v.emptyDir) source = `fkube-${this.#cluster}-${pod.metadata.uid}-${v.name}`;
+      if (v.persistentVolumeClaim) {
+        const claim = this.#store.get(
+          "persistentvolumeclaims",
+          ns,
+          v.persistentVolumeClaim.claimName,
+        );
+        if (!claim) continue;
+        source = this.claimVolume(ns, claim.metadata.name, claim.metadata.uid);
+      } else if (v.emptyDir) source = `fkube-${this.#cluster}-${pod.metadata.uid}-${v.name}`;
       else continue;
       mounts.push({
         Type: "volume",
@@ -622,7 +681,15 @@ export class PodRuntime {
     });
     if (rt && !rt.deleting) {
       rt.deleting = true;
+      rt.graceEnds = Date.now() + grace * 1000;
       void this.#finishDelete(ns, name, rt, grace);
+    } else if (rt && rt.containerId && Date.now() + grace * 1000 < (rt.graceEnds ?? 0)) {
+      // A second delete with a shorter grace period shortens it (to now, for 0).
+      rt.graceEnds = Date.now() + grace * 1000;
+      const id = rt.containerId;
+      setTimeout(() => {
+        void this.#docker.request("POST", `/containers/${id}/kill`).catch(() => {});
+      }, grace * 1000);
     } else if (!rt) {
       this.#store.remove("pods", ns, name);
     }
@@ -652,6 +719,7 @@ export class PodRuntime {
     try {
       this.#store.remove("pods", ns, name);
     } catch { /* already gone */ }
+    await this.sweepOrphans();
   }
 
   /** Removes every container, volume and the network of the cluster. */

@@ -59,6 +59,11 @@ export interface FakeKube {
   openLogStreams(): number;
   /** Stops the server and removes everything it made. */
   close(): Promise<void>;
+  /**
+   * Removes the cluster's containers, volumes, network and files at once, synchronously (for an
+   * `unload` handler when a filtered test run never reached `close()`).
+   */
+  removeSync(): void;
 }
 
 const LIST_KIND: Record<string, string> = {
@@ -111,6 +116,25 @@ function readBody(req: IncomingMessage): Promise<KubeObject | undefined> {
     });
     req.on("error", reject);
   });
+}
+
+/** Removes a cluster's containers, volumes, network (and directory) with the docker CLI. */
+function removeClusterSync(cluster: string, network: string, dir: string | undefined): void {
+  const docker = (args: string[]) =>
+    new Deno.Command("docker", { args, stdout: "piped", stderr: "null" }).outputSync();
+  const ids = (args: string[]) =>
+    new TextDecoder().decode(docker(args).stdout).split("\n").filter((l) => l.trim());
+  const label = `label=fake-kube.cluster=${cluster}`;
+  const containers = ids(["ps", "-aq", "--filter", label]);
+  if (containers.length) docker(["rm", "-f", ...containers]);
+  const volumes = ids(["volume", "ls", "-q", "--filter", label]);
+  if (volumes.length) docker(["volume", "rm", "-f", ...volumes]);
+  docker(["network", "rm", network]);
+  if (dir) {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch { /* gone */ }
+  }
 }
 
 /** Starts a fake cluster on 127.0.0.1 with a random port; pods need the local dockerd. */
@@ -219,7 +243,7 @@ export async function startFakeKube(options: { readonly dir?: string } = {}): Pr
     const created = store.create("persistentvolumeclaims", body);
     if (known) {
       await docker.json("POST", "/volumes/create", {
-        Name: pods.claimVolume(ns, body.metadata.name),
+        Name: pods.claimVolume(ns, body.metadata.name, created.metadata.uid),
         Labels: { "fake-kube.cluster": cluster },
       });
       return store.update("persistentvolumeclaims", ns, body.metadata.name, (o) => {
@@ -242,18 +266,15 @@ export async function startFakeKube(options: { readonly dir?: string } = {}): Pr
       o.metadata.deletionGracePeriodSeconds = 0;
     });
     track((async () => {
-      // The pvc-protection finalizer: the claim stays until no container uses its volume.
-      for (let i = 0; i < 600; i++) {
-        try {
-          await docker.request("DELETE", `/volumes/${pods.claimVolume(ns, name)}`);
-          break;
-        } catch (error) {
-          if ((error as { status?: number }).status === 404) break;
-          await new Promise((r) => setTimeout(r, 200));
-        }
+      // The pvc-protection finalizer: the claim stays while a pod that has not ended uses it;
+      // its docker volume goes once no container holds it any more.
+      for (let i = 0; i < 3000 && pods.claimInUse(ns, name); i++) {
+        await new Promise((r) => setTimeout(r, 100));
       }
       try {
-        store.remove("persistentvolumeclaims", ns, name);
+        const gone = store.remove("persistentvolumeclaims", ns, name);
+        pods.orphanVolumes.add(pods.claimVolume(ns, name, gone.metadata.uid));
+        await pods.sweepOrphans();
       } catch { /* gone */ }
     })());
     return marked;
@@ -539,6 +560,7 @@ export async function startFakeKube(options: { readonly dir?: string } = {}): Pr
     requests,
     dropLogStreams: () => logs.dropAll(),
     openLogStreams: () => logs.openStreams,
+    removeSync: () => removeClusterSync(cluster, pods.network, ownDir ? dir : undefined),
     async close() {
       await remote.close();
       logs.dropAll();
