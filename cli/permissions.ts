@@ -15,7 +15,7 @@ import { writeOut } from "./flags.ts";
 
 /** The help text of `pocketci permissions`. */
 export const PERMISSIONS_HELP: string = [
-  "Usage: pocketci permissions [--driver=DSN] [--json]",
+  "Usage: pocketci permissions [--driver=DSN] [--service-driver=DSN] [--json]",
   "",
   "Prints the narrowest Deno permission flags the driver needs for this configuration,",
   "each with its reason. `pocketci run` gives its runner process exactly these (plus what",
@@ -23,18 +23,21 @@ export const PERMISSIONS_HELP: string = [
   "",
   "Flags:",
   "  --driver=DSN  the driver string (default: $POCKETCI_DRIVER, else native)",
+  "  --service-driver=DSN",
+  "                as for `pocketci run --service-driver`: the union of both drivers' needs",
   '  --json        print one JSON object: {"driver", "flags", "permissions", "implemented"}',
   "  -h, --help    show this help",
 ].join("\n");
 
 /** Runs `pocketci permissions`; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  let values: { driver?: string; json?: boolean; help?: boolean };
+  let values: { driver?: string; "service-driver"?: string; json?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
       args,
       options: {
         driver: { type: "string" },
+        "service-driver": { type: "string" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -56,18 +59,28 @@ export async function main(args: string[]): Promise<number> {
     throw error;
   }
   const factory = await getDriverFactory(resolved.driver);
-  const permissions = mergePermissions(factory.permissions(resolved.config));
+  const needs = [...factory.permissions(resolved.config)];
+  let serviceDriver: ResolvedDsn | undefined;
+  if (values["service-driver"] !== undefined) {
+    const { serviceDriverFlag } = await import("./service_driver.ts");
+    serviceDriver = await serviceDriverFlag(values["service-driver"], resolved, {
+      cwd: Deno.cwd(),
+    });
+    needs.push(...(await getDriverFactory(serviceDriver.driver)).permissions(serviceDriver.config));
+  }
+  const permissions = mergePermissions(needs);
   const implemented = IMPLEMENTED_DRIVERS.includes(resolved.driver);
   if (values.json) {
     writeOut(JSON.stringify({
       driver: resolved.driver,
+      ...(serviceDriver === undefined ? {} : { serviceDriver: serviceDriver.driver }),
       flags: permissions.map((entry) => entry.flag),
       permissions,
       implemented,
       warnings: resolved.warnings,
     }));
   } else {
-    writeOut(permissionsText(resolved, permissions, implemented));
+    writeOut(permissionsText(resolved, permissions, implemented, serviceDriver?.driver));
   }
   return 0;
 }
@@ -77,8 +90,10 @@ export function permissionsText(
   resolved: ResolvedDsn,
   permissions: readonly PermissionFlag[],
   implemented: boolean,
+  serviceDriver?: string,
 ): string {
-  const lines = [`Deno permissions for the ${resolved.driver} driver:`, ""];
+  const services = serviceDriver === undefined ? "" : ` with ${serviceDriver} services`;
+  const lines = [`Deno permissions for the ${resolved.driver} driver${services}:`, ""];
   for (const entry of permissions) {
     lines.push(`  ${entry.flag}`);
     for (const reason of entry.reasons) lines.push(`      ${reason}`);

@@ -32,6 +32,9 @@ export const RUN_HELP = `Usage: pocketci run PIPELINE.ts [flags] [-- args...]
 
 Flags:
   --driver DSN          driver string (default: $POCKETCI_DRIVER, else native)
+  --service-driver DSN  start the run's services on this driver instead (docker, local engine)
+                        while tasks stay on --driver=native; they reach a service at
+                        127.0.0.1:svc.hostPort(port)
   --json                write versioned NDJSON events to stdout instead of text
   --timeout DURATION    hard deadline for the whole run, grace included (exit 124), e.g. 10m
   --grace DURATION      time stopped tasks get between SIGTERM and SIGKILL (default 10s)
@@ -62,6 +65,7 @@ Exit codes: 0 success, 1 pipeline failed, 2 nothing ran, 124 --timeout, 130 SIGI
 interface RunFlags {
   pipeline?: string;
   driver?: string;
+  serviceDriver?: string;
   json: boolean;
   timeout?: string;
   grace?: string;
@@ -111,6 +115,9 @@ export function parseRunFlags(argv: readonly string[]): RunFlags {
         break;
       case "--driver":
         flags.driver = value();
+        break;
+      case "--service-driver":
+        flags.serviceDriver = value();
         break;
       case "--json":
         flags.json = true;
@@ -259,6 +266,13 @@ export async function launchConfig(
     }
     dsn = { ...dsn, namespace: flags.namespace, namespaceFromDsn: true };
   }
+  let serviceDsn: ResolvedDsn | undefined;
+  if (flags.serviceDriver !== undefined) {
+    const { serviceDriverFlag } = await import("./service_driver.ts");
+    const { secretValues } = await import("../dsn/mod.ts");
+    serviceDsn = await serviceDriverFlag(flags.serviceDriver, dsn, { env, pipelinePath, cwd });
+    dsnSecrets = [...dsnSecrets, ...secretValues(serviceDsn)];
+  }
   const timeoutMs = flags.timeout === undefined
     ? undefined
     : await durationFlag("--timeout", flags.timeout);
@@ -294,6 +308,7 @@ export async function launchConfig(
   return {
     pipelinePath,
     dsn,
+    ...(serviceDsn === undefined ? {} : { serviceDsn }),
     dsnSecrets,
     secrets: [...secrets],
     runId: newRunId(),
@@ -389,7 +404,13 @@ async function runChild(
 ): Promise<number> {
   const { getDriverFactory } = await import("../drivers/registry.ts");
   const factory = await getDriverFactory(config.dsn.driver);
-  const flags = childPermissionFlags(config, factory.permissions(config.dsn.config));
+  const driverNeeds = [...factory.permissions(config.dsn.config)];
+  if (config.serviceDsn !== undefined) {
+    // The runner child holds both drivers: the union of their permissions.
+    const serviceFactory = await getDriverFactory(config.serviceDsn.driver);
+    driverNeeds.push(...serviceFactory.permissions(config.serviceDsn.config));
+  }
+  const flags = childPermissionFlags(config, driverNeeds);
   const sourceDir = new URL("..", import.meta.url);
   const child = new Deno.Command(Deno.execPath(), {
     args: [

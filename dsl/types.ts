@@ -39,6 +39,11 @@ export interface PipelineContext {
   readonly runId: string;
   /** The driver's name (`native`, `docker`, ...). */
   readonly driver: string;
+  /**
+   * The driver services run on: the run's driver, or the one the operator chose with
+   * `pocketci run --service-driver` (docker services for native tasks).
+   */
+  readonly serviceDriver: string;
   /** The namespace resources are grouped under. */
   readonly namespace: string;
   /** Arguments given after `--` on the command line. */

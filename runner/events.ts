@@ -34,6 +34,8 @@ export type RunEvent =
     readonly runId: string;
     readonly pipeline: string;
     readonly driver: string;
+    /** The driver services run on when it is not the run's (`--service-driver`). */
+    readonly serviceDriver?: string;
     readonly namespace: string;
     readonly logDir: string;
   }

@@ -174,13 +174,18 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   // 1. What dead runs recorded and never forgot (caches survive runs).
   for (const journal of options.cachesAndLogsOnly ? [] : dead) {
     const header = journal.header!;
-    if (!wanted(header.driver)) continue;
+    // A run with --service-driver names two drivers; each resource names its own.
+    if (!wanted(header.driver) && !wanted(header.serviceDriver ?? header.driver)) continue;
     let complete = true;
     const reason = `left by dead run ${header.runId}`;
     const removed: ResourceRecord[] = [];
     // Newest first: a container goes before the volume and network it uses.
     for (const resource of [...journal.outstanding].reverse()) {
       if (resource.kind === "cache") continue;
+      if (header.serviceDriver !== undefined && !wanted(resource.driver)) {
+        complete = false;
+        continue;
+      }
       let ok: boolean;
       if (resource.detail?.owner === "runner" && resource.kind === "dir") {
         ok = await remove(resource, reason, () => removeRunnerDir(options.stateDir, resource.id));
@@ -231,7 +236,10 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   if (options.dsn && options.namespace !== undefined) see(options.dsn.driver, options.namespace);
   const keptCaches: KeptCache[] = [];
   for (const use of uses.values()) see(use.driver, use.namespace);
-  for (const journal of journals) see(journal.header?.driver, journal.header?.namespace);
+  for (const journal of journals) {
+    see(journal.header?.driver, journal.header?.namespace);
+    see(journal.header?.serviceDriver, journal.header?.namespace);
+  }
   if (options.dsn) {
     // Asked for by name, the driver is reached for every namespace its runs' logs name too.
     for (const dir of logDirs) {

@@ -21,6 +21,8 @@ export interface LaunchConfig {
   readonly pipelinePath: string;
   /** Resolved driver configuration. */
   readonly dsn: ResolvedDsn;
+  /** `--service-driver`: the resolved configuration of the driver services start on. */
+  readonly serviceDsn?: ResolvedDsn;
   /** Secret values from the DSN, to mask. */
   readonly dsnSecrets: readonly string[];
   /** Allowed secrets as `[name, value]` pairs. */
@@ -96,6 +98,7 @@ export async function launch(
   const run = new PipelineRun({
     pipelinePath: config.pipelinePath,
     dsn: config.dsn,
+    ...(config.serviceDsn === undefined ? {} : { serviceDsn: config.serviceDsn }),
     runId: config.runId,
     args: config.args,
     secrets: new Map(config.secrets),

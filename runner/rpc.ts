@@ -30,6 +30,8 @@ export interface WireContext {
   readonly runId: string;
   /** Driver name. */
   readonly driver: string;
+  /** The driver services run on (the run's, or the operator's `--service-driver`). */
+  readonly serviceDriver: string;
   /** Namespace. */
   readonly namespace: string;
   /** Arguments after `--`. */

@@ -7,6 +7,7 @@
  */
 
 import type {
+  Driver,
   DriverContext,
   DriverFactory,
   ResourceRecord,
@@ -33,6 +34,9 @@ import {
 } from "./state.ts";
 import { type LongTimeout, longTimeout, sleep } from "../drivers/timers.ts";
 
+/** What cleanup needs of a driver: its name and `close()`. */
+type ClosableDriver = Pick<Driver, "name" | "close">;
+
 /** Exit codes of `pocketci run`. */
 export const EXIT = {
   success: 0,
@@ -51,6 +55,13 @@ export interface RunOptions {
   readonly dsn: ResolvedDsn;
   /** The driver factory (default: from the registry). */
   readonly factory?: DriverFactory;
+  /**
+   * `--service-driver`: the driver the run's services start on instead of the run's own (same
+   * run ID, namespace, journal and state directory; closed with it on every exit path).
+   */
+  readonly serviceDsn?: ResolvedDsn;
+  /** The service driver's factory (default: from the registry). */
+  readonly serviceFactory?: DriverFactory;
   /** This run's ID. */
   readonly runId: string;
   /** Arguments after `--`. */
@@ -194,6 +205,7 @@ export class PipelineRun {
     const started = performance.now();
     const paths = runPaths(options.stateDir, options.runId, options.dsn.namespace);
     const driverName = options.dsn.driver;
+    const serviceDriverName = options.serviceDsn?.driver;
     const leftovers: Leftover[] = [];
     const finish = async (
       status: RunStatus,
@@ -239,11 +251,15 @@ export class PipelineRun {
       runId: options.runId,
       pipeline: options.pipelinePath,
       driver: driverName,
+      ...(serviceDriverName === undefined ? {} : { serviceDriver: serviceDriverName }),
       namespace: options.dsn.namespace,
       logDir: paths.logDir,
     });
     // The DSN layer's warnings (an unknown parameter ...) name parameters, never values.
     for (const message of options.dsn.warnings) this.#emit({ type: "warning", message });
+    for (const message of options.serviceDsn?.warnings ?? []) {
+      this.#emit({ type: "warning", message: `--service-driver: ${message}` });
+    }
 
     try {
       const info = await Deno.stat(options.pipelinePath);
@@ -286,6 +302,7 @@ export class PipelineRun {
         runId: options.runId,
         namespace: options.dsn.namespace,
         driver: driverName,
+        ...(serviceDriverName === undefined ? {} : { serviceDriver: serviceDriverName }),
         pipeline: options.pipelinePath,
         process: options.process ?? { pid: Deno.pid },
         startedAt: new Date().toISOString(),
@@ -352,10 +369,36 @@ export class PipelineRun {
         `cannot start the ${driverName} driver: ${oneLine(error)}`,
       );
     }
+    let serviceDriver: Driver | undefined;
+    if (options.serviceDsn !== undefined) {
+      try {
+        const serviceFactory = options.serviceFactory ??
+          await (await import("../drivers/registry.ts")).getDriverFactory(
+            options.serviceDsn.driver,
+          );
+        serviceDriver = await serviceFactory.create(options.serviceDsn.config, context);
+      } catch (error) {
+        await driver.close().catch(() => {});
+        await stopPipeline();
+        await cleanupRunDir();
+        return finish(
+          "error",
+          EXIT.usage,
+          `cannot start the ${serviceDriverName} service driver (--service-driver): ${
+            oneLine(error)
+          }`,
+        );
+      }
+    }
+    const drivers: ClosableDriver[] = [
+      ...(serviceDriver === undefined ? [] : [serviceDriver]),
+      driver,
+    ];
 
     const session = new RunSession({
       driver,
       driverName,
+      ...(serviceDriver === undefined ? {} : { serviceDriver }),
       runId: options.runId,
       masker: this.#masker,
       secrets: options.secrets,
@@ -419,7 +462,7 @@ export class PipelineRun {
           : `cannot load the pipeline: ${oneLine(error)}`;
         stack = error instanceof PipelineLoadError ? error.pipelineStack : undefined;
         return await this.#cleanup(
-          driver,
+          drivers,
           session,
           leftovers,
           cleanupRunDir,
@@ -454,6 +497,7 @@ export class PipelineRun {
       const pipelineDone = loaded.worker.run({
         runId: options.runId,
         driver: driverName,
+        serviceDriver: serviceDriverName ?? driverName,
         namespace: options.dsn.namespace,
         args: options.args,
       });
@@ -487,7 +531,7 @@ export class PipelineRun {
         errorText = unawaitedError(session.unawaited());
       }
       return await this.#cleanup(
-        driver,
+        drivers,
         session,
         leftovers,
         cleanupRunDir,
@@ -500,7 +544,7 @@ export class PipelineRun {
   }
 
   async #cleanup(
-    driver: { close(): Promise<import("../drivers/contract.ts").CleanupReport> },
+    drivers: readonly ClosableDriver[],
     session: RunSession,
     leftovers: Leftover[],
     cleanupRunDir: () => Promise<void>,
@@ -517,21 +561,24 @@ export class PipelineRun {
     for (const failure of await session.closeSandboxes()) {
       leftovers.push({ kind: "sandbox", id: failure.id, reason: failure.reason });
     }
-    try {
-      const report = await driver.close();
-      for (const failure of report.failed) {
+    // The service driver first (its services are stopped already), then the run's.
+    for (const driver of drivers) {
+      try {
+        const report = await driver.close();
+        for (const failure of report.failed) {
+          leftovers.push({
+            kind: failure.resource.kind,
+            id: failure.resource.id,
+            reason: this.#masker.mask(failure.reason),
+          });
+        }
+      } catch (error) {
         leftovers.push({
-          kind: failure.resource.kind,
-          id: failure.resource.id,
-          reason: this.#masker.mask(failure.reason),
+          kind: "driver",
+          id: driver.name,
+          reason: this.#masker.mask(oneLine(error)),
         });
       }
-    } catch (error) {
-      leftovers.push({
-        kind: "driver",
-        id: this.#options.dsn.driver,
-        reason: this.#masker.mask(oneLine(error)),
-      });
     }
     // Gone before run.end, with everything it printed reported.
     await this.#worker?.terminate();

@@ -74,6 +74,11 @@ export interface SessionOptions {
   readonly driver: Driver;
   /** The driver's name. */
   readonly driverName: DriverName;
+  /**
+   * The driver services start on when it is not the run's (`--service-driver`, such as docker
+   * services for native tasks); it cannot mount the run's volumes.
+   */
+  readonly serviceDriver?: Driver;
   /** This run's ID. */
   readonly runId: string;
   /** Masks secrets in everything that leaves the session. */
@@ -154,7 +159,7 @@ export class RunSession implements PipelineHost {
     this.#graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
     this.#slots = new Semaphore(options.parallelism ?? Infinity);
     this.#services = new RunServices({
-      driver: options.driver,
+      driver: options.serviceDriver ?? options.driver,
       emit: options.emit,
       newId: (name) => this.#newId(name),
       output: (id, name) => this.#output(id, name),
@@ -264,19 +269,22 @@ export class RunSession implements PipelineHost {
       cpu?: number;
       memoryBytes?: number;
     },
+    driver: Driver = this.#options.driver,
   ): void {
-    const { capabilities } = this.#options.driver;
+    const { capabilities } = driver;
+    const unsupported = (capability: CapabilityName, remove: string, instead: string) =>
+      this.#unsupported(capability, remove, instead, driver);
     if (request.user !== undefined && !capabilities.user) {
-      throw this.#unsupported("user", ".user()", "pick a driver that runs tasks as another user");
+      throw unsupported("user", ".user()", "pick a driver that runs tasks as another user");
     }
     if (request.privileged && !capabilities.privileged) {
-      throw this.#unsupported("privileged", ".privileged()", "pick a container driver");
+      throw unsupported("privileged", ".privileged()", "pick a container driver");
     }
     if (request.stdin !== undefined && !capabilities.stdin) {
-      throw this.#unsupported("stdin", ".stdin()", "pick a driver that feeds standard input");
+      throw unsupported("stdin", ".stdin()", "pick a driver that feeds standard input");
     }
     if ((request.cpu !== undefined || request.memoryBytes !== undefined) && !capabilities.limits) {
-      throw this.#unsupported("limits", ".limits()", "pick a driver that enforces limits");
+      throw unsupported("limits", ".limits()", "pick a driver that enforces limits");
     }
   }
 
@@ -284,8 +292,13 @@ export class RunSession implements PipelineHost {
    * The error for an unclaimed capability: the driver's own reason when it gave one (it
    * depends on the host, as native limits do on cgroups), else what to pick instead.
    */
-  #unsupported(capability: CapabilityName, remove: string, instead: string): UnsupportedError {
-    const { name, unsupportedReasons } = this.#options.driver;
+  #unsupported(
+    capability: CapabilityName,
+    remove: string,
+    instead: string,
+    driver: Driver = this.#options.driver,
+  ): UnsupportedError {
+    const { name, unsupportedReasons } = driver;
     const reason = unsupportedReasons?.[capability];
     return new UnsupportedError(
       name,
@@ -747,7 +760,13 @@ export class RunSession implements PipelineHost {
 
   #serviceSpec(id: string, request: ServiceRequest): ServiceSpec {
     this.#checkRequest(request);
-    this.#checkCapabilities(request);
+    const { serviceDriver } = this.#options;
+    this.#checkCapabilities(request, serviceDriver);
+    if (serviceDriver !== undefined && request.mounts.length > 0) {
+      throw new Error(
+        `service "${request.name}" mounts a volume, but services run on the ${serviceDriver.name} service driver (--service-driver) while the run's volumes belong to the ${this.#options.driver.name} driver; remove .mount() from the service, or run without --service-driver`,
+      );
+    }
     return {
       id,
       name: request.name,

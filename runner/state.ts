@@ -67,6 +67,8 @@ export interface RunHeader {
   readonly namespace: string;
   /** The driver's name. */
   readonly driver: string;
+  /** The driver services run on when it is not the run's (`--service-driver`). */
+  readonly serviceDriver?: string;
   /** The pipeline file. */
   readonly pipeline: string;
   /** The runner process. */

@@ -16,6 +16,8 @@ import { type HarnessResult, runPipelineSource } from "../helpers/pipeline_harne
 export interface PipelineServiceOptions {
   /** The driver string (DSN). */
   readonly driver: string;
+  /** `--service-driver`: the services run on this driver instead. */
+  readonly serviceDriver?: string;
   /**
    * TypeScript declaring, from `PORT` (a number constant the suite defines first):
    * `server(name, delayS)`, a service builder named `name` that prints `token=$TOKEN` (or
@@ -43,14 +45,21 @@ function ofType<T extends RunEvent["type"]>(
 
 /** Registers the pipeline-level service tests for one driver. */
 export function definePipelineServiceConformance(options: PipelineServiceOptions): void {
-  const prefix = `pipeline services [${options.driver}]`;
+  const prefix = `pipeline services [${options.driver}${
+    options.serviceDriver === undefined ? "" : ` with ${options.serviceDriver} services`
+  }]`;
   const run = async (body: string, extra: Parameters<typeof runPipelineSource>[1] = {}) => {
     const port = await options.port();
     const source = `import { pipeline, secret, service, task } from "pocketci";
 const PORT = ${port};
 ${options.helpers}
 ${body}`;
-    return await runPipelineSource(source, { driver: options.driver, graceMs: 3000, ...extra });
+    return await runPipelineSource(source, {
+      driver: options.driver,
+      serviceDriver: options.serviceDriver,
+      graceMs: 3000,
+      ...extra,
+    });
   };
   const test = (name: string, fn: () => Promise<void>) =>
     Deno.test({

@@ -16,6 +16,8 @@ import { PipelineRun, type RunOutcome } from "../../runner/run.ts";
 export interface HarnessOptions {
   /** Driver string (default `native`). */
   readonly driver?: string;
+  /** `--service-driver` (checked as the CLI checks it). */
+  readonly serviceDriver?: string;
   /** Use this factory instead of the registry. */
   readonly factory?: DriverFactory;
   /** Extra files to write next to the pipeline (path → content). */
@@ -84,6 +86,13 @@ export async function runPipelineSource(
   await Deno.writeTextFile(pipelinePath, source);
   const dsn = await resolveDriver(options.driver ?? "native", pipelinePath);
   const { secretValues } = await import("../../dsn/mod.ts");
+  const serviceDsn = options.serviceDriver === undefined
+    ? undefined
+    : await (await import("../../cli/service_driver.ts")).serviceDriverFlag(
+      options.serviceDriver,
+      dsn,
+      { pipelinePath, cwd: Deno.cwd() },
+    );
   const events: RunEvent[] = [];
   let stdout = "";
   let stderr = "";
@@ -101,6 +110,7 @@ export async function runPipelineSource(
   const run = new PipelineRun({
     pipelinePath,
     dsn,
+    ...(serviceDsn === undefined ? {} : { serviceDsn }),
     factory: options.factory,
     runId: `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`,
     args: options.args ?? [],
