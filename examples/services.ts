@@ -3,16 +3,22 @@
 // `asService()`: busybox httpd started as a service, ready once its /health answers, used by a
 // test task, and stopped at the end of the `await using` block (or when the pipeline ends).
 // On docker the task reaches it by its name (web:8080) on the run's network; on native the
-// service is a host process and the task uses the port it listens on (hostPort).
+// service is a host process and the task uses the port it listens on (hostPort). With
+// --service-driver=docker a native run's service is a container instead: the native task
+// reaches it at 127.0.0.1:hostPort(8080), the port docker published (its name does not resolve
+// on the host).
 //   pocketci run examples/services.ts
 //   pocketci run --driver=native examples/services.ts -- 18080   (busybox on the host, a free port)
+//   pocketci run --driver=native --service-driver=docker examples/services.ts
 import { pipeline, service, task } from "pocketci";
 
 export default pipeline("services", async (ctx) => {
   const port = Number(ctx.args[0] ?? "8080");
-  const native = ctx.driver === "native";
-  const root = native ? "www" : "/www";
-  const httpd = native ? `busybox httpd -f -v -p 127.0.0.1:${port}` : `httpd -f -v -p ${port}`;
+  // The service is a host process only when services run on the native driver.
+  const hostService = ctx.serviceDriver === "native";
+  const hostTask = ctx.driver === "native";
+  const root = hostService ? "www" : "/www";
+  const httpd = hostService ? `busybox httpd -f -v -p 127.0.0.1:${port}` : `httpd -f -v -p ${port}`;
   await using web = await service("web").image("busybox").ports(port)
     .run(
       "sh",
@@ -22,11 +28,11 @@ export default pipeline("services", async (ctx) => {
     )
     .ready({ http: `http://localhost:${port}/health` }, { timeout: "30s", interval: "200ms" })
     .start();
-  const url = native
+  const url = hostTask
     ? `http://127.0.0.1:${web.hostPort(port)}/health`
     : `http://web:${port}/health`;
   const check = await task("test").image("busybox")
-    .sh(`${native ? "busybox " : ""}wget -qO- ${url}`);
+    .sh(`${hostTask ? "busybox " : ""}wget -qO- ${url}`);
   console.log(`the test task got ${check.stdout.trim()} from ${url}`);
   const logs = (await web.logs()).split("\n");
   console.log(`the service printed ${logs.length} lines, the first: ${logs[0]}`);

@@ -220,3 +220,33 @@ Deno.test("example services: an http-ready busybox httpd service used by a task 
   );
   await Deno.remove(result.dir, { recursive: true });
 });
+
+Deno.test({
+  name:
+    "example services with --service-driver=docker: the native task reaches the service container at 127.0.0.1:hostPort; the container is removed",
+  ignore: ignoreDocker,
+  fn: async () => {
+    assertEngine();
+    const result = await example("services.ts", ["--json", "--service-driver=docker"]);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    const events = result.stdout.trim().split("\n").map((line) => JSON.parse(line));
+    const logs = events.filter((event) => event.type === "log").map((event) => event.message);
+    const got = logs.map((line) =>
+      /^the test task got \{"status":"ok"\} from http:\/\/127\.0\.0\.1:(\d+)\/health$/.exec(line)
+    ).find((match) => match !== null);
+    assert.ok(got, logs.join("\n"));
+    const ready = events.find((event) => event.type === "service.ready");
+    assert.equal(Number(got[1]), ready.hostPorts["8080"], "the port docker published for 8080");
+    const start = events.find((event) => event.type === "run.start");
+    assert.deepEqual([start.driver, start.serviceDriver], ["native", "docker"]);
+    const { default: Docker } = await import("dockerode");
+    const { LABEL } = await import("../drivers/docker/labels.ts");
+    const docker = new Docker({ socketPath: "/var/run/docker.sock" });
+    const left = await docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL.run}=${start.runId}`] },
+    });
+    assert.deepEqual(left.map((c: { Names: string[] }) => c.Names), [], "the container is gone");
+    await Deno.remove(result.dir, { recursive: true });
+  },
+});
