@@ -242,7 +242,8 @@ export class FlyDriver implements Driver {
           files: [...scriptFiles(), ...files],
           metadata: this.#metadata(spec.id),
         },
-      }).catch((error) => {
+      }).catch(async (error) => {
+        if (error instanceof ApiError && error.ambiguous) await this.#destroyNamed(name);
         throw machineError(error, spec.image);
       });
       return { id: machine.id, record, unlock };
@@ -250,6 +251,16 @@ export class FlyDriver implements Driver {
       unlock();
       await this.#ctx.forget(record).catch(() => {});
       throw error;
+    }
+  }
+
+  /** After a create whose outcome is unknown: destroys the machine if it exists after all. */
+  async #destroyNamed(name: string): Promise<void> {
+    const machines = await this.#api.listMachines(this.#settings.app, {
+      pocketci_run: this.#ctx.runId,
+    }).catch(() => []);
+    for (const machine of machines.filter((m) => m.name === name)) {
+      await this.#api.destroy(this.#settings.app, machine.id).catch(() => {});
     }
   }
 

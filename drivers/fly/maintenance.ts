@@ -123,10 +123,12 @@ export class FlyMaintenance implements DriverMaintenance {
     const app = resource.detail?.app ?? this.#app;
     if (resource.kind === "app") return await this.#api.deleteApp(resource.id);
     if (resource.kind === "volume" || resource.kind === "cache") {
-      if (resource.id.startsWith("vol_")) return await this.#api.deleteVolume(app, resource.id);
+      // A killed run's machine may still hold the volume: it goes first.
       const volume = (await this.#api.listVolumes(app).catch(() => []))
-        .find((v) => v.name === resource.id);
-      if (volume) await this.#api.deleteVolume(app, volume.id);
+        .find((v) => v.id === resource.id || v.name === resource.id);
+      if (volume === undefined) return;
+      if (volume.attached_machine_id) await this.#api.destroy(app, volume.attached_machine_id);
+      await this.#api.deleteVolume(app, volume.id);
       return;
     }
     if (resource.kind === "machine") {

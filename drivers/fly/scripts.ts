@@ -4,8 +4,10 @@
  *
  * - `start.sh DIR WORKDIR NENV K=V... -- ARGV...` starts ARGV in the background in WORKDIR with
  *   stdout and stderr going to `DIR/out` and `DIR/err` (stdin from `DIR/stdin` when present, else
- *   `/dev/null`), its pid in `DIR/pid`; when it ends its exit status goes to `DIR/status`. A
- *   command that does not exist writes `DIR/notfound` instead of running.
+ *   `/dev/null`), in a session of its own (`setsid`, when the image has it) whose process group
+ *   (`-PID`, else the PID) is in `DIR/pid` for signals; when it ends, what is left of its group is
+ *   killed and its exit status goes to `DIR/status`. A command that does not exist writes
+ *   `DIR/notfound` instead of running.
  * - `run.sh task WORKDIR ARGV...` is a task machine's `init.exec`: `start.sh` on `/.pocketci/task`,
  *   SIGTERM/SIGINT forwarded to the command, then it waits until the driver has read everything
  *   (`DIR/release`, at most 10 minutes after the exit) and exits with the command's status, so the
@@ -41,10 +43,13 @@ case "$1" in
 esac
 in=/dev/null; [ -e "$d/stdin" ] && in="$d/stdin"
 : >"$d/out"
+s=; command -v setsid >/dev/null 2>&1 && s=setsid
 (
-  "$@" <"$in" >"$d/out" 2>>"$d/err" &
-  echo $! >"$d/pid.tmp"; mv "$d/pid.tmp" "$d/pid"
-  wait $!; c=$?
+  $s "$@" <"$in" >"$d/out" 2>>"$d/err" &
+  p=$!; g=$p; [ -n "$s" ] && g=-$p
+  echo "$g" >"$d/pid.tmp"; mv "$d/pid.tmp" "$d/pid"
+  wait $p; c=$?
+  [ -n "$s" ] && kill -KILL "$g" 2>/dev/null
   echo $c >"$d/status.tmp"; mv "$d/status.tmp" "$d/status"
 ) </dev/null >/dev/null 2>&1 &
 while [ ! -e "$d/pid" ] && [ ! -e "$d/status" ]; do sleep 0.05; done

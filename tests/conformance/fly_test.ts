@@ -44,6 +44,10 @@ if (!ignoreFly) {
     const volumes = fake.allVolumes().map((v) => v.name);
     await fake.close();
     assert.deepEqual({ machines, volumes }, { machines: [], volumes: [] });
-    assert.deepEqual(await fakeLeftovers(), [], "containers or Docker volumes of the fake remain");
+    assert.deepEqual(
+      await fakeLeftovers(fake),
+      [],
+      "containers or Docker volumes of the fake remain",
+    );
   });
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { FAKE_FLY_LABEL, FakeFly } from "../fakes/fly/fake_fly.ts";
+import { FAKE_FLY_INSTANCE_LABEL, FakeFly } from "../fakes/fly/fake_fly.ts";
 import { ignoreDocker } from "../docker/engine_fixture.ts";
 import { createTestContext, type TestContext } from "../conformance/context.ts";
 import { flyFactory } from "../../drivers/fly/factory.ts";
@@ -41,16 +41,17 @@ export function context(): Promise<TestContext> {
   return createTestContext();
 }
 
-/** The fake's containers and Docker volumes still on the engine (`docker ... --filter label`). */
-export async function fakeLeftovers(): Promise<string[]> {
+/** The containers and Docker volumes `fake` made that are still on the engine. */
+export async function fakeLeftovers(fake: FakeFly): Promise<string[]> {
   const list = async (args: string[]) => {
     const out = await new Deno.Command("docker", { args, stdout: "piped", stderr: "null" })
       .output();
     return new TextDecoder().decode(out.stdout).split("\n").filter((line) => line !== "");
   };
+  const label = `${FAKE_FLY_INSTANCE_LABEL}=${fake.instance}`;
   return [
-    ...await list(["ps", "-a", "-q", "--filter", `label=${FAKE_FLY_LABEL}`]),
-    ...await list(["volume", "ls", "-q", "--filter", `label=${FAKE_FLY_LABEL}`]),
+    ...await list(["ps", "-a", "-q", "--filter", `label=${label}`]),
+    ...await list(["volume", "ls", "-q", "--filter", `label=${label}`]),
   ];
 }
 

@@ -130,6 +130,8 @@ const VOLUME_NAME = /^[a-z0-9_]{1,30}$/;
 const APP_NAME = /^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$/;
 /** The label every container and Docker volume of the fake carries, for leak checks. */
 export const FAKE_FLY_LABEL = "pocketci-fake-fly";
+/** The label naming the fake instance (one per test process) that made a container or volume. */
+export const FAKE_FLY_INSTANCE_LABEL = "pocketci-fake-fly-instance";
 
 async function docker(
   args: string[],
@@ -174,6 +176,25 @@ function signalNumber(name: unknown): number | undefined {
   return typeof name === "string" ? table[name.toUpperCase()] : undefined;
 }
 
+function exitEvent(code: number, oom: boolean, signal: number | undefined) {
+  return {
+    type: "exit",
+    status: "stopped",
+    source: "flyd",
+    timestamp: Date.now(),
+    request: {
+      exit_event: {
+        exit_code: code,
+        oom_killed: oom,
+        guest_exit_code: code,
+        signal: signal ?? -1,
+        exited_at: new Date().toISOString(),
+      },
+      restarting: false,
+    },
+  };
+}
+
 /** The fake API server. */
 export class FakeFly {
   /** Every request, in order. */
@@ -184,6 +205,8 @@ export class FakeFly {
   readonly apps = new Map<string, FakeApp>();
   /** The accepted token. */
   readonly token: string;
+  /** This instance's ID (the value of {@link FAKE_FLY_INSTANCE_LABEL}). */
+  readonly instance: string = hex(6);
   /** The cap on `wait` timeouts, in seconds. */
   maxWaitSeconds: number;
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
@@ -411,7 +434,15 @@ export class FakeFly {
         dockerName: `fakefly_${hex(8)}`,
         createdAt: new Date().toISOString(),
       };
-      await dockerOk(["volume", "create", "--label", FAKE_FLY_LABEL, volume.dockerName]);
+      await dockerOk([
+        "volume",
+        "create",
+        "--label",
+        FAKE_FLY_LABEL,
+        "--label",
+        `${FAKE_FLY_INSTANCE_LABEL}=${this.instance}`,
+        volume.dockerName,
+      ]);
       app.volumes.set(volume.id, volume);
       return { status: 200, body: json(volume) };
     }
@@ -516,7 +547,14 @@ export class FakeFly {
     for (const volume of volumes) volume.attachedTo = id;
     app.machines.set(id, machine);
     const guest = config.guest as Record<string, number> | undefined;
-    const args = ["create", "--label", `${FAKE_FLY_LABEL}=${app.name}`, "--init=false"];
+    const args = [
+      "create",
+      "--label",
+      `${FAKE_FLY_LABEL}=${app.name}`,
+      "--label",
+      `${FAKE_FLY_INSTANCE_LABEL}=${this.instance}`,
+      "--init=false",
+    ];
     if (guest) args.push("--memory", `${guest.memory_mb}m`, "--cpus", String(guest.cpus));
     for (const [k, v] of Object.entries((config.env ?? {}) as Record<string, string>)) {
       args.push("--env", `${k}=${v}`);
@@ -587,22 +625,7 @@ export class FakeFly {
   ): void {
     if (machine.state === "destroyed") return;
     machine.state = "stopped";
-    machine.events.unshift({
-      type: "exit",
-      status: "stopped",
-      source: "flyd",
-      timestamp: Date.now(),
-      request: {
-        exit_event: {
-          exit_code: code,
-          oom_killed: oom,
-          guest_exit_code: code,
-          signal: signal ?? -1,
-          exited_at: new Date().toISOString(),
-        },
-        restarting: false,
-      },
-    });
+    machine.events.unshift(exitEvent(code, oom, signal));
     machine.markStopped?.();
     if (machine.config.auto_destroy === true) {
       const gone = this.#destroy(app, machine);
@@ -617,6 +640,10 @@ export class FakeFly {
   }
 
   async #destroyNow(app: FakeApp, machine: FakeMachine): Promise<void> {
+    if (machine.state === "started" || machine.state === "stopping") {
+      // A forced destroy kills the running machine: flyd records the exit first.
+      machine.events.unshift(exitEvent(137, false, 9));
+    }
     machine.state = "destroyed";
     machine.events.unshift({ type: "destroy", status: "destroyed", timestamp: Date.now() });
     machine.markStopped?.();
