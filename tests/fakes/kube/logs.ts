@@ -17,7 +17,7 @@ export class LogServer {
   readonly #docker: DockerApi;
   readonly #store: Store;
   readonly #pods: PodRuntime;
-  readonly #open = new Set<ServerResponse>();
+  readonly #open = new Map<ServerResponse, AbortController>();
 
   /** Creates the server. */
   constructor(docker: DockerApi, store: Store, pods: PodRuntime) {
@@ -34,7 +34,10 @@ export class LogServer {
   /** Cuts every open log connection (the client sees the stream end early). */
   dropAll(): number {
     const n = this.#open.size;
-    for (const res of this.#open) res.socket?.destroy();
+    for (const [res, abort] of this.#open) {
+      res.socket?.destroy();
+      abort.abort();
+    }
     this.#open.clear();
     return n;
   }
@@ -100,7 +103,7 @@ export class LogServer {
       abort.signal,
     );
     res.writeHead(200, { "Content-Type": "text/plain", "Transfer-Encoding": "chunked" });
-    if (follow) this.#open.add(res);
+    if (follow) this.#open.set(res, abort);
     let closed = false;
     res.on("close", () => {
       closed = true;
@@ -111,7 +114,7 @@ export class LogServer {
     const decoder = new TextDecoder();
     try {
       for await (const frame of readMux(upstream.body!)) {
-        if (closed) break;
+        if (closed || abort.signal.aborted) break;
         // Each docker log frame is one line: "<timestamp> <text>".
         const text = decoder.decode(frame.data);
         const space = text.indexOf(" ");
@@ -123,7 +126,14 @@ export class LogServer {
           : encoder.encode(body);
         if (out.length > limit) out = out.slice(0, limit);
         limit -= out.length;
-        if (out.length) await new Promise<void>((resolve) => res.write(out, () => resolve()));
+        if (out.length) {
+          // A destroyed socket may never call back: the abort ends the wait too.
+          await new Promise<void>((resolve) => {
+            res.write(out, () => resolve());
+            abort.signal.addEventListener("abort", () => resolve(), { once: true });
+          });
+        }
+        if (abort.signal.aborted) break;
         if (limit <= 0) break;
       }
     } catch {

@@ -277,6 +277,9 @@ export class PodRuntime {
     });
   }
 
+  /** While true, new pods stay Pending with no condition (as when the scheduler is down). */
+  schedulerPaused = false;
+
   async #schedule(pod: KubeObject): Promise<string | undefined> {
     const c = pod.spec.containers[0];
     const req = c.resources?.requests ?? {};
@@ -291,8 +294,13 @@ export class PodRuntime {
     }
     for (const v of pod.spec.volumes ?? []) {
       const claim = v.persistentVolumeClaim?.claimName;
-      if (claim && !this.#store.get("persistentvolumeclaims", pod.metadata.namespace, claim)) {
+      if (!claim) continue;
+      const pvc = this.#store.get("persistentvolumeclaims", pod.metadata.namespace, claim);
+      if (!pvc) {
         return `0/1 nodes are available: persistentvolumeclaim "${claim}" not found. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.`;
+      }
+      if (pvc.status?.phase !== "Bound") {
+        return "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.";
       }
     }
     await Promise.resolve();
@@ -321,6 +329,10 @@ export class PodRuntime {
     // Scheduling.
     for (;;) {
       if (rt.deleting) return;
+      if (this.schedulerPaused) {
+        await sleep(200);
+        continue;
+      }
       const unschedulable = await this.#schedule(pod);
       if (!unschedulable) break;
       const fresh = this.#update(pod, (o) => {

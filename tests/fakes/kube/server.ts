@@ -53,6 +53,8 @@ export interface FakeKube {
   readonly network: string;
   /** Every request the server got, as `METHOD path?query` (tests check what a client did). */
   readonly requests: string[];
+  /** Pauses or resumes scheduling (paused: new pods stay Pending, as with no scheduler). */
+  pauseScheduler(paused: boolean): void;
   /** Cuts every open `pods/log` follow stream; returns how many were cut. */
   dropLogStreams(): number;
   /** How many follow streams are open. */
@@ -558,6 +560,9 @@ export async function startFakeKube(options: { readonly dir?: string } = {}): Pr
     store,
     network: pods.network,
     requests,
+    pauseScheduler: (paused: boolean) => {
+      pods.schedulerPaused = paused;
+    },
     dropLogStreams: () => logs.dropAll(),
     openLogStreams: () => logs.openStreams,
     removeSync: () => removeClusterSync(cluster, pods.network, ownDir ? dir : undefined),
