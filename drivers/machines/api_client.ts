@@ -142,6 +142,10 @@ export class ApiClient {
       if (v !== undefined) url.searchParams.set(k, String(v));
     }
     const what = `${this.provider} API ${method} ${url.pathname}`;
+    // Failures (5xx, no answer) and rate-limit waits are counted apart: a 429 storm does not
+    // use up the retries a failing server gets, and the reverse.
+    let failures = 0;
+    let rateWaits = 0;
     for (let attempt = 1;; attempt++) {
       this.#options.signal?.throwIfAborted();
       let response: Response;
@@ -168,7 +172,7 @@ export class ApiClient {
             true,
           );
         }
-        if (attempt >= attempts) {
+        if (++failures >= attempts) {
           throw new ApiError(
             `${what}: no answer after ${attempt} attempts (${reason})`,
             0,
@@ -195,7 +199,8 @@ export class ApiClient {
       if (response.ok) return body as T;
       const { code, message } = errorParts(body);
       const detail = `${response.status} ${code}${message ? `: ${message}` : ""}`;
-      if (response.status === 429 && attempt < attempts) {
+      // A 429 means "not applied, come back later": it is retried more often than a failure.
+      if (response.status === 429 && ++rateWaits < attempts * 2) {
         const wait = this.#rateWait(response, backoff);
         this.#options.onWait?.(
           `${this.provider} API rate limit reached; waiting ${Math.ceil(wait / 1000)}s`,
@@ -213,7 +218,7 @@ export class ApiClient {
             true,
           );
         }
-        if (attempt < attempts) {
+        if (++failures < attempts) {
           this.#options.onWait?.(
             `${what}: ${response.status}; retrying in ${Math.round(backoff / 100) / 10}s`,
           );

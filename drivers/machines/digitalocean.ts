@@ -105,7 +105,11 @@ export class DigitalOceanProvider implements MachineProvider {
     const tags = new Set(d.tags ?? []);
     const find = (prefix: string) =>
       [...tags].find((t) => t.startsWith(prefix))?.slice(prefix.length);
-    const since = find("ci-idle-since-");
+    // Stale idle-since tags are left by claims (removing them costs a request): the latest counts.
+    const stamps = [...tags].filter((t) => t.startsWith("ci-idle-since-")).map((t) =>
+      Number(t.slice("ci-idle-since-".length))
+    ).filter((n) => Number.isFinite(n));
+    const since = stamps.length > 0 ? String(Math.max(...stamps)) : undefined;
     return {
       id: String(d.id),
       name: d.name,
@@ -113,7 +117,7 @@ export class DigitalOceanProvider implements MachineProvider {
       ip: d.networks?.v4?.find((n) => n.type === "public")?.ip_address,
       busy: tags.has(this.#busy),
       idle: tags.has(this.#idle),
-      runId: find("ci-run-"),
+      runId: find("ci-claim-") ?? find("ci-run-"),
       claims: [...tags].filter((t) => t.startsWith("ci-claim-")).map((t) =>
         t.slice("ci-claim-".length)
       ),
@@ -257,9 +261,14 @@ export class DigitalOceanProvider implements MachineProvider {
       });
       return;
     }
-    // Assigning needs the tag to exist; creating an existing tag is harmless (and idempotent).
-    await this.api.request("POST", "/v2/tags", { body: { name: tag }, idempotent: true });
-    await this.api.request("POST", path, { body: resources, idempotent: true });
+    try {
+      await this.api.request("POST", path, { body: resources, idempotent: true });
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      // Assigning needs the tag to exist: create it (harmless if a concurrent run did) and retry.
+      await this.api.request("POST", "/v2/tags", { body: { name: tag }, idempotent: true });
+      await this.api.request("POST", path, { body: resources, idempotent: true });
+    }
   }
 
   async addClaim(machine: PoolMachine, runId: string): Promise<void> {
@@ -271,24 +280,17 @@ export class DigitalOceanProvider implements MachineProvider {
   }
 
   async markBusy(machine: PoolMachine, runId: string): Promise<void> {
-    // Busy first: a concurrent claimer that re-reads from now on sees it and backs off.
+    // Busy first: a concurrent claimer that re-reads from now on sees it and backs off. The
+    // run's claim tag stays while it is busy: it names the run holding the machine.
     await this.#tag(this.#busy, machine.id, true);
-    await this.#tag(`ci-run-${runId}`, machine.id, true);
     await this.#tag(this.#idle, machine.id, false);
-    const current = await this.getMachine(machine.id);
-    if (current?.idleSince !== undefined) {
-      await this.#tag(`ci-idle-since-${Math.floor(current.idleSince / 1000)}`, machine.id, false);
-    }
-    if (machine.runId && machine.runId !== runId) {
-      await this.#tag(`ci-run-${machine.runId}`, machine.id, false);
-    }
-    await this.#tag(`ci-claim-${runId}`, machine.id, false);
   }
 
   async markIdle(machine: PoolMachine): Promise<void> {
     await this.#tag(`ci-idle-since-${Math.floor(Date.now() / 1000)}`, machine.id, true);
     await this.#tag(this.#idle, machine.id, true);
     await this.#tag(this.#busy, machine.id, false);
+    for (const claim of machine.claims) await this.#tag(`ci-claim-${claim}`, machine.id, false);
   }
 
   async deleteMachine(id: string): Promise<void> {

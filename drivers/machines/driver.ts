@@ -148,7 +148,11 @@ export class MachineDriver implements Driver {
     const pending = this.#lease;
     this.#lease = undefined;
     const lease = await pending?.catch(() => undefined);
-    if (!lease) return { removed: [], failed: [] };
+    if (!lease) {
+      // Provisioning failed or never happened: the namespace key goes once no machine needs it.
+      await this.#pool.removeKeyIfUnused().catch(() => {});
+      return { removed: [], failed: [] };
+    }
     const report = await lease.docker.close();
     try {
       await this.#pool.release(lease);

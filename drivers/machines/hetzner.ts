@@ -246,9 +246,14 @@ export class HetznerProvider implements MachineProvider {
     return list.map((s) => this.#machine(s));
   }
 
-  async #setLabels(id: string, change: (labels: Record<string, string>) => void): Promise<void> {
-    // Read the current map right before writing it: the update replaces every label.
-    const current = await this.getMachine(id);
+  async #setLabels(
+    id: string,
+    change: (labels: Record<string, string>) => void,
+    known?: Readonly<Record<string, string>>,
+  ): Promise<void> {
+    // Read the current map right before writing it (unless the caller just read it): the update
+    // replaces every label.
+    const current = known ? { labels: known } : await this.getMachine(id);
     if (!current) throw new ApiError(`Hetzner API: server ${id} not found`, 404, "not_found");
     const labels = { ...current.labels };
     change(labels);
@@ -275,12 +280,13 @@ export class HetznerProvider implements MachineProvider {
   }
 
   async markBusy(machine: PoolMachine, runId: string): Promise<void> {
+    // `machine` was re-read right after the claim: its labels are current.
     await this.#setLabels(machine.id, (l) => {
       l["ci-worker-status"] = "busy";
       l["ci-run"] = sanitizeLabel(runId);
       delete l["ci-claim"];
       delete l["ci-idle-since"];
-    });
+    }, machine.labels);
   }
 
   async markIdle(machine: PoolMachine): Promise<void> {

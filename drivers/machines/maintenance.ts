@@ -67,7 +67,15 @@ export function machineMaintenance(
         await removeHostKey(dir, resource.id);
       } else if (resource.kind === "volume") {
         const volume = await provider.findVolume(resource.id);
-        if (volume) await provider.deleteVolume(volume.id);
+        if (!volume) return;
+        // Still attached to the machine it was made for (gc removes newest first): that machine
+        // goes first, or the provider refuses to delete an attached volume.
+        const owner = await provider.findMachine(resource.id.replace(/-docker$/, ""));
+        if (owner && volume.attachedTo.includes(owner.id)) {
+          await provider.deleteMachine(owner.id);
+          await removeHostKey(dir, owner.name);
+        }
+        await provider.deleteVolume(volume.id);
       } else if (resource.kind === "key") {
         // The namespace key stays while any machine of the pool may still need it.
         if ((await provider.listPool()).length > 0) return;

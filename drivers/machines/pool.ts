@@ -137,6 +137,7 @@ export class MachinePool {
   readonly #dir: string;
   readonly #noun: string;
   #key: { pair: KeyPair; id: string; tag: string; name: string } | undefined;
+  #local: { pair: KeyPair; tag: string } | undefined;
   #reconciled = false;
   #index = 0;
   readonly #reported = new Set<string>();
@@ -189,12 +190,20 @@ export class MachinePool {
     this.#hooks.progress(line);
   }
 
+  /** The namespace's client key pair on this host (created when missing). */
+  async #localKey(): Promise<{ pair: KeyPair; tag: string }> {
+    if (!this.#local) {
+      const pair = (await loadClientKey(this.#dir)) ??
+        (await createClientKey(this.#dir, `pocketci-${this.#context.namespace}`));
+      this.#local = { pair, tag: keyTag(pair.publicKey) };
+    }
+    return this.#local;
+  }
+
   /** The namespace's client key: this host's file, registered at the provider. */
   async #ensureKey(): Promise<{ pair: KeyPair; id: string; tag: string; name: string }> {
     if (this.#key) return this.#key;
-    const pair = (await loadClientKey(this.#dir)) ??
-      (await createClientKey(this.#dir, `pocketci-${this.#context.namespace}`));
-    const tag = keyTag(pair.publicKey);
+    const { pair, tag } = await this.#localKey();
     // The name carries the key's fingerprint: hosts sharing an account and a namespace each
     // register their own key and never delete one another's.
     const name = `${keyName(this.#context.namespace)}-${tag}`;
@@ -223,11 +232,14 @@ export class MachinePool {
     return new DriverError(code, `${this.#name}: cannot ${what}: ${oneLine(error)}`);
   }
 
-  /** Deletes what dead runs of this host and expired parked machines left in the namespace. */
-  async #reconcile(): Promise<void> {
-    if (this.#reconciled) return;
+  /**
+   * Deletes what dead runs of this host and expired parked machines left in the namespace; returns
+   * the pool without them. (Volumes a dead run left unattached are `gc`'s: it reads the journals.)
+   */
+  async #reconcile(pool: PoolMachine[]): Promise<PoolMachine[]> {
+    if (this.#reconciled) return pool;
     this.#reconciled = true;
-    const pool = await this.#provider.listPool();
+    const kept: PoolMachine[] = [];
     for (const machine of pool) {
       let why: string | undefined;
       if (
@@ -243,20 +255,14 @@ export class MachinePool {
       ) {
         why = `busy for run ${machine.runId}, which died`;
       }
-      if (!why) continue;
+      if (!why) {
+        kept.push(machine);
+        continue;
+      }
       this.#hooks.progress(`${this.#name}: deleting ${this.#noun} ${machine.name}: ${why}`);
       await this.#destroy(machine, undefined);
     }
-    for (const volume of await this.#provider.listVolumes()) {
-      if (volume.attachedTo.length > 0 || !volume.runId || volume.runId === this.#context.runId) {
-        continue;
-      }
-      if (!(await runIsDead(this.#context.stateDir, volume.runId))) continue;
-      this.#hooks.progress(
-        `${this.#name}: deleting volume ${volume.name} left by dead run ${volume.runId}`,
-      );
-      await this.#provider.deleteVolume(volume.id);
-    }
+    return kept;
   }
 
   /** The size a new machine gets for this demand. */
@@ -271,8 +277,7 @@ export class MachinePool {
   async acquire(demand: Demand): Promise<Lease> {
     const signal = this.#context.signal;
     try {
-      await this.#reconcile();
-      const key = await this.#ensureKey();
+      const { tag } = await this.#localKey();
       const started = Date.now();
       const deadline = this.#settings.waitTimeoutMs === 0
         ? Infinity
@@ -280,11 +285,12 @@ export class MachinePool {
       let lastLine = 0;
       while (true) {
         signal?.throwIfAborted();
-        const pool = await this.#provider.listPool();
-        const claimed = await this.#claimIdle(pool, key.tag);
+        const pool = await this.#reconcile(await this.#provider.listPool());
+        const claimed = await this.#claimIdle(pool, tag);
+        if (claimed === "lost") continue; // re-read the pool: the machine may be free again
         if (claimed) return claimed;
         if (pool.length < this.#settings.maxWorkers) {
-          const created = await this.#create(demand, key);
+          const created = await this.#create(demand, await this.#ensureKey());
           if (created) return created;
           continue;
         }
@@ -322,8 +328,12 @@ export class MachinePool {
     }
   }
 
-  async #claimIdle(pool: readonly PoolMachine[], tag: string): Promise<Lease | undefined> {
-    for (const machine of pool) {
+  async #claimIdle(
+    pool: readonly PoolMachine[],
+    tag: string,
+  ): Promise<Lease | "lost" | undefined> {
+    let lost = false;
+    for (let machine of pool) {
       if (
         !machine.idle || machine.busy || machine.status !== "running" || machine.claims.length > 0
       ) continue;
@@ -336,7 +346,12 @@ export class MachinePool {
         );
         continue;
       }
-      if (!(await this.#claim(machine))) continue;
+      const claimedMachine = await this.#claim(machine);
+      if (!claimedMachine) {
+        lost = true;
+        continue;
+      }
+      machine = claimedMachine;
       const claimedAt = Date.now();
       this.#hooks.progress(`${this.#name}: claimed parked ${this.#noun} ${machine.name}`);
       await this.#context.record(this.#record("machine", machine.name, { id: machine.id }));
@@ -353,16 +368,16 @@ export class MachinePool {
         await this.#destroy(machine, this.#record("machine", machine.name));
       }
     }
-    return undefined;
+    return lost ? "lost" : undefined;
   }
 
   /** Compare-and-set by marker: write ours, re-read, back off when anyone else is there. */
-  async #claim(machine: PoolMachine): Promise<boolean> {
+  async #claim(machine: PoolMachine): Promise<PoolMachine | undefined> {
     const runId = this.#context.runId;
     try {
       await this.#provider.addClaim(machine, runId);
     } catch (error) {
-      if (error instanceof ApiError && error.status === 409) return false;
+      if (error instanceof ApiError && error.status === 409) return undefined;
       throw error;
     }
     if (this.#settings.claimSettleMs > 0) {
@@ -378,14 +393,14 @@ export class MachinePool {
         `${this.#name}: another run claimed ${this.#noun} ${machine.name} first; backing off`,
       );
       await sleep(100 + Math.random() * 400, this.#context.signal);
-      return false;
+      return undefined;
     }
     await this.#provider.markBusy(current, runId);
-    return true;
+    return current;
   }
 
   async #connect(machine: PoolMachine, hostKey: string, from: number): Promise<DockerDriver> {
-    const key = await this.#ensureKey();
+    const key = await this.#localKey();
     const signal = this.#context.signal;
     const address: MachineAddress = {
       ip: machine.ip!,

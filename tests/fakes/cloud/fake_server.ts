@@ -7,6 +7,8 @@
  */
 
 import { createHash } from "node:crypto";
+// @ts-types="npm:@types/ssh2@^1"
+import { utils } from "ssh2";
 import { bootMachine, type FakeMachine, freeLoopbackAddress } from "./machine_host.ts";
 
 /** One request the fake received. */
@@ -83,6 +85,8 @@ export abstract class FakeCloud {
   activationDelayMs: number;
   /** When true, new machines run (status) but their sshd never starts. */
   unreachable = false;
+  /** When true, new machines boot with a host key of their own instead of the user_data's (an impostor). */
+  impostor = false;
   /** Requests per window. */
   rateLimit: number;
   /** Requests left in the window. */
@@ -228,13 +232,14 @@ export abstract class FakeCloud {
   ): MachineSlot {
     const slot: MachineSlot = { ip: freeLoopbackAddress() };
     const unreachable = this.unreachable;
+    const userData = this.impostor ? impostorUserData() : boot.userData;
     slot.booting = new Promise<void>((resolve) => {
       slot.timer = setTimeout(async () => {
         slot.timer = undefined;
         if (!unreachable) {
           try {
             slot.machine = await bootMachine(slot.ip, {
-              userData: boot.userData,
+              userData,
               authorizedKeys: boot.keys,
             });
           } catch (error) {
@@ -275,6 +280,11 @@ export abstract class FakeCloud {
 
 function url_under(_path: string, url: string, prefix: string): boolean {
   return new URL(url).pathname.startsWith(prefix);
+}
+
+function impostorUserData(): string {
+  const pair = utils.generateKeyPairSync("ed25519");
+  return `#cloud-config\n${JSON.stringify({ ssh_keys: { ed25519_private: pair.private } })}`;
 }
 
 /** Pages a list: `page` (1-based) and `per_page` from the query, with a default and a cap. */

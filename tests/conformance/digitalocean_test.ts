@@ -1,0 +1,69 @@
+/**
+ * The driver conformance suite on the digitalocean driver against the fake digitalocean API
+ * (tests/fakes/cloud), whose machines are real: sshd on a loopback address with the host key
+ * the driver generated, forwarding the local Docker engine. `reuse_worker=true`, so a
+ * namespace's caches survive on its parked machine; the last test removes what is parked the way
+ * `pocketci gc` does and checks that nothing is left.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { digitaloceanFactory } from "../../drivers/digitalocean/factory.ts";
+import { maintenanceContext } from "../../runner/gc.ts";
+import { FakeDigitalOcean } from "../fakes/cloud/digitalocean.ts";
+import { ignore, problem } from "../machines/harness.ts";
+import { defineDriverConformance } from "./driver_suite.ts";
+
+Deno.test({
+  name: "digitalocean: sshd and the local engine are there (the fake's machines)",
+  ignore,
+  fn: () => {
+    if (problem) throw new Error(problem);
+  },
+});
+
+if (!ignore) {
+  const fake = new FakeDigitalOcean();
+  Deno.env.set("DIGITALOCEAN_API_URL", fake.url);
+  const config = { token: fake.token, reuse_worker: true, max_workers: 3 };
+  const namespaces = new Map<string, string>();
+  defineDriverConformance({
+    name: "digitalocean",
+    createDriver: (ctx) => {
+      namespaces.set(ctx.namespace, ctx.stateDir);
+      return digitaloceanFactory.create(config, ctx);
+    },
+    maintenance: (ctx) => digitaloceanFactory.maintenance!(config, ctx),
+    image: "busybox:latest",
+    absoluteMounts: true,
+    tasksArePid1: false,
+  });
+  Deno.test({
+    name:
+      "digitalocean: the conformance suite left only parked machines, which gc's removal deletes",
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      try {
+        for (const [namespace, stateDir] of namespaces) {
+          const maintenance = await digitaloceanFactory.maintenance!(
+            config,
+            maintenanceContext(stateDir, namespace),
+          );
+          for (const resource of await maintenance.listResources()) {
+            if (resource.kind === "machine") {
+              assert.equal(resource.detail?.state, "idle", `${resource.id} was left busy`);
+            }
+            await maintenance.removeResource(resource);
+          }
+        }
+        assert.equal(fake.droplets.size, 0, "droplets remain");
+        assert.equal(fake.volumes.size, 0, "volumes remain");
+        assert.equal(fake.liveMachineProcesses, 0, "sshd processes remain");
+      } finally {
+        await fake.close();
+      }
+    },
+  });
+}
