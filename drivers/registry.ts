@@ -20,12 +20,12 @@ const LOADERS: Readonly<Record<DriverName, Loader>> = {
   digitalocean: unavailable("digitalocean"),
   hetzner: unavailable("hetzner"),
   fly: unavailable("fly"),
-  qemu: unavailable("qemu"),
+  qemu: async () => (await import("./qemu/factory.ts")).qemuFactory,
   vz: unavailable("vz"),
 };
 
 /** The drivers with an implementation in this version (the others fail with `unavailable`). */
-export const IMPLEMENTED_DRIVERS: readonly DriverName[] = ["native", "docker"];
+export const IMPLEMENTED_DRIVERS: readonly DriverName[] = ["native", "docker", "qemu"];
 
 /** Whether `name` has an implementation in this version. */
 export function isImplemented(name: DriverName): boolean {

@@ -49,6 +49,7 @@ import {
 } from "./layout.ts";
 import { Machine } from "./machine.ts";
 import { QEMU_CAPABILITIES } from "./capabilities.ts";
+import { acquireSlot, slotRoot, tempDir } from "./vm_slots.ts";
 
 const GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const DEFAULT_GRACE_MS = 10_000;
@@ -151,9 +152,8 @@ class QemuDriver implements Driver {
   }
 
   async #boot(): Promise<Machine> {
-    const dir = await Deno.makeTempDir({ prefix: "pocketci-qemu-" });
-    await Deno.chmod(dir, 0o700).catch(() => {});
-    await Deno.writeTextFile(joinPath(dir, MARKER_FILE), this.#context.runId);
+    this.#context.signal?.throwIfAborted();
+    const dir = await acquireSlot(slotRoot(tempDir(), Deno.uid()), this.#context.runId);
     this.#vmDir = dir;
     this.#vmDirRecord = this.record("dir", dir, { role: "vm" });
     await this.#context.record(this.#vmDirRecord);
@@ -251,9 +251,10 @@ class QemuDriver implements Driver {
     const targets = mounts.map((mount) =>
       mount.target.startsWith("/") ? mount.target : `${base}/${mount.target}`
     ).reverse();
-    // Only when every mount is gone is the directory removed: never through a mount.
+    // Never through a mount: every bind mount is undone first, and the removal stays on the
+    // guest's own file system (volumes are 9p, a different one) even if one was left.
     const script =
-      'base=$1; shift; for t in "$@"; do umount "$t" 2>/dev/null || ! mountpoint -q "$t" || exit 1; done; rm -rf "$base"';
+      'base=$1; shift; for t in "$@"; do umount "$t" 2>/dev/null; done; find "$base" -xdev -depth -delete 2>/dev/null; exit 0';
     try {
       const pid = await machine.qga.exec({
         path: "/bin/sh",

@@ -26,6 +26,7 @@ export class LineChannel {
   readonly #conn: Deno.Conn;
   #buffered: Uint8Array[] = [];
   #closed = false;
+  #writing: Promise<void> = Promise.resolve();
   #onLine: (line: Line) => void;
   #onClose: (error?: Error) => void;
   /** Resolves when the reader ended (socket closed or failed). */
@@ -53,10 +54,18 @@ export class LineChannel {
     return this.#closed;
   }
 
-  /** Writes raw bytes (the handshake's 0xFF) followed by nothing. */
-  async writeBytes(bytes: Uint8Array): Promise<void> {
-    let offset = 0;
-    while (offset < bytes.length) offset += await this.#conn.write(bytes.subarray(offset));
+  /**
+   * Writes raw bytes (the handshake's 0xFF). Writes go out strictly in call order, one after
+   * the other: concurrent socket writes may complete out of order (and a long one in parts),
+   * which would pair replies with the wrong requests.
+   */
+  writeBytes(bytes: Uint8Array): Promise<void> {
+    const write = this.#writing.then(async () => {
+      let offset = 0;
+      while (offset < bytes.length) offset += await this.#conn.write(bytes.subarray(offset));
+    });
+    this.#writing = write.catch(() => {});
+    return write;
   }
 
   /** Writes one JSON message followed by a newline. */

@@ -141,6 +141,7 @@ export class Machine {
       const stopOn = options.signal;
       const onAbort = () => abort.abort(stopOn?.reason);
       stopOn?.addEventListener("abort", onAbort, { once: true });
+      if (stopOn?.aborted) onAbort();
       const timer = setTimeout(
         () => abort.abort(new Error("boot timeout")),
         Math.max(0, deadline - Date.now()),
@@ -324,7 +325,7 @@ async function mountShares(
 ): Promise<{ ok: boolean; message: string }> {
   if (shares.length === 0) return { ok: true, message: "" };
   const script = shares.map((share) =>
-    `mkdir -p '${share.mountPoint}' && { mountpoint -q '${share.mountPoint}' || mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 '${share.tag}' '${share.mountPoint}'; } || exit 1`
+    `mkdir -p '${share.mountPoint}' && { grep -qs ' ${share.mountPoint} ' /proc/mounts || mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 '${share.tag}' '${share.mountPoint}'; } || exit 1`
   ).join("\n");
   const pid = await qga.exec({ path: "/bin/sh", args: ["-c", script], capture: true }, 10_000);
   for (let wait = 5;; wait = Math.min(wait * 2, 100)) {

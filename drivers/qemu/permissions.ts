@@ -10,6 +10,15 @@ import type { PermissionNeed } from "../contract.ts";
 import { defaultStateDir } from "../../runner/state.ts";
 import type { QemuConfig } from "./config.ts";
 import { ISO_TOOLS } from "./seed_iso.ts";
+import { slotRoot, slotSockets } from "./vm_slots.ts";
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
 
 function env(name: string): string | undefined {
   try {
@@ -29,34 +38,56 @@ export function qemuPermissions(
     XDG_STATE_HOME: env("XDG_STATE_HOME"),
     HOME: env("HOME"),
   });
-  const tmp = env("TMPDIR") ?? "/tmp";
+  const slots = slotRoot(env("TMPDIR") ?? "/tmp", Deno.uid());
   const inputs = [config.image, config.kernel, config.initrd].filter((p): p is string =>
     p !== undefined
   );
-  const run = [config.qemuBinary, "qemu-img", ...ISO_TOOLS.map((tool) => tool.name)];
-  return [
+  // Only the ISO tools installed: Deno reports names it cannot resolve on PATH.
+  const dirs = (env("PATH") ?? "/usr/bin:/bin").split(":").filter((dir) => dir.startsWith("/"));
+  const isoTools = ISO_TOOLS.map((tool) => tool.name).filter((name) =>
+    dirs.some((dir) => isFile(`${dir}/${name}`))
+  );
+  const run = [
+    config.qemuBinary,
+    "qemu-img",
+    ...(isoTools.length ? isoTools : ["genisoimage"]),
+    "/bin/sh",
+  ];
+  const needs: PermissionNeed[] = [
     {
       permission: "run",
       values: run,
-      reason: "starts the VM, creates its copy-on-write overlay and makes the cloud-init seed ISO",
+      reason:
+        "starts the VM, creates its copy-on-write overlay and makes the cloud-init seed ISO; /bin/sh reads the VM process's start time from /proc for gc (Deno opens /proc files only with --allow-all)",
     },
     {
       permission: "read",
       values: [
         config.cacheDir,
         stateDir,
-        tmp,
+        slots,
         ...inputs,
-        ...(env("PATH") ?? "/usr/bin:/bin").split(":").filter((d) => d.startsWith("/")),
+        ...dirs,
       ],
       reason:
         "the cached image, the run's shared volumes and the namespace's caches (state directory), the VM's sockets in a private temporary directory, the base image and kernel given, and PATH to find the ISO tool",
     },
     {
       permission: "write",
-      values: [config.cacheDir, stateDir, tmp],
+      values: [config.cacheDir, stateDir, slots],
       reason:
         "downloads the image into the cache, writes volumes, caches and task output files, and creates the VM's sockets, overlay and seed",
+    },
+    {
+      permission: "net",
+      values: slotSockets(slots).map((path) => `unix:${path}`),
+      reason:
+        "talks to QEMU's monitor (QMP) and the guest agent over Unix sockets in the VM's private directory (one of a fixed set, as the grant names exact paths)",
+    },
+    {
+      permission: "sys",
+      values: ["uid"],
+      reason: "names the VM directory after the user and checks it belongs to them",
     },
     {
       permission: "env",
@@ -64,10 +95,13 @@ export function qemuPermissions(
       reason:
         "finds the ISO tool on PATH, expands ~ in cache_dir and places the VM's private directory in TMPDIR",
     },
-    {
+  ];
+  if (config.image === undefined && config.kernel === undefined) {
+    needs.push({
       permission: "net",
       values: ["cloud-images.ubuntu.com:443"],
-      reason: "downloads the default Ubuntu cloud image and its SHA256SUMS when no image= is given",
-    },
-  ];
+      reason: "downloads the default Ubuntu cloud image and its SHA256SUMS (no image= given)",
+    });
+  }
+  return needs;
 }

@@ -12,8 +12,8 @@
  *   {@link QgaTimeoutError} but its slot stays in the queue, so the late reply is dropped
  *   instead of being taken for the next request's. It is never sent again: a `guest-exec`
  *   that timed out may have started its process.
- * - Several requests may be in flight (the agent answers them in order), so concurrent
- *   callers do not wait for each other's round trips.
+ * - One request is in flight at a time: the agent drops requests that arrive while it is
+ *   busy (four concurrent `guest-exec`s lost two), so callers queue.
  *
  * @module
  */
@@ -52,6 +52,9 @@ export class QgaClosedError extends Error {
 
 interface Pending {
   readonly command: string;
+  readonly message: unknown;
+  /** Written to the agent (a request that timed out before its turn never is). */
+  sent: boolean;
   resolve(value: unknown): void;
   reject(error: Error): void;
   /** The caller gave up; the reply is dropped when it comes. */
@@ -143,6 +146,8 @@ export class QgaClient {
     return new Promise<T>((resolve, reject) => {
       const pending: Pending = {
         command,
+        message: args === undefined ? { execute: command } : { execute: command, arguments: args },
+        sent: false,
         abandoned: false,
         resolve: (value) => {
           clearTimeout(timer);
@@ -156,14 +161,30 @@ export class QgaClient {
       const timer = setTimeout(() => {
         pending.abandoned = true;
         reject(new QgaTimeoutError(command, timeoutMs));
+        this.#pump();
       }, timeoutMs);
       this.#queue.push(pending);
-      const message = args === undefined
-        ? { execute: command }
-        : { execute: command, arguments: args };
-      this.#channel.writeJson(message).catch((error: Error) => {
-        this.#fail(new QgaClosedError(`guest agent: could not send ${command}: ${error.message}`));
-      });
+      this.#pump();
+    });
+  }
+
+  /**
+   * Sends the request at the head of the queue once the one before it was answered: the
+   * agent loses requests that arrive while it is still busy with earlier ones (measured with
+   * four concurrent `guest-exec`s), so exactly one is in flight at a time. A request that timed
+   * out before its turn is dropped unsent.
+   */
+  #pump(): void {
+    while (this.#queue.length > 0 && !this.#queue[0].sent && this.#queue[0].abandoned) {
+      this.#queue.shift();
+    }
+    const head = this.#queue[0];
+    if (head === undefined || head.sent || this.#closedError) return;
+    head.sent = true;
+    this.#channel.writeJson(head.message).catch((error: Error) => {
+      this.#fail(
+        new QgaClosedError(`guest agent: could not send ${head.command}: ${error.message}`),
+      );
     });
   }
 
@@ -204,6 +225,7 @@ export class QgaClient {
 
   async #sync(options: QgaConnectOptions): Promise<void> {
     const tryMs = options.tryMs ?? 500;
+    const began = Date.now();
     let lastId = 0;
     let answered: (() => void) | undefined;
     let heard = false;
@@ -217,7 +239,7 @@ export class QgaClient {
         options.signal?.throwIfAborted();
         if (this.#closedError) throw this.#closedError;
         if (Date.now() >= options.deadline) {
-          throw new QgaTimeoutError("guest-sync-delimited", options.deadline - Date.now());
+          throw new QgaTimeoutError("guest-sync-delimited", Date.now() - began);
         }
         lastId = freshId();
         const synced = new Promise<void>((resolve) => answered = resolve);
@@ -259,8 +281,9 @@ export class QgaClient {
       this.#handshake(text, delimited);
       return;
     }
-    const pending = this.#queue.shift();
-    if (pending === undefined) return; // an unsolicited line (a late error about a 0xFF)
+    if (this.#queue[0]?.sent !== true) return; // unsolicited (a late error about a 0xFF)
+    const pending = this.#queue.shift()!;
+    this.#pump();
     if (pending.abandoned) return;
     const reply = parse(text);
     if (reply === undefined) {

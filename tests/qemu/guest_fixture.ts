@@ -65,3 +65,9 @@ export const ignoreQemu: boolean = problem !== undefined && Deno.env.get("CI") !
 export function assertGuest(): void {
   if (problem) throw new Error(problem);
 }
+
+/** The driver string (colon form) that boots the test guest, for pipeline-level tests. */
+export function guestDsn(extra: Record<string, unknown> = {}): string {
+  const { qemu_binary: _binary, ...config } = guestConfig(extra);
+  return "qemu:" + Object.entries(config).map(([key, value]) => `${key}=${value}`).join(",");
+}
