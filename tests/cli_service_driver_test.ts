@@ -117,3 +117,27 @@ Deno.test("pocketci permissions --service-driver=docker: the union of the native
     /^pocketci permissions: --service-driver=native: only docker can be a service driver/,
   );
 });
+
+Deno.test("an unreachable service driver engine: exit 2 naming --service-driver; the native driver is closed, nothing is left", async () => {
+  const state = await Deno.makeTempDir({ prefix: "pocketci-service-driver-" });
+  try {
+    const inherited = Deno.env.toObject();
+    delete inherited.POCKETCI_DRIVER;
+    const result = await runCli([
+      "run",
+      HELLO,
+      `--state-dir=${state}`,
+      "--service-driver=docker:host=tcp://127.0.0.1:1",
+    ], { clearEnv: true, env: { ...inherited, POCKETCI_NO_AUTO_GC: "1" } });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /^error: cannot start the docker service driver \(--service-driver\): cannot reach the Docker engine at tcp:\/\/127\.0\.0\.1:1/m,
+    );
+    assert.doesNotMatch(result.stdout, /greet \|/, "no task ran");
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(`${state}/runs`)), [], "journal finished");
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(`${state}/work`)), [], "run dir removed");
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
+});
