@@ -104,7 +104,7 @@ Deno.test("image: a checksum mismatch deletes the download and says so in one li
           error instanceof DriverError && /does not match SHA256SUMS/.test(error.message) &&
           !error.message.includes("\n"),
       );
-      assert.deepEqual([...Deno.readDirSync(dir)].map((entry) => entry.name), []);
+      assert.deepEqual(await Array.fromAsync(Deno.readDir(dir), (entry) => entry.name), []);
     });
   } finally {
     await server.close();
