@@ -19,13 +19,13 @@ const LOADERS: Readonly<Record<DriverName, Loader>> = {
   k8s: unavailable("k8s"),
   digitalocean: unavailable("digitalocean"),
   hetzner: unavailable("hetzner"),
-  fly: unavailable("fly"),
+  fly: async () => (await import("./fly/factory.ts")).flyFactory,
   qemu: async () => (await import("./qemu/factory.ts")).qemuFactory,
   vz: unavailable("vz"),
 };
 
 /** The drivers with an implementation in this version (the others fail with `unavailable`). */
-export const IMPLEMENTED_DRIVERS: readonly DriverName[] = ["native", "docker", "qemu"];
+export const IMPLEMENTED_DRIVERS: readonly DriverName[] = ["native", "docker", "qemu", "fly"];
 
 /** Whether `name` has an implementation in this version. */
 export function isImplemented(name: DriverName): boolean {

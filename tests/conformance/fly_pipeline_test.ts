@@ -1,0 +1,41 @@
+/**
+ * The pipeline conformance suite on the fly driver against the fake Machines API
+ * (tests/fakes/fly) in an existing app (so caches are claimed and checked).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { flyCapabilities } from "../../drivers/fly/driver.ts";
+import {
+  FAKE_TOKEN,
+  fakeLeftovers,
+  ignoreFly,
+  startFake,
+  TEST_IMAGE,
+} from "../fly/fake_fixture.ts";
+import { definePipelineConformance } from "./pipeline_suite.ts";
+
+const app = "pocketci-pipelines";
+const fake = ignoreFly ? undefined : startFake();
+fake?.addApp(app);
+
+definePipelineConformance({
+  driver: `fly:token=${FAKE_TOKEN},app=${app},region=ord`,
+  image: TEST_IMAGE,
+  capabilities: flyCapabilities(false),
+  absoluteMounts: true,
+  ignore: ignoreFly,
+});
+
+Deno.test({
+  name: "pipeline conformance [fly]: no machine, volume or container is left on the fake",
+  ignore: ignoreFly,
+  fn: async () => {
+    const machines = fake!.liveMachines().map((m) => m.name);
+    const volumes = fake!.allVolumes().map((v) => v.name);
+    await fake!.close();
+    assert.deepEqual({ machines, volumes }, { machines: [], volumes: [] });
+    assert.deepEqual(await fakeLeftovers(fake!), []);
+  },
+});
