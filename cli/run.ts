@@ -395,6 +395,22 @@ export function childPermissionFlags(
   return permissionFlags([...driverNeeds, ...runnerNeeds, ...grantsAsNeeds(config.permissions)]);
 }
 
+/**
+ * What the run's drivers need: the driver's permissions, and with `--service-driver` the
+ * service driver's too (the runner child holds both drivers: the union).
+ */
+export async function driverNeeds(
+  config: Pick<LaunchConfig, "dsn" | "serviceDsn">,
+): Promise<PermissionNeed[]> {
+  const { getDriverFactory } = await import("../drivers/registry.ts");
+  const needs = [...(await getDriverFactory(config.dsn.driver)).permissions(config.dsn.config)];
+  if (config.serviceDsn !== undefined) {
+    const serviceFactory = await getDriverFactory(config.serviceDsn.driver);
+    needs.push(...serviceFactory.permissions(config.serviceDsn.config));
+  }
+  return needs;
+}
+
 async function runChild(
   config: LaunchConfig,
   checked: Promise<boolean>,
@@ -402,15 +418,7 @@ async function runChild(
   endedEarly: (signal: Deno.Signal) => void,
   stopCheck: () => void,
 ): Promise<number> {
-  const { getDriverFactory } = await import("../drivers/registry.ts");
-  const factory = await getDriverFactory(config.dsn.driver);
-  const driverNeeds = [...factory.permissions(config.dsn.config)];
-  if (config.serviceDsn !== undefined) {
-    // The runner child holds both drivers: the union of their permissions.
-    const serviceFactory = await getDriverFactory(config.serviceDsn.driver);
-    driverNeeds.push(...serviceFactory.permissions(config.serviceDsn.config));
-  }
-  const flags = childPermissionFlags(config, driverNeeds);
+  const flags = childPermissionFlags(config, await driverNeeds(config));
   const sourceDir = new URL("..", import.meta.url);
   const child = new Deno.Command(Deno.execPath(), {
     args: [

@@ -68,13 +68,58 @@ Deno.test("the runner child holds the driver's permissions, the runner's own and
   assert.match(joined, /--allow-read=[^ ]*\/work\/project/);
   assert.match(joined, /--allow-write=[^ ]*\/work\/project/);
   assert.match(joined, /--allow-write=[^ ]*\/state/);
-  for (const absent of ["--allow-net", "--allow-ffi", "--allow-all"]) {
+  for (const absent of ["--allow-ffi", "--allow-all"]) {
     assert.ok(!joined.includes(absent), `${absent} in ${joined}`);
   }
+  // The network only as far as native services' readiness checks on 127.0.0.1.
+  assert.deepEqual(flags.filter((flag) => flag.startsWith("--allow-net")), [
+    "--allow-net=127.0.0.1",
+  ]);
   assert.ok(!flags.includes("--allow-env"), "no unrestricted env");
   const granted = childPermissionFlags(
     { ...base, permissions: { ...base.permissions, net: ["example.com"] } },
     nativePermissions({ stateDir: "/state" }),
   );
-  assert.ok(granted.includes("--allow-net=example.com"), granted.join(" "));
+  assert.ok(granted.includes("--allow-net=127.0.0.1,example.com"), granted.join(" "));
+});
+
+Deno.test("with --service-driver the runner child holds the union of both drivers' permissions", async () => {
+  const { childPermissionFlags, driverNeeds } = await import("./run.ts");
+  const { resolveDsn } = await import("../dsn/mod.ts");
+  const dsn = await plainNativeDsn("/work/project/pipeline.ts", "/work/project");
+  const serviceDsn = {
+    ...resolveDsn("docker:host=unix:///run/svc-engine.sock", { cwd: "/work/project" }),
+    namespace: dsn.namespace,
+  };
+  const nativeOnly = await driverNeeds({ dsn });
+  const both = await driverNeeds({ dsn, serviceDsn });
+  assert.ok(nativeOnly.length > 0 && both.length > nativeOnly.length);
+  const bothText = both.map((need) => JSON.stringify(need));
+  for (const need of nativeOnly) assert.ok(bothText.includes(JSON.stringify(need)), need.reason);
+  const flags = childPermissionFlags({
+    pipelinePath: "/work/project/pipeline.ts",
+    dsn,
+    serviceDsn,
+    dsnSecrets: [],
+    secrets: [],
+    runId: "r",
+    args: [],
+    stateDir: "/state",
+    json: false,
+    colour: false,
+    permissions: {
+      read: false,
+      write: false,
+      net: false,
+      env: false,
+      run: false,
+      ffi: false,
+      sys: false,
+    },
+  }, both);
+  const joined = flags.join(" ");
+  assert.match(joined, /--allow-read=[^ ]*\/run\/svc-engine\.sock/, "the docker engine socket");
+  assert.match(joined, /--allow-net=[^ ]*unix:\/run\/svc-engine\.sock/);
+  assert.match(joined, /--allow-read=[^ ]*\/usr\/bin\/setsid/, "the native driver's own");
+  assert.ok(flags.includes("--allow-run"), joined);
 });
