@@ -279,7 +279,7 @@ export class DigitalOceanProvider implements MachineProvider {
     await this.#tag(`ci-claim-${runId}`, machine.id, false);
   }
 
-  async markBusy(machine: PoolMachine, runId: string): Promise<void> {
+  async markBusy(machine: PoolMachine, _runId: string): Promise<void> {
     // Busy first: a concurrent claimer that re-reads from now on sees it and backs off. The
     // run's claim tag stays while it is busy: it names the run holding the machine.
     await this.#tag(this.#busy, machine.id, true);

@@ -9,8 +9,16 @@
  */
 
 import type { DriverMaintenance, ResourceRecord } from "../contract.ts";
-import { keyDir, keyTag, loadClientKey, removeClientKey, removeHostKey } from "./keys.ts";
-import { type MachineProvider, volumeName } from "./provider.ts";
+import { sshOptions } from "./connect.ts";
+import {
+  keyDir,
+  keyTag,
+  loadClientKey,
+  loadHostKey,
+  removeClientKey,
+  removeHostKey,
+} from "./keys.ts";
+import { type MachineProvider, type PoolMachine, volumeName } from "./provider.ts";
 
 /** What maintenance needs. */
 export interface MaintenanceSettings {
@@ -29,10 +37,39 @@ export function machineMaintenance(
 ): DriverMaintenance {
   const dir = keyDir(settings.stateDir, provider.driver, settings.namespace);
   const base = { driver: provider.driver, namespace: settings.namespace } as const;
+  /**
+   * Runs `action` with the docker maintenance of a parked machine's engine (its caches live
+   * there); undefined when this host cannot reach it (no key, no host key, no address).
+   */
+  const onMachine = async <T>(
+    machine: PoolMachine,
+    action: (docker: DriverMaintenance) => Promise<T>,
+  ): Promise<T | undefined> => {
+    const [client, hostKey] = await Promise.all([
+      loadClientKey(dir),
+      loadHostKey(dir, machine.name),
+    ]);
+    if (!client || !hostKey || !machine.ip || machine.status !== "running") return undefined;
+    const [{ openEngine }, { parseEngineHost }, { DockerMaintenance }] = await Promise.all([
+      import("../docker/engine.ts"),
+      import("../docker/engine_address.ts"),
+      import("../docker/maintenance.ts"),
+    ]);
+    const engine = await openEngine(
+      parseEngineHost(`ssh://root@${machine.ip}:22`, "the machine's address"),
+      sshOptions({ ip: machine.ip, port: 22, clientKey: client.privateKey, hostKey }),
+    );
+    try {
+      return await action(new DockerMaintenance(engine, settings.namespace));
+    } finally {
+      await engine.close();
+    }
+  };
   return {
     async listResources(): Promise<ResourceRecord[]> {
       const records: ResourceRecord[] = [];
-      for (const machine of await provider.listPool()) {
+      const pool = await provider.listPool();
+      for (const machine of pool) {
         const expired = machine.idle && machine.idleSince !== undefined &&
           Date.now() - machine.idleSince > settings.idleTimeoutMs;
         records.push({
@@ -47,6 +84,20 @@ export function machineMaintenance(
           },
         });
       }
+      for (const machine of pool) {
+        if (!machine.idle) continue;
+        const caches = await onMachine(
+          machine,
+          async (docker) => (await docker.listResources()).filter((r) => r.kind === "cache"),
+        ).catch(() => undefined);
+        for (const cache of caches ?? []) {
+          records.push({
+            ...cache,
+            driver: provider.driver,
+            detail: { ...cache.detail, machine: machine.name },
+          });
+        }
+      }
       for (const volume of await provider.listVolumes()) {
         records.push({
           ...base,
@@ -58,8 +109,31 @@ export function machineMaintenance(
       }
       return records;
     },
+    async cacheSizes(caches: readonly ResourceRecord[]): Promise<ReadonlyMap<string, number>> {
+      const sizes = new Map<string, number>();
+      const byMachine = Map.groupBy(caches, (c) => c.detail?.machine ?? "");
+      for (const [name, group] of byMachine) {
+        const machine = name ? await provider.findMachine(name) : undefined;
+        if (!machine) continue;
+        const measured = await onMachine(
+          machine,
+          (docker) => docker.cacheSizes!(group.map((c) => ({ ...c, driver: "docker" }))),
+        ).catch(() => undefined);
+        for (const [id, size] of measured ?? []) sizes.set(id, size);
+      }
+      return sizes;
+    },
     async removeResource(resource: ResourceRecord): Promise<void> {
-      if (resource.kind === "machine") {
+      if (resource.kind === "cache") {
+        const machine = resource.detail?.machine
+          ? await provider.findMachine(resource.detail.machine)
+          : undefined;
+        if (!machine) return; // gone with its machine
+        await onMachine(
+          machine,
+          (docker) => docker.removeResource({ ...resource, driver: "docker" }),
+        );
+      } else if (resource.kind === "machine") {
         const machine = await provider.findMachine(resource.id);
         if (machine) await provider.deleteMachine(machine.id);
         const volume = await provider.findVolume(volumeName(resource.id));

@@ -355,6 +355,7 @@ export class MachinePool {
       const claimedAt = Date.now();
       this.#hooks.progress(`${this.#name}: claimed parked ${this.#noun} ${machine.name}`);
       await this.#context.record(this.#record("machine", machine.name, { id: machine.id }));
+      await this.#context.record(this.#record("volume", volumeName(machine.name)));
       try {
         const docker = await this.#connect(machine, hostKey, claimedAt);
         return { machine, size: machine.size, docker };
