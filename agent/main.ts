@@ -2,9 +2,9 @@
  * The PocketCI guest agent: runs commands, streams their output and moves files for the
  * host, over the protocol of `agent/protocol.ts` (`agent/README.md`).
  *
- * Usage: `deno run -A --unstable-net agent/main.ts --listen=ENDPOINT`, where ENDPOINT is
- * `vsock:PORT` (Apple VZ), `unix:/PATH` (tests), `device:/dev/vportNpM` or
- * `port-name:NAME` (a virtio-serial port, QEMU). It prints `pocketci-agent: ready` on
+ * Usage: `deno run -A --unstable-vsock agent/main.ts --listen=ENDPOINT`, where ENDPOINT is
+ * `vsock:PORT` (Apple VZ), `unix:/PATH` (tests) or `stdio` (a character device such as a
+ * virtio-serial port opened read-write on stdin and stdout: `--listen=stdio <>/dev/vport0p2 >&0`). It prints `pocketci-agent: ready` on
  * stderr once it accepts connections.
  *
  * @module
@@ -38,7 +38,7 @@ export function parseArgs(args: readonly string[]): AgentArgs {
   }
   if (listen === undefined) {
     throw new Error(
-      "missing --listen=ENDPOINT (vsock:PORT, unix:/PATH, device:/PATH, port-name:NAME)",
+      "missing --listen=ENDPOINT (vsock:PORT, unix:/PATH, stdio)",
     );
   }
   return versions === undefined ? { listen } : { listen, versions };

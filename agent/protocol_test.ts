@@ -121,14 +121,7 @@ Deno.test("window: acquire waits for a grant and never exceeds the credit", asyn
 Deno.test("agent arguments and endpoints: bad ones get one line naming them", () => {
   assert.deepEqual(parseEndpoint("vsock:1024"), { kind: "vsock", port: 1024 });
   assert.deepEqual(parseEndpoint("unix:/run/a.sock"), { kind: "unix", path: "/run/a.sock" });
-  assert.deepEqual(parseEndpoint("device:/dev/vport0p1"), {
-    kind: "device",
-    path: "/dev/vport0p1",
-  });
-  assert.deepEqual(parseEndpoint("port-name:org.pocketci.agent.0"), {
-    kind: "port-name",
-    name: "org.pocketci.agent.0",
-  });
+  assert.deepEqual(parseEndpoint("stdio"), { kind: "stdio" });
   assert.throws(
     () => parseEndpoint("tcp:80"),
     /--listen=tcp:80 is not an endpoint; use vsock:PORT/,

@@ -65,6 +65,11 @@ export interface ConformanceOptions {
    * with a `DriverError` of code `invalid`.
    */
   readonly userNames?: boolean;
+  /**
+   * Deno's op and resource sanitizers (default on). Off for a driver whose machine is shared
+   * by every test of the file and so keeps a connection and its reads open across tests.
+   */
+  readonly sanitize?: boolean;
 }
 
 const DEFAULT_INHERITED = ["PATH", "HOME", "HOSTNAME", "PWD", "OLDPWD", "SHLVL", "TERM", "_"];
@@ -154,7 +159,11 @@ export function defineDriverConformance(options: ConformanceOptions): void {
   };
 
   const test = (name: string, fn: () => Promise<void>) =>
-    Deno.test({ name: `${options.name}: ${name}`, fn });
+    Deno.test({
+      name: `${options.name}: ${name}`,
+      fn,
+      ...(options.sanitize === false ? { sanitizeOps: false, sanitizeResources: false } : {}),
+    });
 
   let claimed: Driver["capabilities"] | undefined;
   const capabilities = async (): Promise<Driver["capabilities"]> => {
