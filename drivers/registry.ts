@@ -7,6 +7,7 @@
 
 import type { DriverFactory } from "./contract.ts";
 import type { DriverName } from "../dsn/types.ts";
+import { vzPlatformMessage } from "./vz/platform.ts";
 
 type Loader = () => Promise<DriverFactory>;
 
@@ -32,8 +33,13 @@ export function isImplemented(name: DriverName): boolean {
   return IMPLEMENTED_DRIVERS.includes(name);
 }
 
-/** The one-line error for a run on a driver that is not implemented yet. */
+/**
+ * The one-line error for a run on a driver that is not implemented yet (vz on a host that is
+ * not macOS: that it needs macOS, which is true whether or not it is implemented).
+ */
 export function notImplementedMessage(name: DriverName): string {
+  const platform = name === "vz" ? vzPlatformMessage() : undefined;
+  if (platform !== undefined) return platform;
   return `the ${name} driver is not implemented yet in this version of PocketCI; ` +
     `use --driver=${IMPLEMENTED_DRIVERS.join(" or --driver=")}`;
 }

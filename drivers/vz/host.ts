@@ -7,6 +7,7 @@
  */
 
 import { DriverError } from "../contract.ts";
+import { vzPlatformMessage } from "./platform.ts";
 
 /** The spec's message for a process without the entitlement. */
 export const ENTITLEMENT_MESSAGE =
@@ -14,10 +15,7 @@ export const ENTITLEMENT_MESSAGE =
 
 /** The error on a host that is not macOS. */
 export function notMacosError(os: string = Deno.build.os): DriverError {
-  return new DriverError(
-    "unavailable",
-    `the vz driver needs macOS (Apple Virtualization.framework) and this host runs ${os}; use --driver=qemu or --driver=docker here`,
-  );
+  return new DriverError("unavailable", vzPlatformMessage(os === "darwin" ? "macOS" : os)!);
 }
 
 /** Throws {@link notMacosError} unless the host is macOS. */
