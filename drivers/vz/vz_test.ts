@@ -10,6 +10,7 @@ import { ensureRawImage, imageFormat, writableCopy } from "./image.ts";
 import { metaData, writeSeedIso } from "./seed.ts";
 import { notImplementedMessage } from "../registry.ts";
 import { unavailableFactory } from "../unavailable.ts";
+import { vzFactory, vzPermissions } from "./factory.ts";
 import { DriverError } from "../contract.ts";
 import { createTarStream } from "../archive/mod.ts";
 import { createTestContext } from "../../tests/conformance/context.ts";
@@ -187,6 +188,12 @@ Deno.test("vz: one-line errors on a host that is not macOS and without the entit
         () => unavailableFactory("vz").create({}, context),
         (e: unknown) => e instanceof DriverError && e.message === message,
       );
+      // The driver itself (not registered yet) refuses the same way before touching anything.
+      await assert.rejects(
+        () => vzFactory.create({}, context),
+        (e: unknown) => e instanceof DriverError && e.message === message,
+      );
+      assert.deepEqual(await Array.fromAsync(Deno.readDir(context.runDir)), []);
     } finally {
       await context.dispose();
     }
@@ -285,4 +292,12 @@ Deno.test("vz: the seed ISO carries meta-data and user-data under the cidata lab
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("vz: permissions name vfkit and the cache, never FFI", () => {
+  const needs = vzPermissions({ cache_dir: "/c", image: "/i.raw" });
+  assert.deepEqual(needs.map((n) => n.permission), ["run", "read", "write"]);
+  assert.ok((needs[0].values as string[]).includes("vfkit"));
+  assert.deepEqual(needs[1].values, ["/c", "/i.raw"]);
+  assert.ok(vzPermissions({ cache_dir: "/c" }).some((n) => n.permission === "net"));
 });
