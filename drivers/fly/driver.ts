@@ -280,12 +280,14 @@ export class FlyDriver implements Driver {
     const files = spec.stdin === undefined
       ? []
       : [{ guest_path: `${TASK_JOB_DIR}/stdin`, raw_value: encode64(spec.stdin) }];
+    // An explicit entrypoint comes first; without one the image's is not used (as in containers).
+    const argv = [...(spec.entrypoint ?? []), ...spec.command];
     const { id, record, unlock } = await this.#launch(spec, [
       "/bin/sh",
       `${FLY_DIR}/run.sh`,
       "task",
       workDir,
-      ...spec.command,
+      ...argv,
     ], files);
     const task = new FlyTask(spec.id);
     task.machine = id;
@@ -311,7 +313,7 @@ export class FlyDriver implements Driver {
         if (outcome.notFound) {
           throw new DriverError(
             "command_not_found",
-            `command "${spec.command[0]}" not found in image ${spec.image}`,
+            `command "${argv[0]}" not found in image ${spec.image}`,
           );
         }
         if (exit !== undefined) return exit;

@@ -321,6 +321,30 @@ test("tasks sharing a volume run one at a time (a Fly volume attaches to one mac
   });
 });
 
+test("an explicit entrypoint comes before the command; a missing image is image_not_found", async () => {
+  await withContext(async (ctx) => {
+    const driver = await flyDriver(ctx);
+    try {
+      const output = new OutputCollector();
+      const handle = await driver.startTask(
+        { ...task(""), entrypoint: ["sh", "-c"], command: ["echo from-entrypoint"] },
+        output.sink,
+      );
+      assert.equal((await handle.wait()).code, 0);
+      assert.equal(output.stdout, "from-entrypoint\n");
+      await assert.rejects(
+        () => driver.startTask(task("true", { image: "pocketci-no-such-image:1" }), () => {}),
+        (error: unknown) =>
+          error instanceof DriverError && error.code === "image_not_found" &&
+          error.message.includes("pocketci-no-such-image:1"),
+      );
+      assert.deepEqual([...ctx.live.values()].filter((r) => r.kind === "machine"), []);
+    } finally {
+      await driver.close();
+    }
+  });
+});
+
 test("the fake enforces the one-machine attachment with an error that says so", async () => {
   fake!.addApp("attach-rule");
   const headers = { authorization: `Bearer ${FAKE_TOKEN}`, "content-type": "application/json" };
