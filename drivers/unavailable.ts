@@ -16,6 +16,7 @@ import type { DriverName } from "../dsn/types.ts";
 import { DOCKER_CAPABILITIES } from "./docker/capabilities.ts";
 import { defaultStateDir } from "../runner/state.ts";
 import { notImplementedMessage } from "./registry.ts";
+import { vzPermissions } from "./vz/factory.ts";
 
 /** The drivers that have no implementation in this version. */
 export type UnavailableDriverName = Exclude<DriverName, "native" | "docker">;
@@ -146,29 +147,9 @@ export function plannedPermissions(
         },
       ];
     }
-    case "vz": {
-      const cache = expand(text("cache_dir") ?? "~/.cache/ci/vz");
-      const image = text("image");
-      return [
-        {
-          permission: "ffi",
-          values: true,
-          reason: "drives Apple's Virtualization.framework through FFI",
-        },
-        { permission: "run", values: ["qemu-img"], reason: "converts the base image to raw" },
-        {
-          permission: "read",
-          values: image ? [cache, image] : [cache],
-          reason: "reads the cached base image",
-        },
-        { permission: "write", values: [cache], reason: "caches the converted base image" },
-        ...(image ? [] : [{
-          permission: "net" as const,
-          values: ["cloud-images.ubuntu.com"],
-          reason: "downloads the Ubuntu cloud image",
-        }]),
-      ];
-    }
+    case "vz":
+      // vfkit runs the VM (drivers/vz/README.md): no FFI.
+      return vzPermissions(config);
   }
 }
 

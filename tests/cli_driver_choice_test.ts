@@ -51,7 +51,21 @@ Deno.test("pocketci permissions with an empty driver is an error, never native",
   );
 });
 
-for (const driver of ["vz", "k8s"]) {
+Deno.test("pocketci run --driver=vz on a host that is not macOS: one line saying it needs macOS, exit 2", async () => {
+  if (Deno.build.os === "darwin") return;
+  const result = await pocketci(["run", HELLO, "--driver=vz"]);
+  assert.equal(result.stdout, "");
+  assertOneLineUsageError(
+    result,
+    new RegExp(
+      `^pocketci run: the vz driver needs macOS \\(Apple Virtualization\\.framework\\) and this host runs ${Deno.build.os}; use --driver=qemu or --driver=docker here$`,
+      "m",
+    ),
+  );
+  assert.doesNotMatch(result.stderr, /Failed to resolve|Info/);
+});
+
+for (const driver of ["k8s"]) {
   Deno.test(`pocketci run --driver=${driver}: one line, not implemented yet, exit 2, no Deno noise`, async () => {
     const result = await pocketci(["run", HELLO, `--driver=${driver}`]);
     const name = driver.split(":")[0];

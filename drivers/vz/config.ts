@@ -18,9 +18,14 @@ export interface VzConfig {
 
 /** Reads a resolved configuration; absent values take the spec's defaults. */
 export function vzConfig(config: Readonly<Record<string, unknown>>, home?: string): VzConfig {
-  const image = typeof config.image === "string" && config.image !== "" ? config.image : undefined;
+  // The DSN default is `~/.cache/ci/vz`: `~` is the home directory.
+  const expand = (path: string) =>
+    home !== undefined && (path === "~" || path.startsWith("~/")) ? home + path.slice(1) : path;
+  const image = typeof config.image === "string" && config.image !== ""
+    ? expand(config.image)
+    : undefined;
   const cacheDir = typeof config.cache_dir === "string" && config.cache_dir !== ""
-    ? config.cache_dir
+    ? expand(config.cache_dir)
     : `${home ?? "/tmp"}/.cache/ci/vz`;
   return {
     memory: typeof config.memory === "number" ? config.memory : 2048,

@@ -29,6 +29,10 @@ Deno.test("vz: the configuration takes the DSN values and the spec's defaults", 
     cpus: 2,
     cacheDir: "/home/u/.cache/ci/vz",
   });
+  assert.equal(
+    vzConfig({ cache_dir: "~/.cache/ci/vz" }, "/home/u").cacheDir,
+    "/home/u/.cache/ci/vz",
+  );
   assert.deepEqual(vzConfig({ memory: 4096, cpus: 4, cache_dir: "/c", image: "/i.raw" }), {
     memory: 4096,
     cpus: 4,
