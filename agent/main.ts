@@ -21,14 +21,18 @@ export interface AgentArgs {
   readonly listen: string;
   /** `--protocol-versions=1,2` (tests of the version check). */
   readonly versions?: readonly number[];
+  /** `--exit-on-stdin-eof`: the agent runs on the host for tests and dies with its parent. */
+  readonly exitOnStdinEof?: boolean;
 }
 
 /** Parses the command line; throws a one-line error naming the bad argument. */
 export function parseArgs(args: readonly string[]): AgentArgs {
   let listen: string | undefined;
   let versions: number[] | undefined;
+  let exitOnStdinEof = false;
   for (const arg of args) {
-    if (arg.startsWith("--listen=")) listen = arg.slice("--listen=".length);
+    if (arg === "--exit-on-stdin-eof") exitOnStdinEof = true;
+    else if (arg.startsWith("--listen=")) listen = arg.slice("--listen=".length);
     else if (arg.startsWith("--protocol-versions=")) {
       versions = arg.slice("--protocol-versions=".length).split(",").map(Number);
       if (versions.some((v) => !Number.isInteger(v) || v < 1)) {
@@ -41,7 +45,11 @@ export function parseArgs(args: readonly string[]): AgentArgs {
       "missing --listen=ENDPOINT (vsock:PORT, unix:/PATH, stdio)",
     );
   }
-  return versions === undefined ? { listen } : { listen, versions };
+  return {
+    listen,
+    ...(versions === undefined ? {} : { versions }),
+    ...(exitOnStdinEof ? { exitOnStdinEof } : {}),
+  };
 }
 
 async function main(): Promise<void> {
@@ -54,6 +62,7 @@ async function main(): Promise<void> {
   }
   try {
     args = parseArgs(Deno.args);
+    if (args.exitOnStdinEof) void exitAtStdinEnd();
     const endpoint = parseEndpoint(args.listen);
     await serveEndpoint(
       endpoint,
@@ -64,6 +73,16 @@ async function main(): Promise<void> {
     stderrLogger((error as Error).message);
     Deno.exit(2);
   }
+}
+
+/** Waits for stdin to end (the parent that holds its other end exited), then stops. */
+async function exitAtStdinEnd(): Promise<void> {
+  const buffer = new Uint8Array(256);
+  while ((await Deno.stdin.read(buffer).catch(() => null)) !== null) {
+    // Nothing is expected on stdin; it only tells that the parent is alive.
+  }
+  killAllGroups();
+  Deno.exit(0);
 }
 
 if (import.meta.main) await main();

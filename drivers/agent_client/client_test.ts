@@ -433,3 +433,29 @@ Deno.test("agent: put and get move tars; fs lays out directories and symlinks", 
     }
   });
 });
+
+Deno.test("agent: a local agent dies with the process that started it, even on kill -9", async () => {
+  const script = `
+    import { startLocalAgent } from ${
+    JSON.stringify(new URL("./local_agent.ts", import.meta.url).href)
+  };
+    const agent = await startLocalAgent();
+    console.log(agent.pid);
+    Deno.kill(Deno.pid, "SIGKILL");
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-check", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const pid = Number(new TextDecoder().decode(out.stdout).trim());
+  assert.ok(pid > 0, new TextDecoder().decode(out.stderr));
+  const deadline = Date.now() + 5000;
+  while (await Deno.stat(`/proc/${pid}`).then(() => true, () => false)) {
+    if (Date.now() > deadline) {
+      Deno.kill(pid, "SIGKILL");
+      throw new Error("the agent outlived its parent");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+});

@@ -31,8 +31,17 @@ export async function startLocalAgent(extraArgs: readonly string[] = []): Promis
   const dir = await Deno.makeTempDir({ prefix: "pocketci-agent-" });
   const socket = `${dir}/agent.sock`;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", AGENT_MAIN, `--listen=unix:${socket}`, ...extraArgs],
-    stdin: "null",
+    args: [
+      "run",
+      "-A",
+      "--no-check",
+      AGENT_MAIN,
+      `--listen=unix:${socket}`,
+      // Dies with this process even when it is killed before stop(): its stdin ends then.
+      "--exit-on-stdin-eof",
+      ...extraArgs,
+    ],
+    stdin: "piped",
     stdout: "null",
     stderr: "piped",
   }).spawn();
@@ -66,6 +75,7 @@ export async function startLocalAgent(extraArgs: readonly string[] = []): Promis
     stop: async () => {
       if (!stopped) {
         stopped = true;
+        await child.stdin.close().catch(() => {});
         try {
           child.kill("SIGTERM"); // The agent kills its commands' groups, then exits.
         } catch {
