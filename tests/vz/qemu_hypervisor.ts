@@ -54,8 +54,10 @@ export const qemuHypervisor: Hypervisor = {
       "-device",
       `virtserialport,chardev=pocketciagent,name=${AGENT_PORT_NAME}`,
     ];
-    const child = new Deno.Command(config.qemuBinary, {
-      args,
+    // setpriv --pdeathsig: QEMU is killed when the test process dies (Ctrl-C, kill -9), so a
+    // killed test run leaves no VM behind.
+    const child = new Deno.Command("setpriv", {
+      args: ["--pdeathsig", "SIGKILL", "--", config.qemuBinary, ...args],
       stdin: "null",
       stdout: "null",
       stderr: "piped",
