@@ -1,13 +1,13 @@
 /**
- * `deno task bench`: runs bench/native.ts and, when present, bench/docker.ts, each in
- * its own process.
+ * `deno task bench`: runs bench/native.ts and, when present, bench/docker.ts and bench/qemu.ts,
+ * each in its own process.
  *
  * @module
  */
 
 // deno-lint-ignore-file no-console
 
-const BENCHES = ["native.ts", "docker.ts"];
+const BENCHES = ["native.ts", "docker.ts", "qemu.ts"];
 
 if (import.meta.main) {
   let failed = false;

@@ -170,6 +170,7 @@ export class GuestCall {
     const buffer = new Uint8Array(READ_CHUNK);
     (async () => {
       let idle = 0;
+      const began = Date.now();
       let lastAgentCheck = Date.now();
       while (true) {
         const got = await this.#drain(buffer);
@@ -202,7 +203,9 @@ export class GuestCall {
           }
         }
         idle = got ? 0 : idle + 1;
-        await this.#sleepOrWake(got ? 5 : Math.min(5 * 2 ** idle, 50));
+        // Short commands end within moments: poll the (cheap, host-side) files closely at first.
+        const early = Date.now() - began < 300;
+        await this.#sleepOrWake(early ? 2 : got ? 5 : Math.min(5 * 2 ** idle, 50));
       }
       if (!startSettled) startedResolve();
     })().catch((error: Error) => {

@@ -24,7 +24,7 @@
 export const WRAPPER = `io=$1; base=$2; wd=$3; mode=$4; n=$5; shift 5
 if [ -n "$io" ]; then exec >>"$io/stdout" 2>>"$io/stderr"; fi
 fail() { echo "pocketci: $2" >&2; [ -z "$io" ] || echo "$1: $2" > "$io/error"; exit "$3"; }
-mkdir -p "$base" && cd "$base" || fail setup "cannot create the directory $base" 125
+cd "$base" 2>/dev/null || { mkdir -p "$base" && cd "$base"; } || fail setup "cannot create the directory $base" 125
 while [ "$n" -gt 0 ]; do
   src=$1; dst=$2; shift 2; n=$((n - 1))
   mkdir -p "$dst" && mount -o bind "$src" "$dst" || fail mount "cannot mount $src at $dst" 125

@@ -12,6 +12,9 @@ import { DriverError, type ResourceRecord } from "../../drivers/contract.ts";
 import { qemuConfig } from "../../drivers/qemu/config.ts";
 import { createQemuDriver } from "../../drivers/qemu/driver.ts";
 import { qemuFactory } from "../../drivers/qemu/factory.ts";
+import { GuestCall } from "../../drivers/qemu/guest_call.ts";
+import { Machine } from "../../drivers/qemu/machine.ts";
+import { acquireSlot, slotRoot, tempDir } from "../../drivers/qemu/vm_slots.ts";
 import { processStartTime } from "../../drivers/native/proc_stat.ts";
 import { createTestContext } from "../conformance/context.ts";
 import { assertGuest, guestConfig, ignoreQemu } from "./guest_fixture.ts";
@@ -106,5 +109,45 @@ test("gc kills the VM of a dead run by its recorded PID and start time and remov
   } finally {
     await driver.close();
     await ctx.dispose();
+  }
+});
+
+test("without a 9p share the agent's captured output is the fallback (output at exit, status kept)", async () => {
+  const dir = await acquireSlot(slotRoot(tempDir(), Deno.uid()), "fallback-test");
+  const machine = await Machine.boot({
+    config: qemuConfig(guestConfig()),
+    dir,
+    shares: [],
+    instanceId: "fallback-test",
+    progress: () => {},
+    started: () => Promise.resolve(),
+  });
+  try {
+    const run = async (script: string) => {
+      const call = new GuestCall({ qga: machine.qga, name: "fallback" }, false);
+      const out: string[] = [];
+      const decoder = new TextDecoder();
+      call.addSink((stream, chunk) => out.push(`${stream}:${decoder.decode(chunk)}`), false);
+      await call.start(
+        {
+          baseDir: "/tmp/fallback",
+          workDir: "",
+          createWorkDir: true,
+          mounts: [],
+          command: ["sh", "-c", script],
+        },
+        ["PATH=/usr/bin:/bin"],
+        undefined,
+      );
+      return { status: await call.status, out };
+    };
+    const plain = await run("echo out; echo err >&2; exit 3");
+    assert.deepEqual(plain.status, { code: 3 });
+    assert.deepEqual(plain.out.sort(), ["stderr:err\n", "stdout:out\n"]);
+    const killed = await run("kill -9 $$");
+    assert.deepEqual(killed.status, { code: 137, signal: 9 });
+  } finally {
+    await machine.shutdown();
+    await Deno.remove(dir, { recursive: true });
   }
 });
