@@ -56,13 +56,17 @@ export function userData(shares: readonly { tag: string; mountPoint: string }[])
   ].join("\n");
 }
 
-/** Writes `seed.iso` in `dir` (its files in a scratch subdirectory, removed afterwards). */
+/**
+ * Writes `seed.iso` in `dir` (its files in a scratch subdirectory, removed afterwards), with
+ * the first ISO tool found in `searchPath` (default: PATH).
+ */
 export async function makeSeedIso(
   dir: string,
   instanceId: string,
   shares: readonly { tag: string; mountPoint: string }[],
+  searchPath?: string,
 ): Promise<string> {
-  const tool = await findIsoTool();
+  const tool = await findIsoTool(searchPath);
   if (tool === undefined) throw noIsoToolError();
   const files = `${dir}/seed`;
   await Deno.mkdir(files, { recursive: true });
