@@ -247,3 +247,23 @@ Deno.test("the API client's errors name the status and a fix, never the token", 
     await fake.close();
   }
 });
+
+Deno.test("permissions: net for the API host and SSH to machines (say why it is not narrowed), the state dir", async () => {
+  const { machinePermissions } = await import("../../drivers/machines/factory.ts");
+  const previous = Deno.env.get("HETZNER_API_URL");
+  Deno.env.set("HETZNER_API_URL", "http://proxy.example:8080/v1");
+  try {
+    const needs = machinePermissions("hetzner");
+    const net = needs.find((n) => n.permission === "net")!;
+    assert.equal(net.values, true);
+    assert.match(net.reason, /proxy\.example:8080.*SSH \(port 22\).*addresses exist only once/);
+    for (const permission of ["read", "write"] as const) {
+      const need = needs.find((n) => n.permission === permission)!;
+      assert.ok(Array.isArray(need.values) && need.values.length === 1, permission);
+    }
+  } finally {
+    if (previous === undefined) Deno.env.delete("HETZNER_API_URL");
+    else Deno.env.set("HETZNER_API_URL", previous);
+  }
+  assert.match(machinePermissions("digitalocean")[0].reason, /api\.digitalocean\.com/);
+});
