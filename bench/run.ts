@@ -1,5 +1,6 @@
 /**
- * `deno task bench`: runs bench/native.ts and, when present, bench/docker.ts and bench/qemu.ts,
+ * `deno task bench`: runs bench/native.ts and, when present, bench/docker.ts, bench/qemu.ts and
+ * bench/k8s.ts,
  * each in its own process.
  *
  * @module
@@ -7,7 +8,7 @@
 
 // deno-lint-ignore-file no-console
 
-const BENCHES = ["native.ts", "docker.ts", "qemu.ts"];
+const BENCHES = ["native.ts", "docker.ts", "qemu.ts", "k8s.ts"];
 
 if (import.meta.main) {
   let failed = false;

@@ -17,7 +17,7 @@ const unavailable = (name: Exclude<DriverName, "native" | "docker">): Loader => 
 const LOADERS: Readonly<Record<DriverName, Loader>> = {
   native: async () => (await import("./native/factory.ts")).nativeFactory,
   docker: async () => (await import("./docker/factory.ts")).dockerFactory,
-  k8s: unavailable("k8s"),
+  k8s: async () => (await import("./k8s/factory.ts")).k8sFactory,
   digitalocean: unavailable("digitalocean"),
   hetzner: unavailable("hetzner"),
   fly: async () => (await import("./fly/factory.ts")).flyFactory,
@@ -26,7 +26,7 @@ const LOADERS: Readonly<Record<DriverName, Loader>> = {
 };
 
 /** The drivers with an implementation in this version (the others fail with `unavailable`). */
-export const IMPLEMENTED_DRIVERS: readonly DriverName[] = ["native", "docker", "qemu", "fly"];
+export const IMPLEMENTED_DRIVERS: readonly DriverName[] = ["native", "docker", "qemu", "k8s", "fly"];
 
 /** Whether `name` has an implementation in this version. */
 export function isImplemented(name: DriverName): boolean {

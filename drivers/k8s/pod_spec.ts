@@ -125,6 +125,9 @@ export function podFor(spec: TaskSpec, plan: PodPlan): V1Pod {
     },
     spec: {
       restartPolicy: "Never",
+      // The pause process is PID 1, not the command: a signal the command sends itself works
+      // and SIGTERM on deletion reaches it with its default action, as on docker (with init).
+      shareProcessNamespace: true,
       enableServiceLinks: false,
       automountServiceAccountToken: false,
       terminationGracePeriodSeconds: 30,

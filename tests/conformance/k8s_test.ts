@@ -53,7 +53,7 @@ if (!ignoreKube) {
     maintenance: (ctx) => k8sFactory.maintenance!(config, ctx),
     image: "busybox:latest",
     absoluteMounts: true,
-    tasksArePid1: true,
+    tasksArePid1: false,
     userNames: false,
   });
   Deno.test("k8s: the fake cluster shuts down and leaves no container, volume or network", async () => {

@@ -58,6 +58,8 @@ export interface PipelineConformanceOptions {
    * a VM driver honours them without images).
    */
   readonly absoluteMounts?: boolean;
+  /** The driver takes numeric users only (k8s): the user check runs as uid 65534. */
+  readonly numericUser?: boolean;
 }
 
 /** Registers the pipeline conformance tests for one driver. */
@@ -751,7 +753,7 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
 
   for (const capability of ["user", "privileged", "limits", "stdin"] as const) {
     const usage = {
-      user: `.user("nobody")`,
+      user: options.numericUser ? `.user("65534")` : `.user("nobody")`,
       privileged: `.privileged()`,
       limits: `.limits({ cpu: 0.5, memory: "64Mi" })`,
       stdin: `.stdin("hello stdin")`,

@@ -110,6 +110,8 @@ export class LogServer {
       this.#open.delete(res);
       abort.abort();
     });
+    let wake = () => {};
+    abort.signal.addEventListener("abort", () => wake(), { once: true });
     const encoder = new TextEncoder();
     const decoder = new TextDecoder();
     try {
@@ -129,8 +131,8 @@ export class LogServer {
         if (out.length) {
           // A destroyed socket may never call back: the abort ends the wait too.
           await new Promise<void>((resolve) => {
+            wake = resolve;
             res.write(out, () => resolve());
-            abort.signal.addEventListener("abort", () => resolve(), { once: true });
           });
         }
         if (abort.signal.aborted) break;

@@ -491,7 +491,36 @@ export class PodRuntime {
         this.event(current, "Warning", "Failed", `Error: ${message}`);
         return;
       }
-      const inspect = await this.#docker.json<KubeObject>("GET", `/containers/${id}/json`);
+      let inspect = await this.#docker.json<KubeObject>("GET", `/containers/${id}/json`);
+      if (pod.spec.shareProcessNamespace === true) {
+        // The init standing in for the pause process reports an exec failure itself
+        // ("[FATAL tini ...] exec X failed"); runc reports it as a start error, as here.
+        await sleep(30);
+        inspect = await this.#docker.json<KubeObject>("GET", `/containers/${id}/json`);
+        const failed = !inspect.State.Running && inspect.State.ExitCode >= 126 &&
+          (await this.#initFailure(id));
+        if (failed) {
+          const message =
+            `failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: ${failed}: unknown`;
+          this.#update(pod, (o) => {
+            o.status.phase = "Failed";
+            o.status.containerStatuses = [
+              this.#containerStatus(o, {
+                terminated: {
+                  exitCode: 128,
+                  reason: "StartError",
+                  message,
+                  startedAt: "1970-01-01T00:00:00Z",
+                  finishedAt: now(),
+                  containerID: `docker://${id}`,
+                },
+              }, { containerID: `docker://${id}`, started: false }),
+            ];
+          });
+          this.event(current, "Warning", "Failed", `Error: ${message}`);
+          return;
+        }
+      }
       if (restarts === 0) {
         this.event(current, "Normal", "Created", `Created container ${c.name}`);
       }
@@ -639,6 +668,9 @@ export class PodRuntime {
       },
       HostConfig: {
         Mounts: mounts,
+        // shareProcessNamespace: the pod's pause process is PID 1 (an init stands in for it), so
+        // the container's command is not, and gets ordinary signal handling.
+        Init: pod.spec.shareProcessNamespace === true,
         Privileged: sc.privileged === true,
         ...(memory ? { Memory: Math.round(memory), MemorySwap: Math.round(memory) } : {}),
         ...(cpu ? { NanoCpus: Math.round(cpu * 1e9) } : {}),
@@ -655,6 +687,17 @@ export class PodRuntime {
       body,
     );
     return created.Id;
+  }
+
+  /** The exec error the init logged, when it could not start the command. */
+  async #initFailure(id: string): Promise<string | undefined> {
+    const res = await this.#docker.request("GET", `/containers/${id}/logs?stderr=1&tail=5`);
+    const text = new TextDecoder().decode(new Uint8Array(await res.arrayBuffer()));
+    const m = /\[FATAL tini \(\d+\)\] exec (\S+) failed: ([^\n]+)/.exec(text);
+    if (!m) return undefined;
+    return /No such file/.test(m[2])
+      ? `exec: "${m[1]}": executable file not found in $PATH`
+      : `exec: "${m[1]}": ${m[2].trim()}`;
   }
 
   async #deadline(pod: KubeObject, rt: PodState): Promise<void> {
@@ -711,8 +754,14 @@ export class PodRuntime {
   async #finishDelete(ns: string, name: string, rt: PodState, grace: number): Promise<void> {
     for (const t of rt.timers) clearTimeout(t);
     if (rt.containerId) {
-      await this.#docker.request("POST", `/containers/${rt.containerId}/stop?t=${grace}`)
-        .catch(() => {});
+      // A zero grace period kills at once (as a forced deletion does); else SIGTERM, then
+      // SIGKILL when the grace period ends.
+      await this.#docker.request(
+        "POST",
+        grace === 0
+          ? `/containers/${rt.containerId}/kill`
+          : `/containers/${rt.containerId}/stop?t=${grace}`,
+      ).catch(() => {});
       await rt.exited;
       await this.#docker.request("DELETE", `/containers/${rt.containerId}?force=true&v=true`)
         .catch(() => {});

@@ -1,0 +1,42 @@
+/**
+ * The pipeline conformance suite on the k8s driver, against the fake API server of
+ * `tests/fakes/kube` (pods on the local dockerd), through the CLI with the driver's narrowed
+ * permissions.
+ *
+ * @module
+ */
+
+import { K8S_CAPABILITIES } from "../../drivers/k8s/capabilities.ts";
+import { enginePrivileged } from "../docker/engine_fixture.ts";
+import { startFakeKube } from "../fakes/kube/server.ts";
+import { ignoreKube } from "../k8s/fixture.ts";
+import { definePipelineConformance } from "./pipeline_suite.ts";
+
+const kube = ignoreKube ? undefined : await startFakeKube();
+// The kubeconfig reaches the CLI through KUBECONFIG, as a user would set it (and keeps the
+// temporary path out of the test names).
+if (kube) Deno.env.set("KUBECONFIG", kube.kubeconfig);
+const privileged = ignoreKube ? false : await enginePrivileged();
+let closed = false;
+globalThis.addEventListener("unload", () => {
+  if (!closed) kube?.removeSync();
+});
+
+definePipelineConformance({
+  driver: "k8s:namespace=default,start_timeout=1m",
+  image: "busybox:latest",
+  // Pods run on the local engine: one that cannot run privileged containers refuses them.
+  capabilities: { ...K8S_CAPABILITIES, privileged },
+  ignore: ignoreKube,
+  absoluteMounts: true,
+  numericUser: true,
+});
+
+Deno.test({
+  name: "pipeline conformance [k8s]: the fake cluster shuts down",
+  ignore: ignoreKube,
+  async fn() {
+    await kube!.close();
+    closed = true;
+  },
+});
