@@ -380,6 +380,11 @@ export interface DriverContext {
   forget(resource: ResourceRecord): Promise<void>;
   /** Prints a warning once (deduplicated by the runner). */
   warn(message: string): void;
+  /**
+   * Reports progress the user waits on (a cloud machine's provisioning stages) as an info line on
+   * the terminal and a `log` event; optional so contexts that have nowhere to show it may omit it.
+   */
+  info?(message: string): void;
 }
 
 /** An execution backend bound to one run. */

@@ -18,15 +18,23 @@ const LOADERS: Readonly<Record<DriverName, Loader>> = {
   native: async () => (await import("./native/factory.ts")).nativeFactory,
   docker: async () => (await import("./docker/factory.ts")).dockerFactory,
   k8s: async () => (await import("./k8s/factory.ts")).k8sFactory,
-  digitalocean: unavailable("digitalocean"),
-  hetzner: unavailable("hetzner"),
+  digitalocean: async () => (await import("./digitalocean/factory.ts")).digitaloceanFactory,
+  hetzner: async () => (await import("./hetzner/factory.ts")).hetznerFactory,
   fly: async () => (await import("./fly/factory.ts")).flyFactory,
   qemu: async () => (await import("./qemu/factory.ts")).qemuFactory,
   vz: unavailable("vz"),
 };
 
 /** The drivers with an implementation in this version (the others fail with `unavailable`). */
-export const IMPLEMENTED_DRIVERS: readonly DriverName[] = ["native", "docker", "qemu", "k8s", "fly"];
+export const IMPLEMENTED_DRIVERS: readonly DriverName[] = [
+  "native",
+  "docker",
+  "qemu",
+  "k8s",
+  "fly",
+  "digitalocean",
+  "hetzner",
+];
 
 /** Whether `name` has an implementation in this version. */
 export function isImplemented(name: DriverName): boolean {

@@ -340,6 +340,7 @@ export class PipelineRun {
         this.#warned.add(message);
         this.#emit({ type: "warning", message });
       },
+      info: (message) => this.#emit({ type: "log", level: "info", message }),
     };
 
     const cleanupRunDir = async () => {

@@ -124,8 +124,7 @@ export function createMachineDriver(
   context: DriverContext,
   progress?: (line: string) => void,
 ): Driver {
-  const report = progress ??
-    ((line: string) => (context as { info?: (message: string) => void }).info?.(line));
+  const report = progress ?? ((line: string) => context.info?.(line));
   const provider = createProvider(name, config, context.namespace, report);
   const pool = new MachinePool(provider, poolSettings(name, config), context, { progress: report });
   return forwardingDriver(new MachineDriver(name, pool, provider.sizeParam));

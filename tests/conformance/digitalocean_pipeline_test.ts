@@ -1,0 +1,34 @@
+/**
+ * The pipeline conformance suite on the digitalocean driver against the fake digitalocean API
+ * (tests/fakes/cloud), whose machines are real sshd on loopback forwarding the local engine.
+ * `reuse_worker=true` (caches live on the parked machine); the last test deletes what is parked.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { DOCKER_CAPABILITIES } from "../../drivers/docker/capabilities.ts";
+import { FakeDigitalOcean } from "../fakes/cloud/digitalocean.ts";
+import { ignore } from "../machines/harness.ts";
+import { definePipelineConformance } from "./pipeline_suite.ts";
+
+const fake = ignore ? undefined : new FakeDigitalOcean();
+if (fake) Deno.env.set("DIGITALOCEAN_API_URL", fake.url);
+
+definePipelineConformance({
+  driver: `digitalocean:token=${fake?.token ?? "none"},reuse_worker=true,max_workers=4`,
+  image: "busybox:latest",
+  capabilities: { ...DOCKER_CAPABILITIES, privileged: false },
+  ignore,
+});
+
+Deno.test({
+  name: "digitalocean pipelines: the fake is closed with nothing busy left",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await fake!.close();
+    assert.equal(fake!.liveMachineProcesses, 0);
+  },
+});
