@@ -283,6 +283,7 @@ export class MachinePool {
         ? Infinity
         : started + this.#settings.waitTimeoutMs;
       let lastLine = 0;
+      let keyRetried = false;
       while (true) {
         signal?.throwIfAborted();
         const pool = await this.#reconcile(await this.#provider.listPool());
@@ -290,7 +291,18 @@ export class MachinePool {
         if (claimed === "lost") continue; // re-read the pool: the machine may be free again
         if (claimed) return claimed;
         if (pool.length < this.#settings.maxWorkers) {
-          const created = await this.#create(demand, await this.#ensureKey());
+          // Another run of the namespace may have deleted the key with its last machine: look it
+          // up again before each create (creates are rare), and once more if the create says so.
+          this.#key = undefined;
+          let created: Lease | undefined;
+          try {
+            created = await this.#create(demand, await this.#ensureKey());
+          } catch (error) {
+            if (keyRetried || !/ssh.?key/i.test(String((error as Error).message))) throw error;
+            keyRetried = true;
+            this.#key = undefined;
+            continue;
+          }
           if (created) return created;
           continue;
         }
