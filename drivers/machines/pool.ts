@@ -298,7 +298,9 @@ export class MachinePool {
           try {
             created = await this.#create(demand, await this.#ensureKey());
           } catch (error) {
-            if (keyRetried || !/ssh.?key/i.test(String((error as Error).message))) throw error;
+            const keyRefused = error instanceof DriverError && error.code === "invalid" &&
+              /ssh[ _]?keys?\b/i.test(error.message);
+            if (keyRetried || !keyRefused) throw error;
             keyRetried = true;
             this.#key = undefined;
             continue;

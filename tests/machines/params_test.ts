@@ -251,6 +251,8 @@ Deno.test("the API client's errors name the status and a fix, never the token", 
 Deno.test("permissions: net for the API host and SSH to machines (say why it is not narrowed), the state dir", async () => {
   const { machinePermissions } = await import("../../drivers/machines/factory.ts");
   const previous = Deno.env.get("HETZNER_API_URL");
+  const previousDo = Deno.env.get("DIGITALOCEAN_API_URL");
+  Deno.env.delete("DIGITALOCEAN_API_URL"); // an earlier test in this file pointed it at a fake
   Deno.env.set("HETZNER_API_URL", "http://proxy.example:8080/v1");
   try {
     const needs = machinePermissions("hetzner");
@@ -266,4 +268,5 @@ Deno.test("permissions: net for the API host and SSH to machines (say why it is 
     else Deno.env.set("HETZNER_API_URL", previous);
   }
   assert.match(machinePermissions("digitalocean")[0].reason, /api\.digitalocean\.com/);
+  if (previousDo !== undefined) Deno.env.set("DIGITALOCEAN_API_URL", previousDo);
 });

@@ -267,7 +267,7 @@ test("a machine presenting another host key is refused (no trust on first use)",
     const run = await startRun(kind, fake, {
       namespace: "ns-impostor",
       stateDir,
-      settings: { sshTimeoutMs: 1_500 },
+      settings: { sshTimeoutMs: 4_000 },
     });
     await assert.rejects(run.pool.acquire(ZERO), (error: Error) => {
       assert.match(error.message, /"SSH reachable" stage .*host key/);
