@@ -268,8 +268,17 @@ export class K8sDriver implements Driver {
       name,
       this.#podContext(),
       output,
-      () => this.#forget("container", name),
+      () => this.#removed(name),
     );
+  }
+
+  /**
+   * A task pod whose deletion the API server accepted: it can no longer be attached to, and
+   * `close()` still waits until it is gone (then forgets its record).
+   */
+  #removed(name: string): Promise<void> {
+    for (const [id, pod] of this.#tasks) if (pod === name) this.#tasks.delete(id);
+    return Promise.resolve();
   }
 
   async #removePod(name: string): Promise<void> {
@@ -293,7 +302,7 @@ export class K8sDriver implements Driver {
       const name = this.#tasks.get(id);
       if (!name || !this.#watch.latest(name)) return Promise.resolve(undefined);
       return Promise.resolve(
-        new K8sTask(id, name, this.#podContext(), output, () => this.#forget("container", name)),
+        new K8sTask(id, name, this.#podContext(), output, () => this.#removed(name)),
       );
     });
   }

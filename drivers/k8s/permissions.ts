@@ -86,13 +86,12 @@ export function k8sPermissions(
     for (const f of refs.files) if (!files.includes(f)) files.push(f);
     for (const c of refs.commands) if (!commands.includes(c)) commands.push(c);
   }
-  if (!found) {
-    const host = env("KUBERNETES_SERVICE_HOST");
-    if (host) {
-      servers.push(
-        `${host.includes(":") ? `[${host}]` : host}:${env("KUBERNETES_SERVICE_PORT") ?? "443"}`,
-      );
-    }
+  const host = env("KUBERNETES_SERVICE_HOST");
+  if (!found && host) {
+    // In a cluster: the service account's token and CA, and the API's in-cluster address.
+    servers.push(
+      `${host.includes(":") ? `[${host}]` : host}:${env("KUBERNETES_SERVICE_PORT") ?? "443"}`,
+    );
     files.push("/var/run/secrets/kubernetes.io/serviceaccount");
   }
   const needs: PermissionNeed[] = [

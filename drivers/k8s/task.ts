@@ -162,14 +162,14 @@ export class K8sTask implements TaskHandle {
     }
   }
 
-  /** Deletes the pod at once and waits until it is gone. */
+  /**
+   * Deletes the pod at once. Resolves when the API server accepted the deletion (the kubelet
+   * finishes it in the background; `close()` waits until the run's pods are gone).
+   */
   remove(): Promise<void> {
     this.#removed ??= (async () => {
       await this.#delete(0);
-      await this.#ctx.watch.waitFor(this.pod, (p) => p === null, AbortSignal.timeout(60_000))
-        .catch(() => {});
       this.#abort.abort();
-      this.#ctx.watch.forget(this.pod);
       await this.#onRemoved();
     })();
     return this.#removed;

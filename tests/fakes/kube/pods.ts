@@ -495,7 +495,7 @@ export class PodRuntime {
       if (pod.spec.shareProcessNamespace === true) {
         // The init standing in for the pause process reports an exec failure itself
         // ("[FATAL tini ...] exec X failed"); runc reports it as a start error, as here.
-        await sleep(30);
+        await sleep(10);
         inspect = await this.#docker.json<KubeObject>("GET", `/containers/${id}/json`);
         const failed = !inspect.State.Running && inspect.State.ExitCode >= 126 &&
           (await this.#initFailure(id));
