@@ -363,7 +363,10 @@ function shapeOf(driver: DriverName, ctx: SchemaContext): Shape {
           undefined,
           "the cluster's default class",
         ),
-        volume_size: stringParam({ description: "Size requested by each volume and cache claim" }, "1Gi"),
+        volume_size: stringParam(
+          { description: "Size requested by each volume and cache claim" },
+          "1Gi",
+        ),
         create_namespace: boolParam(
           { description: "Create the Kubernetes namespace when it does not exist" },
           false,
