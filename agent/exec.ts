@@ -16,9 +16,11 @@ import {
   type ExitBody,
   type Frame,
   FrameType,
+  INITIAL_WINDOW,
+  ProtocolError,
   Stream,
 } from "./protocol.ts";
-import { SendWindow } from "./window.ts";
+import { ReceiveWindow, SendWindow } from "./window.ts";
 import { pumpWithCredits } from "./pump.ts";
 import type { FrameWriter } from "./frame_writer.ts";
 import { resolveUser, type UserIds } from "./user.ts";
@@ -60,6 +62,7 @@ export class ExecChannel {
   ]);
   readonly #readers: ReadableStreamDefaultReader<Uint8Array>[] = [];
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  readonly #stdinWindow = new ReceiveWindow();
   #stdinChain: Promise<void> = Promise.resolve();
   /** Resolves once EXIT was sent (or the connection was gone). */
   readonly done: Promise<void>;
@@ -144,10 +147,12 @@ export class ExecChannel {
     if (frame.type === FrameType.CREDIT) {
       this.#windows.get(stream)?.grant(new DataView(rest.buffer, rest.byteOffset).getUint32(0));
     } else if (frame.type === FrameType.DATA && stream === Stream.INPUT) {
+      if (!this.#stdinWindow.receive(rest.length)) throw overrun(this.#channel);
       const bytes = rest.slice();
       this.#stdinChain = this.#stdinChain.then(async () => {
         if (this.#stdin === undefined) return;
         await this.#stdin.write(bytes).catch(() => {});
+        this.#stdinWindow.granted(bytes.length);
         await this.#writer.trySend(encodeCredit(this.#channel, Stream.INPUT, bytes.length));
       });
     } else if (frame.type === FrameType.EOF && stream === Stream.INPUT) {
@@ -206,6 +211,14 @@ export class ExecChannel {
       await reader.cancel().catch(() => {});
     }
   }
+}
+
+/** The error for a peer that sent more than its window: it would make the agent buffer it all. */
+export function overrun(channel: number): ProtocolError {
+  return new ProtocolError(
+    "framing",
+    `the host sent more input on channel ${channel} than its window allows (${INITIAL_WINDOW} bytes until credited)`,
+  );
 }
 
 function readPasswd(): string {

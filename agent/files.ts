@@ -21,7 +21,8 @@ import {
   Stream,
 } from "./protocol.ts";
 import type { FrameWriter } from "./frame_writer.ts";
-import { SendWindow } from "./window.ts";
+import { ReceiveWindow, SendWindow } from "./window.ts";
+import { overrun } from "./exec.ts";
 import { pumpWithCredits } from "./pump.ts";
 
 /** Sends an ERROR on `channel`. */
@@ -52,6 +53,7 @@ export class PutChannel {
   readonly #channel: number;
   readonly #frames: FrameWriter;
   #chain: Promise<void> = Promise.resolve();
+  readonly #window = new ReceiveWindow();
   /** Resolves once DONE or ERROR was sent. */
   readonly done: Promise<void>;
 
@@ -73,9 +75,11 @@ export class PutChannel {
 
   /** A chunk of the tar: queued for the extractor, credited back once it took it. */
   data(bytes: Uint8Array): void {
+    if (!this.#window.receive(bytes.length)) throw overrun(this.#channel);
     const copy = bytes.slice();
     this.#chain = this.#chain.then(async () => {
       await this.#writer.write(copy).catch(() => {});
+      this.#window.granted(copy.length);
       await this.#frames.trySend(encodeCredit(this.#channel, Stream.INPUT, copy.length));
     });
   }

@@ -10,6 +10,7 @@ import { type LocalAgent, startLocalAgent } from "./local_agent.ts";
 import {
   decodeJson,
   encodeCredit,
+  encodeData,
   encodeFrame,
   encodeJson,
   type Frame,
@@ -458,4 +459,37 @@ Deno.test("agent: a local agent dies with the process that started it, even on k
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+});
+
+Deno.test("agent: a host that sends input beyond its window is refused with a protocol error", async () => {
+  // The host overruns: stdin beyond the window without waiting for credit.
+  await withAgent(async (agent) => {
+    const raw = await rawConnection(agent);
+    await raw.hello();
+    await raw.send(
+      encodeJson(FrameType.EXEC, 3, { argv: ["sleep", "5"], env: { PATH }, stdin: true }),
+    );
+    assert.equal((await raw.reader.next())?.type, FrameType.STARTED);
+    // Read while sending: the agent closes the connection once it refused the input.
+    const refusal = (async () => {
+      let frame: Frame | undefined;
+      do frame = await raw.reader.next(); while (
+        frame !== undefined && frame.type !== FrameType.ERROR
+      );
+      return frame === undefined ? undefined : decodeJson<{ message: string }>(frame).message;
+    })();
+    const chunk = new Uint8Array(64 * 1024);
+    // The pipe takes 64 KiB (credited back at once), the window 256 KiB: the rest overruns.
+    for (let i = 0; i < 10; i++) {
+      await raw.send(encodeData(3, Stream.INPUT, chunk)).catch(() => {});
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const message = await Promise.race([
+      refusal,
+      new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), 10_000)),
+    ]);
+    clearTimeout(timer);
+    assert.match(message ?? "no ERROR frame", /more input on channel 3 than its window/);
+    raw.close();
+  });
 });
