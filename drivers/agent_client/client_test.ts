@@ -441,7 +441,7 @@ Deno.test("agent: a local agent dies with the process that started it, even on k
     JSON.stringify(new URL("./local_agent.ts", import.meta.url).href)
   };
     const agent = await startLocalAgent();
-    console.log(agent.pid);
+    console.log(agent.pid, agent.socket);
     Deno.kill(Deno.pid, "SIGKILL");
   `;
   const out = await new Deno.Command(Deno.execPath(), {
@@ -449,8 +449,11 @@ Deno.test("agent: a local agent dies with the process that started it, even on k
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const pid = Number(new TextDecoder().decode(out.stdout).trim());
-  assert.ok(pid > 0, new TextDecoder().decode(out.stderr));
+  const [pidText, socket] = new TextDecoder().decode(out.stdout).trim().split(" ");
+  const pid = Number(pidText);
+  assert.ok(pid > 0 && socket?.endsWith("/agent.sock"), new TextDecoder().decode(out.stderr));
+  // The killed parent could not remove the socket's directory.
+  await Deno.remove(socket.slice(0, socket.lastIndexOf("/")), { recursive: true });
   const deadline = Date.now() + 5000;
   while (await Deno.stat(`/proc/${pid}`).then(() => true, () => false)) {
     if (Date.now() > deadline) {
