@@ -11,7 +11,7 @@ export { Service, service, ServiceBuilder } from "./service.ts";
 export { cache, hashFiles, Volume, volume } from "./volume.ts";
 export { secret } from "./secret.ts";
 export { group } from "./group.ts";
-export type { RetryCondition, RetryOptions } from "./retry.ts";
+export type { RetryCondition, RetryOptions, RetryPolicy } from "./retry.ts";
 export { TaskError } from "./errors.ts";
 export { Builder } from "./builder.ts";
 export type { BuilderConfig } from "./config.ts";
