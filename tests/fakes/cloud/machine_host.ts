@@ -135,7 +135,8 @@ export async function bootMachine(ip: string, boot: MachineBoot): Promise<FakeMa
       used.delete(ip);
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     })();
-  const deadline = Date.now() + 10_000;
+  // Under load (other test files on 2 cores) sshd can take several seconds to listen.
+  const deadline = Date.now() + 30_000;
   while (true) {
     try {
       const conn = await Deno.connect({ hostname: ip, port: 22 });
@@ -144,7 +145,7 @@ export async function bootMachine(ip: string, boot: MachineBoot): Promise<FakeMa
     } catch {
       if (Date.now() > deadline) {
         await stop();
-        throw new Error(`fake machine sshd did not listen on ${ip}:22 within 10 s: ${log.trim()}`);
+        throw new Error(`fake machine sshd did not listen on ${ip}:22 within 30 s: ${log.trim()}`);
       }
       await new Promise((r) => setTimeout(r, 25));
     }
