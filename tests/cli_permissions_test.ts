@@ -30,17 +30,13 @@ Deno.test("pocketci permissions prints native's flags with reasons (default driv
   );
 });
 
-Deno.test("pocketci permissions --json for a planned driver", async () => {
+Deno.test("pocketci permissions --json for the k8s driver", async () => {
   const result = await pocketci(["--driver=k8s://prod?kubeconfig=/etc/k8s/config", "--json"]);
   assert.equal(result.code, 0, result.stderr);
   const parsed = JSON.parse(result.stdout);
   assert.equal(parsed.driver, "k8s");
-  assert.equal(parsed.implemented, false);
-  assert.deepEqual(parsed.flags, [
-    "--allow-read=/etc/k8s/config",
-    "--allow-net",
-    "--allow-env=KUBECONFIG,HOME",
-  ]);
+  assert.equal(parsed.implemented, true);
+  assert.deepEqual(parsed.flags, ["--allow-read=/etc/k8s/config", "--allow-env"]);
   assert.ok(parsed.permissions.every((entry: { reasons: string[] }) => entry.reasons.length > 0));
 });
 

@@ -9,6 +9,7 @@
  */
 
 import { existsSync } from "node:fs";
+import "./quiet_node.ts";
 import { type Cluster, type Context, KubeConfig, type User } from "@kubernetes/client-node";
 import { DriverError } from "../contract.ts";
 

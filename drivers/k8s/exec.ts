@@ -9,6 +9,7 @@
 
 import { Buffer } from "node:buffer";
 import { Readable, Writable } from "node:stream";
+import "./quiet_node.ts";
 import { Attach, Exec, type KubeConfig, type V1Status } from "@kubernetes/client-node";
 import { DriverError, type OutputSink } from "../contract.ts";
 import { CONTAINER } from "./pod_spec.ts";

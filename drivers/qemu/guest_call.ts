@@ -175,8 +175,9 @@ export class GuestCall {
       while (true) {
         const got = await this.#drain(buffer);
         if (!startSettled) {
+          // The wrapper renames a complete file into place; an empty read is never a verdict.
           const error = await Deno.readTextFile(`${host}/error`).catch(() => undefined);
-          if (error !== undefined) {
+          if (error !== undefined && error.trim() !== "") {
             startSettled = true;
             await this.#finish((await this.#waitAgent(false)) ?? { code: 127 }, buffer);
             startedReject(startError(this.#ctx.name, error));

@@ -23,7 +23,7 @@
 /** The wrapper script, run as `sh -c WRAPPER pocketci-wrapper ARGS...`. */
 export const WRAPPER = `io=$1; base=$2; wd=$3; mode=$4; n=$5; shift 5
 if [ -n "$io" ]; then exec >>"$io/stdout" 2>>"$io/stderr"; fi
-fail() { echo "pocketci: $2" >&2; [ -z "$io" ] || echo "$1: $2" > "$io/error"; exit "$3"; }
+fail() { echo "pocketci: $2" >&2; [ -z "$io" ] || { echo "$1: $2" > "$io/error.tmp" && mv "$io/error.tmp" "$io/error"; }; exit "$3"; }
 cd "$base" 2>/dev/null || { mkdir -p "$base" && cd "$base"; } || fail setup "cannot create the directory $base" 125
 while [ "$n" -gt 0 ]; do
   src=$1; dst=$2; shift 2; n=$((n - 1))
@@ -46,7 +46,7 @@ exec 3<&- 2>/dev/null
 wait "$pid"
 st=$?
 kill -KILL -- "-$pid" 2>/dev/null
-[ -z "$io" ] || echo "$st" > "$io/status"
+[ -z "$io" ] || { echo "$st" > "$io/status.tmp" && mv "$io/status.tmp" "$io/status"; }
 exit "$st"`;
 
 /** Where a call's files live and what it runs. */
