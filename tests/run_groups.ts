@@ -1,7 +1,8 @@
 /**
- * `deno task test`: runs every `_test.ts` file of the repository in three groups at once (the
- * VM suites, which mostly burn CPU under TCG; the fake-cloud suites, which mostly wait on
- * polling; everything else), each group's files one after another as before, then the docker
+ * `deno task test`: runs every `_test.ts` file of the repository in four groups at once (the
+ * VM suites, which mostly burn CPU under TCG; the fake DigitalOcean and Hetzner suites and the
+ * fake Fly and Kubernetes suites, which mostly wait on polling and SSH; everything else), each
+ * group's files one after another as before, then the docker
  * leftovers check alone once all groups are done. Prints each group's output as it ends and one
  * combined `ok | N passed | M failed` line. Extra arguments go to every `deno test`.
  *
@@ -26,9 +27,13 @@ export const GROUPS: readonly TestGroup[] = [
       /^(tests\/(conformance\/(qemu|vz_qemu|agent)_|qemu\/)|drivers\/(qemu|vz|agent_client)\/|agent\/)/,
   },
   {
-    name: "cloud",
+    name: "machines",
     pattern:
-      /^(tests\/(conformance\/(fly|k8s|digitalocean|hetzner)_|fly\/|k8s\/|machines\/)|drivers\/(fly|k8s|machines|digitalocean|hetzner)\/)/,
+      /^(tests\/(conformance\/(digitalocean|hetzner)_|machines\/)|drivers\/(machines|digitalocean|hetzner)\/)/,
+  },
+  {
+    name: "cloud",
+    pattern: /^(tests\/(conformance\/(fly|k8s)_|fly\/|k8s\/)|drivers\/(fly|k8s)\/)/,
   },
 ];
 

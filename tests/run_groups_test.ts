@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { GROUPS, LAST_FILE, parseSummary, splitFiles, testFiles } from "./run_groups.ts";
 
-Deno.test("run groups: VM and cloud suites get their own groups, the leftovers check none", () => {
+Deno.test("run groups: VM, machine and cloud suites get their own groups, the leftovers check none", () => {
   const groups = splitFiles([
     "tests/conformance/qemu_test.ts",
     "drivers/qemu/qga_test.ts",
@@ -21,8 +21,8 @@ Deno.test("run groups: VM and cloud suites get their own groups, the leftovers c
   assert.deepEqual(groups.get("cloud"), [
     "tests/conformance/fly_pipeline_test.ts",
     "tests/k8s/kubectl_test.ts",
-    "tests/machines/pool_test.ts",
   ]);
+  assert.deepEqual(groups.get("machines"), ["tests/machines/pool_test.ts"]);
   assert.deepEqual(groups.get("core"), ["tests/conformance/docker_test.ts", "runner/mask_test.ts"]);
   assert.deepEqual([...groups.keys()], ["core", ...GROUPS.map((g) => g.name)]);
 });
