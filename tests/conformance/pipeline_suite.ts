@@ -693,7 +693,7 @@ const out = (marker: string, value: unknown) => console.log(marker + " " + JSON.
           },
         },
       );
-      assert.equal(result.outcome.exitCode, code);
+      assert.equal(result.outcome.exitCode, code, result.outcome.error ?? result.stderr);
       assert.equal(endsByName(result.events).get("long")?.status, "cancelled");
       assert.ok(
         result.logs.includes(`ABORTED interrupted by ${signal}`),
