@@ -113,6 +113,15 @@ async function runGroup(name: string, files: string[], extra: string[]): Promise
   };
 }
 
+/** The `ERRORS` part of a failed `deno test` output (its first 8000 characters at most). */
+export function errorSection(output: string): string {
+  const plain = stripAnsi(output);
+  const start = plain.lastIndexOf(" ERRORS ");
+  const end = plain.lastIndexOf(" FAILURES ");
+  const section = start >= 0 && end > start ? plain.slice(start, end) : plain;
+  return section.length > 8000 ? `${section.slice(0, 8000)}…` : section;
+}
+
 function print(text: string): void {
   const bytes = new TextEncoder().encode(text);
   let written = 0;
@@ -126,7 +135,9 @@ async function main(args: string[]): Promise<number> {
   let passed = 0;
   let failed = 0;
   let allOk = true;
+  const results: GroupResult[] = [];
   const report = (result: GroupResult) => {
+    results.push(result);
     const summary = parseSummary(result.output);
     print(`\n===== test group ${result.name} (${result.seconds.toFixed(0)} s) =====\n`);
     print(result.output);
@@ -151,6 +162,11 @@ async function main(args: string[]): Promise<number> {
     run("vm").then(() => run("machines")),
   ]);
   report(await runGroup("last", [LAST_FILE], args));
+  // CI keeps only the end of the output: restate every failing group's errors last.
+  for (const result of results) {
+    if (result.success) continue;
+    print(`\n===== errors of test group ${result.name} =====\n${errorSection(result.output)}\n`);
+  }
   const ok = allOk && failed === 0;
   print(`\n${ok ? "ok" : "FAILED"} | ${passed} passed | ${failed} failed\n`);
   return ok ? 0 : 1;

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { GROUPS, LAST_FILE, parseSummary, splitFiles, testFiles } from "./run_groups.ts";
+import {
+  errorSection,
+  GROUPS,
+  LAST_FILE,
+  parseSummary,
+  splitFiles,
+  testFiles,
+} from "./run_groups.ts";
 
 Deno.test("run groups: VM, machine and cloud suites get their own groups, the leftovers check none", () => {
   const groups = splitFiles([
@@ -47,4 +54,16 @@ Deno.test("run groups: the closing line of deno test is read, colours or not; no
     failed: 2,
   });
   assert.equal(parseSummary("error: Module not found\n"), undefined);
+});
+
+Deno.test("run_groups: a failed group's ERRORS section is cut out of its output for the closing restatement", () => {
+  const output =
+    "running 2 tests\nx ... ok\n\n\x1b[1m ERRORS \x1b[0m\n\nx => ./a_test.ts:1\nAssertionError: boom\n\n" +
+    "\x1b[1m FAILURES \x1b[0m\n\nx => ./a_test.ts:1\n\nFAILED | 1 passed | 1 failed\n";
+  const section = errorSection(output);
+  assert.ok(section.startsWith(" ERRORS "), section);
+  assert.ok(section.includes("AssertionError: boom"), section);
+  assert.ok(!section.includes("FAILURES"), section);
+  assert.ok(!section.includes("running 2 tests"), section);
+  assert.equal(errorSection("a".repeat(9000)).length, 8001);
 });

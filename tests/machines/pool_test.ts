@@ -121,19 +121,25 @@ test("reuse_worker parks the machine and the next run claims it without a create
     const requestsBefore = fake.requests.length;
     const second = await startRun(kind, fake, { namespace: "ns-reuse", stateDir, settings: reuse });
     const lease2 = await second.pool.acquire(ZERO);
-    assert.equal(lease2.machine.id, lease1.machine.id);
-    assert.equal(fake.count("POST", CREATE[kind]), 1, "no second create");
+    const log = () => [...first.lines, ...second.lines].join("\n");
+    assert.equal(lease2.machine.id, lease1.machine.id, log());
+    assert.equal(fake.count("POST", CREATE[kind]), 1, `no second create:\n${log()}`);
     assert.equal(await runEcho(lease2.docker, "again"), "again\n");
     await done(second, lease2);
     // API requests of the second run (claim, use, park): the benchmark's goal is at most 10.
     const used = fake.requests.length - requestsBefore;
     // DigitalOcean changes one tag per request, so its park and claim cost more than Hetzner's.
     const budget = kind === "digitalocean" ? 13 : 10;
-    assert.ok(used <= budget, `${used} requests for a reused machine (at most ${budget})`);
+    assert.ok(
+      used <= budget,
+      `${used} requests for a reused machine (at most ${budget}): ${
+        fake.requests.slice(requestsBefore).map((r) => `${r.method} ${r.path}`).join(", ")
+      }`,
+    );
     // A run without reuse claims the parked machine too, then deletes it with the key.
     const last = await startRun(kind, fake, { namespace: "ns-reuse", stateDir });
     const lease3 = await last.pool.acquire(ZERO);
-    assert.equal(lease3.machine.id, lease1.machine.id);
+    assert.equal(lease3.machine.id, lease1.machine.id, last.lines.join("\n"));
     await done(last, lease3);
     await last.pool.removeKeyIfUnused();
     assert.deepEqual({ ...leftovers(fake), keys: 0 }, {
