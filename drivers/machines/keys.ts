@@ -10,6 +10,7 @@
 // @ts-types="npm:@types/ssh2@^1"
 import { utils } from "ssh2";
 import { createHash } from "node:crypto";
+import { generateEd25519KeyPair } from "../ssh/keygen.ts";
 import { safeNamespace } from "./provider.ts";
 
 /** An OpenSSH key pair. */
@@ -22,8 +23,7 @@ export interface KeyPair {
 
 /** Generates an ed25519 key pair in OpenSSH formats. */
 export function generateKeyPair(comment: string): KeyPair {
-  const pair = utils.generateKeyPairSync("ed25519", { comment });
-  return { privateKey: pair.private, publicKey: pair.public.trim() };
+  return generateEd25519KeyPair(comment);
 }
 
 /** A short fingerprint of a public key (12 hex digits of SHA-256), fit for a tag or label. */
@@ -46,13 +46,22 @@ async function readOptional(path: string): Promise<string | undefined> {
   }
 }
 
-/** The namespace's client key pair, or undefined when this host holds none. */
+/**
+ * The namespace's client key pair, or undefined when this host holds none or only an unusable
+ * one (a file that does not parse, as earlier versions' generator wrote about once in 400 keys,
+ * or halves that do not match): the caller then makes a new pair.
+ */
 export async function loadClientKey(dir: string): Promise<KeyPair | undefined> {
   const [privateKey, publicKey] = await Promise.all([
     readOptional(`${dir}/id_ed25519`),
     readOptional(`${dir}/id_ed25519.pub`),
   ]);
-  return privateKey && publicKey ? { privateKey, publicKey: publicKey.trim() } : undefined;
+  if (!privateKey || !publicKey) return undefined;
+  const priv = utils.parseKey(privateKey);
+  const pub = utils.parseKey(publicKey.trim());
+  if (priv instanceof Error || pub instanceof Error) return undefined;
+  if (!priv.getPublicSSH().equals(pub.getPublicSSH())) return undefined;
+  return { privateKey, publicKey: publicKey.trim() };
 }
 
 /** Writes a new client key pair for the namespace (private key mode 0600). */

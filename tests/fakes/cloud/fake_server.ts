@@ -7,8 +7,7 @@
  */
 
 import { createHash } from "node:crypto";
-// @ts-types="npm:@types/ssh2@^1"
-import { utils } from "ssh2";
+import { generateEd25519KeyPair } from "../../../drivers/ssh/keygen.ts";
 import { bootMachine, type FakeMachine, freeLoopbackAddress } from "./machine_host.ts";
 
 /** One request the fake received. */
@@ -283,8 +282,8 @@ function url_under(_path: string, url: string, prefix: string): boolean {
 }
 
 function impostorUserData(): string {
-  const pair = utils.generateKeyPairSync("ed25519");
-  return `#cloud-config\n${JSON.stringify({ ssh_keys: { ed25519_private: pair.private } })}`;
+  const pair = generateEd25519KeyPair("impostor");
+  return `#cloud-config\n${JSON.stringify({ ssh_keys: { ed25519_private: pair.privateKey } })}`;
 }
 
 /** Pages a list: `page` (1-based) and `per_page` from the query, with a default and a cap. */

@@ -132,6 +132,9 @@ export async function bootMachine(ip: string, boot: MachineBoot): Promise<FakeMa
       }
       await child.status;
       await logging;
+      // For debugging a failed run: each stopped machine's sshd log, named by its address.
+      const logDir = Deno.env.get("POCKETCI_FAKE_SSHD_LOGS");
+      if (logDir) await Deno.writeTextFile(`${logDir}/${ip}.log`, log);
       used.delete(ip);
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     })();
