@@ -434,6 +434,12 @@ export interface Driver {
    * {@link ServiceHandle.dial}). Rejects with {@link DriverError} when it could not start.
    */
   startService?(spec: ServiceSpec, output: OutputSink): Promise<ServiceHandle>;
+  /**
+   * The pipeline's resources hint (`pipeline(name, { resources }, fn)`), given once it has loaded
+   * and before its first call. A driver that provisions machines lazily sizes the machine from
+   * it and the first task's limits, whichever is larger; others ignore it.
+   */
+  sizeHint?(hint: { readonly cpu: number; readonly memoryBytes: number }): void;
   /** Removes everything this run created, except caches. Never throws: failures are reported. */
   close(): Promise<CleanupReport>;
 }

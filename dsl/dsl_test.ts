@@ -187,6 +187,33 @@ Deno.test("a pipeline module: pipeline(...) or a plain function as default expor
   assert.match(String(pipelineFromModule({}, "file")), /no default export/);
 });
 
+Deno.test("pipeline(name, { resources }, fn): a sizing hint in cores and bytes, checked", () => {
+  const fn = async () => {};
+  const hinted = pipeline("big", { resources: { cpu: 4, memory: "8Gi" } }, fn);
+  assert.deepEqual(hinted.resources, { cpu: 4, memoryBytes: 8 * 1024 ** 3 });
+  assert.equal(hinted.run, fn);
+  assert.deepEqual(pipeline("m", { resources: { memory: 512e6 } }, fn).resources, {
+    cpu: 0,
+    memoryBytes: 512e6,
+  });
+  assert.equal(pipeline("plain", fn).resources, undefined);
+  assert.equal(pipeline("empty", {}, fn).resources, undefined);
+  const refused: [() => unknown, RegExp][] = [
+    [() => pipeline("x", { resources: { cpu: -1 } }, fn), /invalid pipeline\(\) resources cpu -1/],
+    [() => pipeline("x", { resources: { cpu: 1e9 } }, fn), /from 0 to 1024/],
+    [() => pipeline("x", { resources: { memory: "lots" } }, fn), /invalid memory "lots"/],
+    [() => pipeline("x", { resources: { memory: "100Pi" } }, fn), /invalid memory/],
+    [() => pipeline("x", { resources: { memory: "65Ti" } }, fn), /at most 64Ti/],
+    [
+      () => pipeline("x", { resources: { gpu: 1 } as never }, fn),
+      /unknown field gpu: use cpu and memory/,
+    ],
+    [() => pipeline("x", { timeout: "1m" } as never, fn), /no option timeout/],
+    [() => pipeline("x", { resources: {} } as never), /needs a name and a function/],
+  ];
+  for (const [call, pattern] of refused) assert.throws(call, pattern);
+});
+
 Deno.test("outside a run the DSL says how to run the pipeline", async () => {
   installHost(undefined);
   await assert.rejects(task("t").run("x"), /pocketci run/);

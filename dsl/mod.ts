@@ -4,7 +4,13 @@
  * @module
  */
 
-export { type Pipeline, pipeline } from "./pipeline.ts";
+export {
+  type Pipeline,
+  pipeline,
+  type PipelineOptions,
+  type PipelineResources,
+  type ResourceHint,
+} from "./pipeline.ts";
 export { task, TaskBuilder } from "./task.ts";
 export { Sandbox, sandbox, SandboxBuilder, SandboxCall } from "./sandbox.ts";
 export { Service, service, ServiceBuilder } from "./service.ts";

@@ -197,7 +197,11 @@ if (module !== undefined) {
   if (typeof found === "string") {
     send({ kind: "load-error", message: found });
   } else {
-    send({ kind: "loaded", name: found.name });
+    send({
+      kind: "loaded",
+      name: found.name,
+      ...(found.resources === undefined ? {} : { resources: found.resources }),
+    });
     const context = await started;
     try {
       await found.run({ ...context, args: [...context.args], signal: abort.signal });

@@ -12,6 +12,7 @@
 
 import type { PipelineHost } from "../dsl/host.ts";
 import type { OutputCallback } from "../dsl/types.ts";
+import type { ResourceHint } from "../dsl/pipeline.ts";
 import type { PermissionNeed } from "../drivers/contract.ts";
 import { permissionFlags } from "../drivers/permissions.ts";
 import { toFileUrl } from "./file_url.ts";
@@ -252,6 +253,7 @@ export class PipelineProcess {
   #loadFailed!: (error: PipelineLoadError) => void;
   #finished!: (error: WireError | undefined) => void;
   #isLoaded = false;
+  #resources: ResourceHint | undefined;
   #isFinished = false;
   #terminated = false;
   #exited = false;
@@ -349,6 +351,11 @@ export class PipelineProcess {
       throw error;
     }
     return new PipelineProcess(child, listener, events, memoryMb);
+  }
+
+  /** The pipeline's resources hint, once it has loaded (undefined when it gave none). */
+  get resources(): ResourceHint | undefined {
+    return this.#resources;
   }
 
   /**
@@ -452,6 +459,7 @@ export class PipelineProcess {
     switch (message.kind) {
       case "loaded":
         this.#isLoaded = true;
+        this.#resources = message.resources;
         this.#loaded(message.name);
         break;
       case "load-error":

@@ -8,6 +8,7 @@
  */
 
 import type { PipelineHost } from "../dsl/host.ts";
+import { MAX_HINT_CPU, MAX_HINT_MEMORY_BYTES, type ResourceHint } from "../dsl/pipeline.ts";
 
 /** The host methods callable over RPC. */
 export type HostMethod = keyof PipelineHost;
@@ -73,7 +74,12 @@ export type PipelineMessage =
     /** The `group()` the `console` call was made in. */
     readonly groupId?: string;
   }
-  | { readonly kind: "loaded"; readonly name: string }
+  | {
+    readonly kind: "loaded";
+    readonly name: string;
+    /** The pipeline's resources hint (`pipeline(name, { resources }, fn)`). */
+    readonly resources?: ResourceHint;
+  }
   | { readonly kind: "load-error"; readonly message: string; readonly stack?: string }
   | { readonly kind: "uncaught"; readonly message: string; readonly stack?: string }
   | { readonly kind: "done"; readonly error?: WireError };
@@ -244,6 +250,18 @@ function optionalText(value: unknown, field: string, max?: number): string | und
   return value === undefined ? undefined : text(value, field, max);
 }
 
+function resourceHint(value: unknown): ResourceHint {
+  const limited = (field: unknown, max: number) =>
+    typeof field === "number" && Number.isFinite(field) && field >= 0 && field <= max;
+  if (
+    !isRecord(value) || Object.keys(value).some((key) => key !== "cpu" && key !== "memoryBytes") ||
+    !limited(value.cpu, MAX_HINT_CPU) || !limited(value.memoryBytes, MAX_HINT_MEMORY_BYTES)
+  ) {
+    throw new ProtocolError("a resources hint that is not { cpu, memoryBytes } within bounds");
+  }
+  return { cpu: value.cpu as number, memoryBytes: value.memoryBytes as number };
+}
+
 function wireError(value: unknown): WireError {
   if (!isRecord(value)) throw new ProtocolError("error is not an object");
   const stack = optionalText(value.stack, "error.stack", MAX_STACK_CHARS);
@@ -301,8 +319,12 @@ export function validatePipelineMessage(value: unknown): PipelineMessage {
         ...(groupId === undefined ? {} : { groupId }),
       };
     }
-    case "loaded":
-      return { kind, name: text(value.name, "pipeline name", 200) };
+    case "loaded": {
+      const name = text(value.name, "pipeline name", 200);
+      return value.resources === undefined
+        ? { kind, name }
+        : { kind, name, resources: resourceHint(value.resources) };
+    }
     case "load-error":
     case "uncaught": {
       const stack = optionalText(value.stack, "stack", MAX_STACK_CHARS);

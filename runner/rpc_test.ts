@@ -58,10 +58,23 @@ Deno.test("rpc validation: null, unknown kinds and methods, bad ids and argument
     [{ kind: "log", level: "info", message: 42 }, /not a string/],
     [{ kind: "done", error: "boom" }, /not an object/],
     [{ kind: "loaded" }, /not a string/],
+    // A pipeline process that bypasses pipeline()'s checks cannot ask for absurd machines.
+    [{ kind: "loaded", name: "p", resources: { cpu: 1e9, memoryBytes: 0 } }, /resources hint/],
+    [{ kind: "loaded", name: "p", resources: { cpu: -1, memoryBytes: 0 } }, /resources hint/],
+    [{ kind: "loaded", name: "p", resources: { cpu: 1, memoryBytes: "8Gi" } }, /resources hint/],
+    [
+      { kind: "loaded", name: "p", resources: { cpu: 1, memoryBytes: 1, gpu: 1 } },
+      /resources hint/,
+    ],
+    [{ kind: "loaded", name: "p", resources: "big" }, /resources hint/],
   ];
   for (const [value, pattern] of refused) {
     assert.throws(() => validatePipelineMessage(value), pattern, JSON.stringify(value));
   }
+  assert.deepEqual(
+    validatePipelineMessage({ kind: "loaded", name: "p", resources: { cpu: 4, memoryBytes: 8 } }),
+    { kind: "loaded", name: "p", resources: { cpu: 4, memoryBytes: 8 } },
+  );
   const long = validatePipelineMessage({
     kind: "log",
     level: "warn",

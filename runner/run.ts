@@ -471,6 +471,11 @@ export class PipelineRun {
         );
       }
       this.#worker = loaded.worker;
+      const hint = loaded.worker.resources;
+      if (hint !== undefined) {
+        driver.sizeHint?.(hint);
+        serviceDriver?.sizeHint?.(hint);
+      }
       if (this.#stopReason !== undefined) {
         this.#cancel(`interrupted by ${this.#stopReason}`, this.#grace());
       }

@@ -41,7 +41,7 @@ export class MachineDriver implements Driver {
   readonly capabilities: DriverCapabilities = DOCKER_CAPABILITIES;
   readonly #pool: MachinePool;
   readonly #sizeParam: string;
-  readonly #hint: Demand;
+  #hint: Demand;
   #lease: Promise<Lease> | undefined;
   #closed = false;
 
@@ -56,6 +56,14 @@ export class MachineDriver implements Driver {
     this.#pool = pool;
     this.#sizeParam = sizeParam;
     this.#hint = hint;
+  }
+
+  /** Sizes the machine up front from the pipeline's hint (no effect once it is provisioned). */
+  sizeHint(hint: Demand): void {
+    this.#hint = {
+      cpu: Math.max(this.#hint.cpu, hint.cpu),
+      memoryBytes: Math.max(this.#hint.memoryBytes, hint.memoryBytes),
+    };
   }
 
   /** The machine, provisioned on first use. */

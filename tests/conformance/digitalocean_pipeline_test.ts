@@ -11,15 +11,28 @@ import { DOCKER_CAPABILITIES } from "../../drivers/docker/capabilities.ts";
 import { FakeDigitalOcean } from "../fakes/cloud/digitalocean.ts";
 import { ignore } from "../machines/harness.ts";
 import { definePipelineConformance } from "./pipeline_suite.ts";
+import { definePipelineServiceConformance } from "./pipeline_services_suite.ts";
+import { NETWORK_SERVICE_HELPERS, runContainers } from "./docker_service_helpers.ts";
 
 const fake = ignore ? undefined : new FakeDigitalOcean();
 if (fake) Deno.env.set("DIGITALOCEAN_API_URL", fake.url);
 
+const DRIVER = `digitalocean:token=${fake?.token ?? "none"},reuse_worker=true,max_workers=4`;
+
 definePipelineConformance({
-  driver: `digitalocean:token=${fake?.token ?? "none"},reuse_worker=true,max_workers=4`,
+  driver: DRIVER,
   image: "busybox:latest",
   capabilities: { ...DOCKER_CAPABILITIES, privileged: false },
   ignore,
+});
+
+// Services are containers on the machine's engine, on the run's network beside the tasks.
+definePipelineServiceConformance({
+  driver: DRIVER,
+  ignore,
+  port: () => Promise.resolve(8080),
+  helpers: NETWORK_SERVICE_HELPERS,
+  remains: runContainers,
 });
 
 Deno.test({

@@ -8,25 +8,10 @@
  */
 
 import assert from "node:assert/strict";
-// @ts-types="npm:@types/dockerode@^3"
-import Docker from "dockerode";
-import { LABEL } from "../../drivers/docker/labels.ts";
 import { assertEngine, ignoreDocker, TEST_IMAGE } from "../docker/engine_fixture.ts";
-import { type HarnessResult, runPipelineSource } from "../helpers/pipeline_harness.ts";
+import { runPipelineSource } from "../helpers/pipeline_harness.ts";
 import { definePipelineServiceConformance } from "./pipeline_services_suite.ts";
-
-const docker = new Docker({ socketPath: "/var/run/docker.sock" });
-
-/** The run's containers still on the engine, as `id kind`. */
-async function containersOf(result: HarnessResult): Promise<string[]> {
-  const start = result.events.find((event) => event.type === "run.start");
-  if (start?.type !== "run.start") throw new Error("the run has no run.start event");
-  const containers = await docker.listContainers({
-    all: true,
-    filters: { label: [`${LABEL.run}=${start.runId}`] },
-  });
-  return containers.map((container) => `${container.Id} ${container.Labels[LABEL.kind]}`);
-}
+import { runContainers } from "./docker_service_helpers.ts";
 
 Deno.test({
   name: "pipeline services [native with docker services]: the local engine answers",
@@ -50,7 +35,7 @@ const crasher = (name: string, delayS = 0) =>
 const client = (url: string) => task("client").run("busybox", "wget", "-qO-", url);
 const urlOf = (svc: { hostPort(port: number): number }) => "http://127.0.0.1:" + svc.hostPort(PORT) + "/";
 `,
-  remains: containersOf,
+  remains: runContainers,
 });
 
 const test = (name: string, fn: () => Promise<void>) =>
@@ -89,7 +74,7 @@ export default pipeline("svc", async (ctx) => {
   const start = result.events.find((event) => event.type === "run.start");
   assert.equal(start?.type === "run.start" && start.serviceDriver, "docker");
   assert.deepEqual(result.outcome.leftovers, []);
-  assert.deepEqual(await containersOf(result), []);
+  assert.deepEqual(await runContainers(result), []);
   await Deno.remove(result.dir, { recursive: true });
 });
 
@@ -110,7 +95,7 @@ export default pipeline("svc", async () => {
     /service "db" mounts a volume, but services run on the docker service driver \(--service-driver\) while the run's volumes belong to the native driver; remove \.mount\(\) from the service/,
   );
   assert.doesNotMatch(result.outcome.error ?? "", /\n/);
-  assert.deepEqual(await containersOf(result), []);
+  assert.deepEqual(await runContainers(result), []);
   await Deno.remove(result.dir, { recursive: true });
 });
 
@@ -131,6 +116,6 @@ export default pipeline("svc", async (ctx) => {
     result.outcome.error ?? "",
     /service "web" could not start: .*the native driver ignores images/,
   );
-  assert.deepEqual(await containersOf(result), [], "no container was started for the run");
+  assert.deepEqual(await runContainers(result), [], "no container was started for the run");
   await Deno.remove(result.dir, { recursive: true });
 });

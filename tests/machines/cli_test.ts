@@ -61,3 +61,50 @@ export default pipeline("cloud", async () => {
     },
   });
 }
+
+const SIZE_PARAM: Record<Kind, string> = { digitalocean: "size", hetzner: "server_type" };
+const HINTED_SIZE: Record<Kind, string> = { digitalocean: "s-4vcpu-8gb", hetzner: "cx33" };
+const SMALLEST_SIZE: Record<Kind, string> = { digitalocean: "s-1vcpu-1gb", hetzner: "cx23" };
+
+for (const kind of KINDS) {
+  Deno.test({
+    name: `pocketci run --driver=${kind}:${
+      SIZE_PARAM[kind]
+    }=auto: pipeline("x", { resources }) sizes the machine before the first (small) task`,
+    ignore,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      if (problem) throw new Error(problem);
+      const fake = startFake(kind);
+      const dir = await Deno.makeTempDir({ prefix: "pocketci-machines-hint-" });
+      try {
+        const body = (options: string) =>
+          `import { pipeline, task } from "pocketci";
+export default pipeline("sized", ${options}async () => {
+  await task("small").image("busybox:latest").sh("echo small task");
+});
+`;
+        await Deno.writeTextFile(
+          `${dir}/hinted.ts`,
+          body(`{ resources: { cpu: 4, memory: "8Gi" } }, `),
+        );
+        await Deno.writeTextFile(`${dir}/plain.ts`, body(""));
+        const env = { POCKETCI_STATE_DIR: `${dir}/.state`, [URL_ENV[kind]]: fake.url };
+        const driver = `--driver=${kind}:token=${fake.token},${SIZE_PARAM[kind]}=auto`;
+        const sizeLine = new RegExp(`\\(${SIZE_PARAM[kind]}=([a-z0-9-]+),`);
+        const hinted = await runCli(["run", driver, `${dir}/hinted.ts`], { env });
+        assert.equal(hinted.code, 0, hinted.stderr + hinted.stdout);
+        assert.equal(sizeLine.exec(hinted.stdout)?.[1], HINTED_SIZE[kind], hinted.stdout);
+        assert.match(hinted.stdout, /small task/);
+        const plain = await runCli(["run", driver, `${dir}/plain.ts`], { env });
+        assert.equal(plain.code, 0, plain.stderr + plain.stdout);
+        assert.equal(sizeLine.exec(plain.stdout)?.[1], SMALLEST_SIZE[kind], plain.stdout);
+        assert.deepEqual(leftovers(fake), { machines: 0, volumes: 0, keys: 0, sshd: 0 });
+      } finally {
+        await fake.close();
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
