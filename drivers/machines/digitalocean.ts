@@ -1,8 +1,16 @@
 /**
  * The DigitalOcean API v2 as a {@link MachineProvider}: droplets carry the pool state in tags
  * (`ci`, `namespace-<ns>`, `ci-worker-<ns>`, `ci-busy-<ns>` or `ci-idle-<ns>`, plus `ci-run-<run>`,
- * `ci-key-<fingerprint>`, `ci-idle-since-<seconds>` and a transient `ci-claim-<run>`); every list
- * follows `links.pages.next`, so nothing past the first page is missed.
+ * `ci-key-<fingerprint>`, `ci-idle-since-<seconds>-<droplet id>` while parked and `ci-claim-<run>`
+ * while busy); every list follows `links.pages.next`, so nothing past the first page is missed.
+ *
+ * A parked droplet is claimed by deleting its idle-since tag, which is unique to the droplet and
+ * the park: the API deletes a tag once, so exactly one run gets a 204 and the others a 404, with no
+ * claim-and-re-read round trip. Tags the driver makes for one run or one park are created before
+ * they are assigned and deleted (not only unassigned) when done, so the account does not collect
+ * them. A reused droplet costs 11 requests a run (the list, the claim, 2 for the run's tag, 2 for
+ * busy, 2 for the idle-since tag, 2 for idle, 1 to delete the run's tag): the API changes one tag
+ * on one resource per request.
  *
  * @module
  */
@@ -58,6 +66,11 @@ export function sanitizeTag(tag: string): string {
   return tag.trim().replace(/[^a-zA-Z0-9_:-]/g, "-").slice(0, 255);
 }
 
+/** The claim tag's run part, as the tag allows it. */
+function claimName(runId: string): string {
+  return runId.toLowerCase().replace(/[^a-z0-9._-]/g, "-");
+}
+
 function statusOf(status: string): MachineStatus {
   if (status === "active") return "running";
   if (status === "off" || status === "archive") return "off";
@@ -105,11 +118,13 @@ export class DigitalOceanProvider implements MachineProvider {
     const tags = new Set(d.tags ?? []);
     const find = (prefix: string) =>
       [...tags].find((t) => t.startsWith(prefix))?.slice(prefix.length);
-    // Stale idle-since tags are left by claims (removing them costs a request): the latest counts.
-    const stamps = [...tags].filter((t) => t.startsWith("ci-idle-since-")).map((t) =>
-      Number(t.slice("ci-idle-since-".length))
-    ).filter((n) => Number.isFinite(n));
-    const since = stamps.length > 0 ? String(Math.max(...stamps)) : undefined;
+    // `ci-idle-since-<seconds>` (earlier versions, other tools) or `-<seconds>-<droplet id>`.
+    const stamps = [...tags].flatMap((tag) => {
+      const match = /^ci-idle-since-(\d+)(?:-(\d+))?$/.exec(tag);
+      return match ? [{ tag, seconds: Number(match[1]), own: match[2] === String(d.id) }] : [];
+    }).sort((a, b) => b.seconds - a.seconds);
+    const since = stamps.length > 0 ? String(stamps[0].seconds) : undefined;
+    const marker = stamps.find((stamp) => stamp.own)?.tag;
     return {
       id: String(d.id),
       name: d.name,
@@ -123,6 +138,7 @@ export class DigitalOceanProvider implements MachineProvider {
       ),
       keyTag: find("ci-key-"),
       idleSince: since === undefined ? undefined : Number(since) * 1000,
+      ...(marker && tags.has(this.#idle) ? { idleMarker: marker } : {}),
       volumeIds: d.volume_ids ?? [],
       size: d.size_slug,
     };
@@ -252,9 +268,30 @@ export class DigitalOceanProvider implements MachineProvider {
     return list.map((d) => this.#machine(d));
   }
 
-  async #tag(tag: string, id: string, assign: boolean): Promise<void> {
+  /** Creates a tag (creating one that exists is harmless). */
+  async #createTag(tag: string): Promise<void> {
+    await this.api.request("POST", "/v2/tags", { body: { name: tag }, idempotent: true });
+  }
+
+  /** Deletes a tag, which unassigns it from every resource (already gone: false). */
+  async #deleteTag(tag: string): Promise<boolean> {
+    try {
+      await this.api.request("DELETE", `/v2/tags/${encodeURIComponent(tag)}`);
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Assigns or unassigns a tag. A tag known to be new (`fresh`) is created first; another is
+   * assigned first and created only on a 404 (the shared pool tags exist after the first run).
+   */
+  async #tag(tag: string, id: string, assign: boolean, fresh = false): Promise<void> {
     const resources = { resources: [{ resource_id: id, resource_type: "droplet" }] };
     const path = `/v2/tags/${encodeURIComponent(tag)}/resources`;
+    if (fresh) await this.#createTag(tag);
     if (!assign) {
       await this.api.request("DELETE", path, { body: resources }).catch((e) => {
         if (!isNotFound(e)) throw e;
@@ -266,17 +303,36 @@ export class DigitalOceanProvider implements MachineProvider {
     } catch (error) {
       if (!isNotFound(error)) throw error;
       // Assigning needs the tag to exist: create it (harmless if a concurrent run did) and retry.
-      await this.api.request("POST", "/v2/tags", { body: { name: tag }, idempotent: true });
+      await this.#createTag(tag);
       await this.api.request("POST", path, { body: resources, idempotent: true });
     }
   }
 
+  async claimParked(
+    machine: PoolMachine,
+    runId: string,
+  ): Promise<PoolMachine | undefined | "unsupported"> {
+    if (!machine.idleMarker) return "unsupported";
+    if (!(await this.#deleteTag(machine.idleMarker))) return undefined;
+    const claim = claimName(runId);
+    await this.#tag(`ci-claim-${claim}`, machine.id, true, true);
+    await this.markBusy(machine, runId);
+    return {
+      ...machine,
+      busy: true,
+      idle: false,
+      runId: claim,
+      claims: [claim],
+      idleMarker: undefined,
+    };
+  }
+
   async addClaim(machine: PoolMachine, runId: string): Promise<void> {
-    await this.#tag(`ci-claim-${runId}`, machine.id, true);
+    await this.#tag(`ci-claim-${claimName(runId)}`, machine.id, true, true);
   }
 
   async removeClaim(machine: PoolMachine, runId: string): Promise<void> {
-    await this.#tag(`ci-claim-${runId}`, machine.id, false);
+    await this.#tag(`ci-claim-${claimName(runId)}`, machine.id, false);
   }
 
   async markBusy(machine: PoolMachine, _runId: string): Promise<void> {
@@ -287,10 +343,12 @@ export class DigitalOceanProvider implements MachineProvider {
   }
 
   async markIdle(machine: PoolMachine): Promise<void> {
-    await this.#tag(`ci-idle-since-${Math.floor(Date.now() / 1000)}`, machine.id, true);
+    const since = `ci-idle-since-${Math.floor(Date.now() / 1000)}-${machine.id}`;
+    await this.#tag(since, machine.id, true, true);
     await this.#tag(this.#idle, machine.id, true);
     await this.#tag(this.#busy, machine.id, false);
-    for (const claim of machine.claims) await this.#tag(`ci-claim-${claim}`, machine.id, false);
+    // The run's claim tag named it while it was busy; no other droplet carries it now.
+    for (const claim of machine.claims) await this.#deleteTag(`ci-claim-${claim}`);
   }
 
   async deleteMachine(id: string): Promise<void> {

@@ -389,6 +389,12 @@ export class MachinePool {
   /** Compare-and-set by marker: write ours, re-read, back off when anyone else is there. */
   async #claim(machine: PoolMachine): Promise<PoolMachine | undefined> {
     const runId = this.#context.runId;
+    const atomic = await this.#provider.claimParked?.(machine, runId) ?? "unsupported";
+    if (atomic !== "unsupported") {
+      if (atomic) return atomic;
+      await this.#backOff(machine);
+      return undefined;
+    }
     try {
       await this.#provider.addClaim(machine, runId);
     } catch (error) {
@@ -404,14 +410,18 @@ export class MachinePool {
       current.claims[0] === runId.toLowerCase().replace(/[^a-z0-9._-]/g, "-");
     if (!won) {
       if (current) await this.#provider.removeClaim(current, runId).catch(() => {});
-      this.#hooks.progress(
-        `${this.#name}: another run claimed ${this.#noun} ${machine.name} first; backing off`,
-      );
-      await sleep(100 + Math.random() * 400, this.#context.signal);
+      await this.#backOff(machine);
       return undefined;
     }
     await this.#provider.markBusy(current, runId);
     return current;
+  }
+
+  async #backOff(machine: PoolMachine): Promise<void> {
+    this.#hooks.progress(
+      `${this.#name}: another run claimed ${this.#noun} ${machine.name} first; backing off`,
+    );
+    await sleep(100 + Math.random() * 400, this.#context.signal);
   }
 
   async #connect(machine: PoolMachine, hostKey: string, from: number): Promise<DockerDriver> {

@@ -34,6 +34,11 @@ export interface PoolMachine {
   readonly keyTag?: string;
   /** When it was parked (ms since the epoch). */
   readonly idleSince?: number;
+  /**
+   * DigitalOcean: the tag its last park wrote (`ci-idle-since-<seconds>-<id>`), unique to this
+   * machine and park, so deleting it is a claim only one run can win.
+   */
+  readonly idleMarker?: string;
   /** Volumes attached to it (provider IDs). */
   readonly volumeIds: readonly string[];
   /** The size slug or server type it has. */
@@ -116,6 +121,16 @@ export interface MachineProvider {
   getMachine(id: string): Promise<PoolMachine | undefined>;
   /** Every machine of the namespace's pool, in any status. */
   listPool(): Promise<PoolMachine[]>;
+  /**
+   * Claims a parked machine in one step when the provider has an atomic way (DigitalOcean:
+   * deleting its unique idle marker tag succeeds for one caller only), marking it busy for
+   * `runId`: the claimed machine, undefined when another run won, or "unsupported" (no marker:
+   * the pool falls back to the claim-marker protocol).
+   */
+  claimParked?(
+    machine: PoolMachine,
+    runId: string,
+  ): Promise<PoolMachine | undefined | "unsupported">;
   /** Adds the run's claim marker. */
   addClaim(machine: PoolMachine, runId: string): Promise<void>;
   /** Removes the run's claim marker. */
