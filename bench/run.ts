@@ -1,6 +1,6 @@
 /**
- * `deno task bench`: runs bench/native.ts and, when present, bench/docker.ts, bench/qemu.ts and
- * bench/k8s.ts,
+ * `deno task bench`: runs bench/native.ts and, when present, bench/docker.ts, bench/qemu.ts,
+ * bench/k8s.ts and bench/machines.ts,
  * each in its own process.
  *
  * @module
@@ -8,7 +8,7 @@
 
 // deno-lint-ignore-file no-console
 
-const BENCHES = ["native.ts", "docker.ts", "qemu.ts", "k8s.ts"];
+const BENCHES = ["native.ts", "docker.ts", "qemu.ts", "k8s.ts", "machines.ts"];
 
 if (import.meta.main) {
   let failed = false;
