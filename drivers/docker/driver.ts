@@ -40,7 +40,14 @@ import { mayShareNetns, NetnsPool } from "./netns_pool.ts";
 import { type RawAttach, rawAttach } from "./raw_attach.ts";
 import { DockerSandbox } from "./sandbox.ts";
 import { DockerService, serviceAddress } from "./service.ts";
-import { DockerTask, initFailureFilter, pump, waitForExit, waitForNextExit } from "./task.ts";
+import {
+  DockerTask,
+  initFailureFilter,
+  pump,
+  type StopMark,
+  waitForExit,
+  waitForNextExit,
+} from "./task.ts";
 import { Demuxer } from "./demux.ts";
 import { ResourceTracker } from "./tracker.ts";
 import { firstLine, VolumeStore } from "./volumes.ts";
@@ -293,6 +300,7 @@ export class DockerDriver implements Driver {
     }
     if (stdin !== undefined) void attach.sendStdin(stdin);
     const outputDone = attach.done;
+    const stops: StopMark = { requested: false };
     const status = this.#status(
       spec.command,
       image,
@@ -300,6 +308,7 @@ export class DockerDriver implements Driver {
       outputDone,
       filter,
       nextExit.exited,
+      stops,
     );
     // Reused only after a known exit; when the status could not be read the container may still
     // run in the holder's namespace, so the holder is dropped.
@@ -312,7 +321,7 @@ export class DockerDriver implements Driver {
             : this.#netns.discard(holder),
       );
     }
-    return new DockerTask(spec.id, container, status, remove);
+    return new DockerTask(spec.id, container, status, remove, stops);
   }
 
   /**
@@ -350,9 +359,10 @@ export class DockerDriver implements Driver {
     container: Docker.Container,
     outputDone: Promise<void>,
     initFailure: { failure: () => string | undefined; flush: () => void },
-    exited?: Promise<number>,
+    exited: Promise<number> | undefined,
+    stops: StopMark,
   ): Promise<ExitStatus> {
-    const status = await waitForExit(container, outputDone, exited);
+    const status = await waitForExit(container, outputDone, exited, stops);
     initFailure.flush();
     const failure = initFailure.failure();
     if (failure !== undefined && status.code === 127) {
@@ -403,14 +413,17 @@ export class DockerDriver implements Driver {
       delivered[stream] += chunk.length;
       filter.sink(stream, chunk);
     }).then(() => catchUpLogs(byId, delivered, filter.sink));
+    const stops: StopMark = { requested: false };
     const status = this.#status(
       info.Config.Cmd ?? [id],
       info.Config.Image,
       byId,
       outputDone,
       filter,
+      undefined,
+      stops,
     );
-    return new DockerTask(id, byId, status, this.#scheduleRemoval(byId, id));
+    return new DockerTask(id, byId, status, this.#scheduleRemoval(byId, id), stops);
   }
 
   /** Creates a volume or opens a cache. */
@@ -569,6 +582,7 @@ export class DockerDriver implements Driver {
       await remove();
       throw startError(asTask, image, error, this.#engine.address);
     }
+    const stops: StopMark = { requested: false };
     const status = this.#status(
       spec.command ?? [`the CMD of ${image}`],
       image,
@@ -576,8 +590,9 @@ export class DockerDriver implements Driver {
       attach.done,
       filter,
       nextExit.exited,
+      stops,
     );
-    const task = new DockerTask(spec.id, container, status, remove);
+    const task = new DockerTask(spec.id, container, status, remove, stops);
     let info: Docker.ContainerInspectInfo;
     try {
       info = await container.inspect();

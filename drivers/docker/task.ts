@@ -109,31 +109,48 @@ interface DockerModem {
   ): void;
 }
 
+/** Set once the task's stop() was called: its SIGKILL death is then no OOM kill to wait for. */
+export interface StopMark {
+  /** Whether stop() was called. */
+  requested: boolean;
+}
+
+/** How long a memory-limited container's SIGKILL death waits for the engine's OOM flag. */
+const OOM_SETTLE_MS = 3_000;
+const OOM_POLL_MS = 100;
+
 /**
  * Waits for the container to stop and reads its exit status (inspecting for OOM when it failed).
  * `exited` is a wait registered before the start; without it (or when it broke) the engine is
- * asked now.
+ * asked now. `stops` is the handle's {@link StopMark}.
  */
 export async function waitForExit(
   container: Docker.Container,
   outputDone: Promise<void>,
   exited?: Promise<number>,
+  stops: StopMark = { requested: false },
 ): Promise<ExitStatus> {
   const askNow = async () => ((await container.wait()) as { StatusCode: number }).StatusCode;
   const code = exited ? await exited.catch(askNow) : await askNow();
   const result = { StatusCode: code };
   await outputDone;
   let oom = false;
-  // The engine learns of an OOM kill from a separate event that can land just after the exit:
-  // a SIGKILL death (137) is checked again for a short while.
-  const tries = result.StatusCode === 137 ? 6 : result.StatusCode !== 0 ? 1 : 0;
-  for (let i = 0; i < tries && !oom; i++) {
-    if (i > 0) await sleep(50);
+  // The engine learns of an OOM kill from a separate event that can land after the exit (well
+  // after it on a loaded host): a SIGKILL death (137) of a container with a memory limit is
+  // checked again for up to OOM_SETTLE_MS; one without a limit cannot be a container OOM kill.
+  const deadline = performance.now() + OOM_SETTLE_MS;
+  for (let first = true; result.StatusCode !== 0 && !oom; first = false) {
+    if (!first) await sleep(OOM_POLL_MS);
+    let info: Docker.ContainerInspectInfo;
     try {
-      oom = (await container.inspect()).State.OOMKilled === true;
+      info = await container.inspect();
     } catch {
       break;
     }
+    oom = info.State.OOMKilled === true;
+    const limited = (info.HostConfig?.Memory ?? 0) > 0;
+    if (result.StatusCode !== 137 || !limited || stops.requested) break;
+    if (performance.now() >= deadline) break;
   }
   return exitStatus(result.StatusCode, oom);
 }
@@ -150,15 +167,21 @@ export class DockerTask implements TaskHandle {
   /** When SIGKILL is due (a `performance.now()` time); a later stop() may bring it forward. */
   #killAt = Infinity;
   #rearmKill: (() => void) | undefined;
+  readonly #stops: StopMark;
 
-  /** Wraps a started container. `remove` schedules its removal with the driver. */
+  /**
+   * Wraps a started container. `remove` schedules its removal with the driver; `stops` is the
+   * mark its status reader checks.
+   */
   constructor(
     id: string,
     container: Docker.Container,
     status: Promise<ExitStatus>,
     remove: () => Promise<void>,
+    stops: StopMark = { requested: false },
   ) {
     this.id = id;
+    this.#stops = stops;
     this.container = container;
     this.#status = status;
     this.#remove = remove;
@@ -176,6 +199,7 @@ export class DockerTask implements TaskHandle {
    * with a shorter grace (a second Ctrl-C: 0) brings the SIGKILL forward.
    */
   stop(graceMs: number): Promise<void> {
+    this.#stops.requested = true;
     const killAt = performance.now() + Math.max(0, graceMs);
     if (killAt < this.#killAt) {
       this.#killAt = killAt;

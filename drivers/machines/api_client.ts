@@ -75,10 +75,16 @@ function errorParts(body: unknown): { code: string; message: string } {
   const b = body as Record<string, unknown> | undefined;
   const hetzner = b?.error as Record<string, unknown> | undefined;
   if (hetzner && typeof hetzner === "object") {
-    const details = hetzner.details as
-      | { fields?: { name: string; messages: string[] }[] }
-      | undefined;
-    const fields = details?.fields?.map((f) => `${f.name}: ${f.messages.join(", ")}`).join("; ");
+    // Any part may be missing or malformed: a uniqueness_error names its fields without messages.
+    const details = hetzner.details as { fields?: unknown } | undefined;
+    const fields = Array.isArray(details?.fields)
+      ? details.fields.map((field: { name?: unknown; messages?: unknown } | null) => {
+        const messages = Array.isArray(field?.messages) ? field.messages.map(String) : [];
+        return messages.length > 0
+          ? `${String(field?.name)}: ${messages.join(", ")}`
+          : String(field?.name);
+      }).join("; ")
+      : undefined;
     return {
       code: String(hetzner.code ?? "error"),
       message: String(hetzner.message ?? "") + (fields ? ` (${fields})` : ""),

@@ -6,6 +6,13 @@
  * images and locations are passed by name (the API accepts names), so no lookup pins an
  * architecture. A label update replaces the whole map, so it always sends every label.
  *
+ * A label update is not a compare-and-set, so a parked server is claimed with a lock instead: a
+ * placement group named `pocketci-claim-<server id>-<idle-since>` (names are unique in a project,
+ * so one run's create succeeds and the others get a `uniqueness_error`), then a re-read that the
+ * server is still parked with that stamp, then the busy labels; the lock is deleted at once. A lock
+ * older than a minute was left by a run that died mid-claim and is taken over; a deleted server's
+ * locks go with it.
+ *
  * @module
  */
 
@@ -69,6 +76,9 @@ export function sanitizeLabel(value: string): string {
     "",
   );
 }
+
+/** A claim lock this old was left by a run that died mid-claim (a claim takes well under it). */
+const STALE_LOCK_MS = 60_000;
 
 /** The Hetzner provider. */
 export class HetznerProvider implements MachineProvider {
@@ -260,6 +270,60 @@ export class HetznerProvider implements MachineProvider {
     await this.api.request("PUT", `/servers/${id}`, { body: { labels } });
   }
 
+  async #deleteLock(id: number): Promise<void> {
+    await this.api.request("DELETE", `/placement_groups/${id}`).catch((e) => {
+      if (!isNotFound(e)) throw e;
+    });
+  }
+
+  async claimParked(
+    machine: PoolMachine,
+    runId: string,
+  ): Promise<PoolMachine | undefined | "unsupported"> {
+    const since = machine.labels?.["ci-idle-since"];
+    if (!machine.idle || since === undefined) return "unsupported";
+    const name = `pocketci-claim-${machine.id}-${since}`;
+    let lock: number;
+    try {
+      const body = await this.api.request<{ placement_group: { id: number } }>(
+        "POST",
+        "/placement_groups",
+        {
+          body: {
+            name,
+            type: "spread",
+            labels: {
+              ci: "true",
+              "ci-lock": this.#ns,
+              "ci-lock-server": machine.id,
+              "ci-run": sanitizeLabel(runId),
+            },
+          },
+        },
+      );
+      lock = body.placement_group.id;
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 409)) throw error;
+      const [held] = await this.#all<{ id: number; created: string }>(
+        "/placement_groups",
+        "placement_groups",
+        { name },
+      );
+      if (held && Date.now() - Date.parse(held.created) > STALE_LOCK_MS) {
+        await this.#deleteLock(held.id);
+      }
+      return undefined;
+    }
+    try {
+      const current = await this.getMachine(machine.id);
+      if (!current?.idle || current.labels?.["ci-idle-since"] !== since) return undefined;
+      await this.markBusy(current, runId);
+      return { ...current, busy: true, idle: false, runId: sanitizeLabel(runId), claims: [] };
+    } finally {
+      await this.#deleteLock(lock);
+    }
+  }
+
   async addClaim(machine: PoolMachine, runId: string): Promise<void> {
     await this.#setLabels(machine.id, (l) => {
       if (l["ci-worker-status"] !== "idle" || l["ci-claim"]) {
@@ -300,5 +364,9 @@ export class HetznerProvider implements MachineProvider {
     await this.api.request("DELETE", `/servers/${id}`).catch((e) => {
       if (!isNotFound(e)) throw e;
     });
+    const locks = await this.#all<{ id: number }>("/placement_groups", "placement_groups", {
+      label_selector: `ci-lock-server=${id}`,
+    });
+    for (const lock of locks) await this.#deleteLock(lock.id);
   }
 }

@@ -288,9 +288,10 @@ export class MachinePool {
         signal?.throwIfAborted();
         const pool = await this.#reconcile(await this.#provider.listPool());
         const claimed = await this.#claimIdle(pool, tag);
-        if (claimed === "lost") continue; // re-read the pool: the machine may be free again
-        if (claimed) return claimed;
-        if (pool.length < this.#settings.maxWorkers) {
+        // Re-read the pool (the machine may be free again), within wait_timeout like any wait.
+        if (claimed === "lost" && Date.now() < deadline) continue;
+        if (claimed && claimed !== "lost") return claimed;
+        if (claimed !== "lost" && pool.length < this.#settings.maxWorkers) {
           // Another run of the namespace may have deleted the key with its last machine: look it
           // up again before each create (creates are rare), and once more if the create says so.
           this.#key = undefined;
@@ -389,7 +390,9 @@ export class MachinePool {
   /** Compare-and-set by marker: write ours, re-read, back off when anyone else is there. */
   async #claim(machine: PoolMachine): Promise<PoolMachine | undefined> {
     const runId = this.#context.runId;
-    const atomic = await this.#provider.claimParked?.(machine, runId) ?? "unsupported";
+    const atomic = this.#provider.claimParked
+      ? await this.#provider.claimParked(machine, runId)
+      : "unsupported";
     if (atomic !== "unsupported") {
       if (atomic) return atomic;
       await this.#backOff(machine);

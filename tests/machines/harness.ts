@@ -90,6 +90,18 @@ export interface Run {
   readonly lines: string[];
 }
 
+/** Every run started since the last {@link takeRunLines}, for a failed test's report. */
+const started: Run[] = [];
+
+/** The progress lines of the runs started since the last call, one block per run. */
+export function takeRunLines(): string {
+  const text = started.map((run, i) =>
+    `--- run ${i + 1} (${run.ctx.runId}):\n${run.lines.join("\n")}`
+  ).join("\n");
+  started.length = 0;
+  return text;
+}
+
 /** A run of namespace `namespace` sharing `stateDir`. */
 export async function startRun(
   kind: Kind,
@@ -113,7 +125,9 @@ export async function startRun(
   const pool = new MachinePool(provider, settingsFor(kind, options.settings), ctx, {
     progress: (line) => lines.push(line),
   });
-  return { ctx, provider, pool, lines };
+  const run = { ctx, provider, pool, lines };
+  started.push(run);
+  return run;
 }
 
 /** What the fake still holds. */

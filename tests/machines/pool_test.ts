@@ -14,6 +14,7 @@ import type { DockerDriver } from "../../drivers/docker/driver.ts";
 import type { Lease } from "../../drivers/machines/pool.ts";
 import type { FakeCloud } from "../fakes/cloud/fake_server.ts";
 import { FakeDigitalOcean } from "../fakes/cloud/digitalocean.ts";
+import type { FakeHetzner } from "../fakes/cloud/hetzner.ts";
 import {
   ignore,
   type Kind,
@@ -23,6 +24,7 @@ import {
   type Run,
   startFake,
   startRun,
+  takeRunLines,
 } from "./harness.ts";
 
 async function runEcho(docker: DockerDriver, text: string): Promise<string> {
@@ -53,8 +55,14 @@ function test(name: string, fn: (kind: Kind) => Promise<void>): void {
         const limit = new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error("test took longer than 60 s")), 60_000);
         });
+        takeRunLines();
         try {
           await Promise.race([fn(kind), limit]);
+        } catch (error) {
+          // The pool's progress lines say what each run was doing when it failed.
+          const lines = takeRunLines();
+          if (error instanceof Error) error.message += `\nprogress of the test's runs:\n${lines}`;
+          throw error;
         } finally {
           clearTimeout(timer);
         }
@@ -442,4 +450,55 @@ test("a parked machine whose key this host does not hold is reported, never clai
     for (const r of [other, run, off, offElsewhere]) await r.ctx.dispose();
     await Deno.remove(elsewhere, { recursive: true });
   });
+});
+
+Deno.test({
+  name:
+    "machines (hetzner): a claim lock held by a live claim blocks; one a dead run left is taken over; a deleted server's locks go with it",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    if (problem) throw new Error(problem);
+    await withFake("hetzner", async (cloud, stateDir) => {
+      const fake = cloud as FakeHetzner;
+      const settings = { reuseWorker: true, maxWorkers: 1, waitTimeoutMs: 1_500 };
+      const first = await startRun("hetzner", fake, { namespace: "ns-lock", stateDir, settings });
+      const lease1 = await first.pool.acquire(ZERO);
+      await done(first, lease1);
+      const server = fake.servers.get(Number(lease1.machine.id))!;
+      const name = `pocketci-claim-${server.id}-${server.labels["ci-idle-since"]}`;
+      const lock = (ageMs: number) => {
+        const id = 900_000 + ageMs;
+        fake.placementGroups.set(id, {
+          id,
+          name,
+          labels: { "ci-lock-server": String(server.id) },
+          created: new Date(Date.now() - ageMs).toISOString(),
+        });
+        return id;
+      };
+      // Another run is claiming right now: this one waits (max_workers=1) and gives up.
+      const fresh = lock(0);
+      const blocked = await startRun("hetzner", fake, { namespace: "ns-lock", stateDir, settings });
+      await assert.rejects(blocked.pool.acquire(ZERO), /no free worker slot/);
+      assert.equal(server.labels["ci-worker-status"], "idle");
+      fake.placementGroups.delete(fresh);
+      // A lock two minutes old was left by a run that died mid-claim: it is taken over.
+      lock(120_000);
+      const second = await startRun("hetzner", fake, { namespace: "ns-lock", stateDir, settings });
+      const lease2 = await second.pool.acquire(ZERO);
+      assert.equal(lease2.machine.id, lease1.machine.id, second.lines.join("\n"));
+      assert.equal(fake.count("POST", CREATE.hetzner), 1);
+      assert.equal(fake.placementGroups.size, 0, "the claim's own lock is deleted at once");
+      await done(second, lease2);
+      // A lock of a server that is then deleted goes with it.
+      lock(0);
+      const last = await startRun("hetzner", fake, { namespace: "ns-lock", stateDir });
+      await last.pool.release(lease2);
+      assert.equal(fake.servers.size, 0);
+      assert.equal(fake.placementGroups.size, 0, "the deleted server's lock remains");
+      for (const run of [first, blocked, second, last]) await run.ctx.dispose();
+    });
+  },
 });

@@ -2,7 +2,8 @@
  * A fake Hetzner Cloud API v1, written from the public API reference: Bearer auth, servers
  * (create with user_data, labels, volumes and `automount`, answering with the `action`; get; list
  * with `name` and `label_selector`; `PUT` labels, which replaces the whole map; delete answering
- * with an action), actions, SSH keys, volumes, pagination in `meta.pagination`,
+ * with an action), actions, SSH keys, volumes, placement groups (names unique per project: a
+ * second create of a name is a `uniqueness_error`), pagination in `meta.pagination`,
  * `RateLimit-Limit/Remaining/Reset` headers and errors as `{"error":{"code","message"}}`.
  * Servers are real machines (see `machine_host.ts`).
  *
@@ -117,6 +118,11 @@ export class FakeHetzner extends FakeCloud {
   readonly keys = new Map<number, FakeHetznerKey>();
   /** Volumes by ID. */
   readonly volumes = new Map<number, FakeHetznerVolume>();
+  /** Placement groups by ID. */
+  readonly placementGroups = new Map<
+    number,
+    { id: number; name: string; labels: Record<string, string>; created: string }
+  >();
   /** Actions by ID (status flips to success when polled after the activation delay). */
   readonly actions = new Map<
     number,
@@ -351,6 +357,54 @@ export class FakeHetzner extends FakeCloud {
         return { status: 204 };
       }
     }
+    if (parts[0] === "placement_groups") {
+      if (method === "POST" && parts.length === 1) {
+        const groupName = String(b.name ?? "");
+        if (groupName === "") return this.#invalid("name", "is required");
+        if (b.type !== "spread") return this.#invalid("type", "must be spread");
+        const problem = this.#labelsOk(b.labels);
+        if (problem) return this.#invalid("labels", problem);
+        if ([...this.placementGroups.values()].some((g) => g.name === groupName)) {
+          return {
+            status: 409,
+            body: {
+              error: {
+                code: "uniqueness_error",
+                message: "placement group name is already used",
+                details: { fields: [{ name: "name" }] },
+              },
+            },
+          };
+        }
+        const group = {
+          id: this.nextId(),
+          name: groupName,
+          labels: { ...(b.labels as Record<string, string> ?? {}) },
+          created: new Date().toISOString(),
+        };
+        this.placementGroups.set(group.id, group);
+        return {
+          status: 201,
+          body: { placement_group: placementGroupJson(group), action: null },
+        };
+      }
+      if (method === "GET" && parts.length === 1) {
+        return this.#page(
+          "placement_groups",
+          filter([...this.placementGroups.values()]).map(placementGroupJson),
+          query,
+        );
+      }
+      const group = this.placementGroups.get(id);
+      if (!group) return this.#notFound("placement_group");
+      if (method === "GET") {
+        return { status: 200, body: { placement_group: placementGroupJson(group) } };
+      }
+      if (method === "DELETE") {
+        this.placementGroups.delete(id);
+        return { status: 204 };
+      }
+    }
     if (parts[0] === "volumes") {
       if (method === "POST" && parts.length === 1) {
         const volName = String(b.name ?? "");
@@ -509,6 +563,19 @@ export class FakeHetzner extends FakeCloud {
 
 function actionJson(a: { id: number; command: string; status: string; progress: number }): unknown {
   return { id: a.id, command: a.command, status: a.status, progress: a.progress, error: null };
+}
+
+function placementGroupJson(
+  g: { id: number; name: string; labels: Record<string, string>; created: string },
+): unknown {
+  return {
+    id: g.id,
+    name: g.name,
+    labels: g.labels,
+    type: "spread",
+    created: g.created,
+    servers: [],
+  };
 }
 
 function keyJson(k: FakeHetznerKey): unknown {
