@@ -156,6 +156,12 @@ export interface TaskSpec {
   readonly platform?: string;
   /** Explicit entrypoint; absent means the image's entrypoint is cleared. */
   readonly entrypoint?: readonly string[];
+  /**
+   * The task's own timeout (ms), which the runner enforces by stopping it. A driver may also hand
+   * it to its backend as a safety net that outlives a dead runner (k8s: `activeDeadlineSeconds`,
+   * with a margin so the runner's own stop comes first).
+   */
+  readonly timeoutMs?: number;
 }
 
 /** Which output stream a chunk came from. */

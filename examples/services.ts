@@ -2,7 +2,7 @@
 // A server the tests talk to, as GitLab CI's `services:`, GitHub Actions' `services:` or Dagger's
 // `asService()`: busybox httpd started as a service, ready once its /health answers, used by a
 // test task, and stopped at the end of the `await using` block (or when the pipeline ends).
-// On docker the task reaches it by its name (web:8080) on the run's network; on native the
+// On docker and k8s the task reaches it by its name (web:8080); on native the
 // service is a host process and the task uses the port it listens on (hostPort). With
 // --service-driver=docker a native run's service is a container instead: the native task
 // reaches it at 127.0.0.1:hostPort(8080), the port docker published (its name does not resolve
@@ -10,6 +10,7 @@
 //   pocketci run examples/services.ts
 //   pocketci run --driver=native examples/services.ts -- 18080   (busybox on the host, a free port)
 //   pocketci run --driver=native --service-driver=docker examples/services.ts
+//   pocketci run --driver=k8s examples/services.ts
 import { pipeline, service, task } from "pocketci";
 
 export default pipeline("services", async (ctx) => {
@@ -19,7 +20,10 @@ export default pipeline("services", async (ctx) => {
   const hostTask = ctx.driver === "native";
   const root = hostService ? "www" : "/www";
   const httpd = hostService ? `busybox httpd -f -v -p 127.0.0.1:${port}` : `httpd -f -v -p ${port}`;
-  await using web = await service("web").image("busybox").ports(port)
+  // Only a task on the host needs the port published there (k8s publishes none: its tasks are
+  // pods that reach the service by name).
+  const base = service("web").image("busybox");
+  await using web = await (hostTask ? base.ports(port) : base)
     .run(
       "sh",
       "-c",

@@ -355,6 +355,7 @@ export class RunSession implements PipelineHost {
       pull: request.pull,
       platform: request.platform,
       entrypoint: request.entrypoint,
+      ...(request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs }),
     };
   }
 
@@ -639,7 +640,12 @@ export class RunSession implements PipelineHost {
     }
     this.#cancel.signal.throwIfAborted();
     const id = this.#newId(request.name);
-    const spec = this.#taskSpec(id, { ...request, command: SANDBOX_KEEP_ALIVE });
+    // A sandbox's timeout bounds each call, not the sandbox's life.
+    const spec = this.#taskSpec(id, {
+      ...request,
+      command: SANDBOX_KEEP_ALIVE,
+      timeoutMs: undefined,
+    });
     const handle = await driver.startSandbox(spec);
     this.#sandboxes.set(id, { handle, name: request.name, closed: false });
     this.#options.emit({ type: "sandbox.start", id, name: request.name });

@@ -17,6 +17,8 @@ import {
   type ResourceKind,
   type ResourceRecord,
   type SandboxHandle,
+  type ServiceHandle,
+  type ServiceSpec,
   type TaskHandle,
   type TaskSpec,
   UnsupportedError,
@@ -32,10 +34,14 @@ import { LABEL, labelsFor, labelValue, objectName, selector } from "./names.ts";
 import { podFor } from "./pod_spec.ts";
 import { PodWatch } from "./pod_watch.ts";
 import { K8sSandbox } from "./sandbox.ts";
+import { K8sService } from "./service.ts";
 import { createAndStart, K8sTask, type PodContext } from "./task.ts";
 import { type ClaimOptions, ClaimStore, deleteClaim } from "./volumes.ts";
 
 /** The keep-alive of a sandbox without a command of its own. */
+/** Seconds past a task's timeout before the kubelet's `activeDeadlineSeconds` kills its pod. */
+export const DEADLINE_MARGIN_S = 60;
+
 export const SANDBOX_KEEPALIVE: readonly string[] = [
   "sh",
   "-c",
@@ -125,6 +131,8 @@ export class K8sDriver implements Driver {
   readonly #claims: ClaimStore;
   readonly #records = new Map<string, ResourceRecord>();
   readonly #tasks = new Map<string, string>();
+  /** The run's running services: name → pod IP (every later pod resolves the name). */
+  readonly #services = new Map<string, string>();
   readonly #pending = new Set<Promise<unknown>>();
   #closed?: Promise<CleanupReport>;
 
@@ -206,7 +214,7 @@ export class K8sDriver implements Driver {
     return p;
   }
 
-  #validate(spec: TaskSpec, what: "task" | "sandbox"): string {
+  #validate(spec: TaskSpec, what: "task" | "sandbox" | "service"): string {
     if (!spec.image) {
       throw new DriverError(
         "invalid",
@@ -221,9 +229,13 @@ export class K8sDriver implements Driver {
     return spec.image;
   }
 
-  #pod(spec: TaskSpec, kind: "task" | "sandbox", command?: readonly string[]): V1Pod {
+  #pod(
+    spec: TaskSpec,
+    kind: "task" | "sandbox" | "service",
+    command?: readonly string[],
+  ): V1Pod {
     const name = objectName(
-      `pci-${kind === "task" ? "t" : "s"}`,
+      `pci-${kind === "task" ? "t" : kind === "sandbox" ? "s" : "v"}`,
       spec.name,
       `${this.#context.runId}\0${spec.id}`,
     );
@@ -238,6 +250,12 @@ export class K8sDriver implements Driver {
       annotations: meta.annotations,
       ...(command ? { command } : {}),
       readWriteOnce: true,
+      services: new Map(this.#services),
+      service: kind === "service",
+      // A safety net for a runner that died: its own stop (after the grace) comes first.
+      ...(kind === "task" && spec.timeoutMs !== undefined
+        ? { deadlineSeconds: Math.ceil(spec.timeoutMs / 1000) + DEADLINE_MARGIN_S }
+        : {}),
     });
   }
 
@@ -360,6 +378,49 @@ export class K8sDriver implements Driver {
       spec.user,
       () => this.#removePod(name),
     );
+  }
+
+  /** Starts a service pod; resolves once its container started. */
+  startService(spec: ServiceSpec, output: OutputSink): Promise<ServiceHandle> {
+    return this.#guard(() => this.#startService(spec, output));
+  }
+
+  async #startService(spec: ServiceSpec, output: OutputSink): Promise<ServiceHandle> {
+    if (spec.ports.length > 0) {
+      throw new DriverError(
+        "invalid",
+        `service ${spec.name}: the k8s driver publishes no port on this host (.ports(${
+          spec.ports.join(", ")
+        })); tasks reach the service at ${spec.name}:<port>, so drop .ports() or run the services with --service-driver=docker`,
+      );
+    }
+    if (this.#services.has(spec.name)) {
+      throw new DriverError("invalid", `a service named ${spec.name} is already running`);
+    }
+    const asTask: TaskSpec = { ...spec, command: spec.command ?? [] };
+    const image = this.#validate(asTask, "service");
+    const pod = this.#pod(asTask, "service");
+    const name = pod.metadata!.name!;
+    await this.#record("container", name, { task: spec.id, role: "service" });
+    let started: V1Pod;
+    try {
+      started = await createAndStart(this.#podContext(), pod, image);
+    } catch (error) {
+      await this.#removePod(name).catch(() => {});
+      throw refusedPrivilege(asTask, error);
+    }
+    const ip = started.status?.podIP ?? this.#watch.latest(name)?.status?.podIP ?? "";
+    if (ip !== "") this.#services.set(spec.name, ip);
+    const task = new K8sTask(
+      spec.id,
+      name,
+      this.#podContext(),
+      output,
+      () => this.#removePod(name),
+    );
+    return new K8sService(spec.id, ip, task, this.#target.kc, this.#options.namespace, () => {
+      if (this.#services.get(spec.name) === ip) this.#services.delete(spec.name);
+    });
   }
 
   /** Deletes the run's pods and volume claims (caches stay); reports what it removed. */

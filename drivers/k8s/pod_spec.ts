@@ -37,6 +37,15 @@ export interface PodPlan {
   readonly command?: readonly string[];
   /** Whether the claims are ReadWriteOnce (then pods sharing one are scheduled together). */
   readonly readWriteOnce: boolean;
+  /** The run's services: name → pod IP, resolvable from this pod (`hostAliases`). */
+  readonly services?: ReadonlyMap<string, string>;
+  /**
+   * A service: the image's ENTRYPOINT and CMD run unless replaced (`entrypoint` replaces the
+   * former, `command` the latter), unlike a task's, whose entrypoint is cleared.
+   */
+  readonly service?: boolean;
+  /** `activeDeadlineSeconds`: the kubelet kills the pod after it (a safety net for timeouts). */
+  readonly deadlineSeconds?: number;
 }
 
 /** `user` as a securityContext: numeric `uid` or `uid:gid`; a name is refused. */
@@ -131,6 +140,14 @@ export function podFor(spec: TaskSpec, plan: PodPlan): V1Pod {
       enableServiceLinks: false,
       automountServiceAccountToken: false,
       terminationGracePeriodSeconds: 30,
+      ...(plan.deadlineSeconds !== undefined
+        ? { activeDeadlineSeconds: plan.deadlineSeconds }
+        : {}),
+      ...(plan.services && plan.services.size > 0
+        ? {
+          hostAliases: [...plan.services].map(([hostname, ip]) => ({ ip, hostnames: [hostname] })),
+        }
+        : {}),
       ...(affinityTerms.length
         ? {
           affinity: {
@@ -142,11 +159,18 @@ export function podFor(spec: TaskSpec, plan: PodPlan): V1Pod {
         name: CONTAINER,
         image: spec.image,
         imagePullPolicy: pullPolicy(spec.pull),
-        ...(spec.entrypoint
+        ...(plan.service
+          ? {
+            ...(spec.entrypoint ? { command: [...spec.entrypoint] } : {}),
+            ...(command.length > 0 ? { args: [...command] } : {}),
+          }
+          : spec.entrypoint
           ? { command: [...spec.entrypoint], args: [...command] }
           : { command: [...command], args: [] }),
         env: Object.entries(spec.env).map(([name, value]) => ({ name, value })),
-        workingDir: resolveWorkDir(spec.workDir),
+        ...(plan.service && spec.workDir === undefined
+          ? {}
+          : { workingDir: resolveWorkDir(spec.workDir) }),
         ...(resources ? { resources: { requests: resources, limits: resources } } : {}),
         ...(securityContext ? { securityContext } : {}),
         ...(spec.stdin !== undefined && plan.command === undefined

@@ -10,11 +10,8 @@ import { dockerFactory } from "../../drivers/docker/factory.ts";
 import { LABEL } from "../../drivers/docker/labels.ts";
 import { openEngine } from "../../drivers/docker/engine.ts";
 import { resolveEngineAddress } from "../../drivers/docker/engine_address.ts";
-import { assertEngine, ignoreDocker, TEST_IMAGE } from "../docker/engine_fixture.ts";
+import { assertEngine, ignoreDocker, SERVICE_IMAGE, TEST_IMAGE } from "../docker/engine_fixture.ts";
 import { defineServiceConformance } from "./service_suite.ts";
-
-/** The image whose ENTRYPOINT serves on the port its CMD names (built by .ci/setup_docker.sh). */
-export const SERVICE_IMAGE = "pocketci-test/service:latest";
 
 Deno.test({
   name: "docker services: the local engine answers and the test image exists",

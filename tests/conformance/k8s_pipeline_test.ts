@@ -7,10 +7,13 @@
  */
 
 import { K8S_CAPABILITIES } from "../../drivers/k8s/capabilities.ts";
+import { LABEL, labelValue } from "../../drivers/k8s/names.ts";
 import { enginePrivileged } from "../docker/engine_fixture.ts";
 import { startFakeKube } from "../fakes/kube/server.ts";
 import { ignoreKube } from "../k8s/fixture.ts";
 import { definePipelineConformance } from "./pipeline_suite.ts";
+import { definePipelineServiceConformance } from "./pipeline_services_suite.ts";
+import { NETWORK_SERVICE_HELPERS } from "./docker_service_helpers.ts";
 
 const kube = ignoreKube ? undefined : await startFakeKube();
 // The kubeconfig reaches the CLI through KUBECONFIG, as a user would set it (and keeps the
@@ -30,6 +33,23 @@ definePipelineConformance({
   ignore: ignoreKube,
   absoluteMounts: true,
   numericUser: true,
+});
+
+// Services are pods; tasks reach them by name (hostAliases), as on docker's run network.
+definePipelineServiceConformance({
+  driver: "k8s:namespace=default,start_timeout=1m",
+  ignore: ignoreKube,
+  port: () => Promise.resolve(8080),
+  helpers: NETWORK_SERVICE_HELPERS,
+  remains: (result) => {
+    const start = result.events.find((event) => event.type === "run.start");
+    if (start?.type !== "run.start") throw new Error("the run has no run.start event");
+    return Promise.resolve(
+      kube!.store.list("pods", "default")
+        .filter((pod) => pod.metadata.labels?.[LABEL.run] === labelValue(start.runId))
+        .map((pod) => pod.metadata.name as string),
+    );
+  },
 });
 
 Deno.test({

@@ -9,12 +9,13 @@
  */
 
 import assert from "node:assert/strict";
-import type {
-  Driver,
-  DriverContext,
-  ServiceHandle,
-  ServiceSpec,
-  TaskSpec,
+import {
+  type Driver,
+  type DriverContext,
+  DriverError,
+  type ServiceHandle,
+  type ServiceSpec,
+  type TaskSpec,
 } from "../../drivers/contract.ts";
 import { NotReadyError, probeOnce, waitReady } from "../../runner/readiness.ts";
 import { createTestContext, type TestContext } from "./context.ts";
@@ -46,6 +47,12 @@ export interface ServiceConformanceOptions {
   };
   /** Drivers with a network: a task that fetches `url` (`http://name:port/`) and prints it. */
   readonly fetchTask?: (url: string) => Partial<TaskSpec>;
+  /**
+   * Whether `ports` are published on this host (default true). A driver whose services live
+   * where this host cannot reach them (k8s) must refuse them with a `DriverError` of code
+   * `invalid` naming `.ports(`.
+   */
+  readonly publishesPorts?: boolean;
   /** Lists what is left of a service after `stop()` (containers, processes); must be empty. */
   readonly remains: (ctx: TestContext, handle: ServiceHandle) => Promise<string[]>;
 }
@@ -171,21 +178,35 @@ export function defineServiceConformance(options: ServiceConformanceOptions): vo
     });
   });
 
-  test("a published port is reachable on 127.0.0.1 at hostPort()", async () => {
-    await withDriver(async (driver) => {
-      const port = await options.port();
-      const { handle } = await start(
-        driver,
-        serviceSpec({ ...options.server(port, 0), ports: [port] }),
-      );
-      await ready(handle, { tcp: port });
-      const hostPort = handle.hostPort(port);
-      assert.ok(hostPort !== undefined && hostPort > 0, "the port is published");
-      assert.equal(handle.hostPort(port + 1), undefined, "an unlisted port is not");
-      assert.equal((await fetchLocal(hostPort)).trim(), "served");
-      await handle.stop(2000);
+  if (options.publishesPorts === false) {
+    test("ports to publish on this host are refused with a clear error", async () => {
+      await withDriver(async (driver) => {
+        const port = await options.port();
+        await assert.rejects(
+          () => start(driver, serviceSpec({ ...options.server(port, 0), ports: [port] })),
+          (error: unknown) =>
+            error instanceof DriverError && error.code === "invalid" &&
+            error.message.includes(".ports(") && !error.message.includes("\n"),
+        );
+      });
     });
-  });
+  } else {
+    test("a published port is reachable on 127.0.0.1 at hostPort()", async () => {
+      await withDriver(async (driver) => {
+        const port = await options.port();
+        const { handle } = await start(
+          driver,
+          serviceSpec({ ...options.server(port, 0), ports: [port] }),
+        );
+        await ready(handle, { tcp: port });
+        const hostPort = handle.hostPort(port);
+        assert.ok(hostPort !== undefined && hostPort > 0, "the port is published");
+        assert.equal(handle.hostPort(port + 1), undefined, "an unlisted port is not");
+        assert.equal((await fetchLocal(hostPort)).trim(), "served");
+        await handle.stop(2000);
+      });
+    });
+  }
 
   test("stop() ends the service and removes it; close() stops one left running", async () => {
     await withDriver(async (driver, ctx) => {

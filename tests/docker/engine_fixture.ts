@@ -8,6 +8,9 @@
 /** The image the docker tests use (built locally from Debian's busybox-static). */
 export const TEST_IMAGE = "busybox:latest";
 
+/** The image whose ENTRYPOINT serves on the port its CMD names (built by .ci/setup_docker.sh). */
+export const SERVICE_IMAGE = "pocketci-test/service:latest";
+
 /** Why the local engine cannot be used, or `undefined` when it can. */
 export async function engineProblem(): Promise<string | undefined> {
   try {

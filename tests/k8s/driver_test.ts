@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { DriverError, type TaskSpec } from "../../drivers/contract.ts";
 import { k8sFactory } from "../../drivers/k8s/factory.ts";
+import { DEADLINE_MARGIN_S } from "../../drivers/k8s/driver.ts";
 import { startFakeKube } from "../fakes/kube/server.ts";
 import { createTestContext } from "../conformance/context.ts";
 import { OutputCollector } from "../conformance/driver_suite.ts";
@@ -162,7 +163,31 @@ Deno.test({
             assert.deepEqual(c.securityContext, { runAsUser: 1000, runAsGroup: 2000 });
             assert.equal(pod.spec.restartPolicy, "Never");
             assert.equal(c.workingDir, "/workspace");
+            assert.equal(pod.spec.activeDeadlineSeconds, undefined, "no timeout, no deadline");
             await handle.remove();
+          });
+        },
+      );
+
+      await t.step(
+        "a task's timeout is its pod's activeDeadlineSeconds plus a margin; a sandbox gets none",
+        async () => {
+          await withDriver(base, async (driver) => {
+            const output = new OutputCollector();
+            const spec = { ...task(["sleep", "30"]), timeoutMs: 2_500 };
+            const handle = await driver.startTask(spec, output.sink);
+            const pod = kube.store.list("pods", "default").find((p) =>
+              p.metadata.labels?.["io.pocketci.task"] === spec.id
+            )!;
+            assert.equal(pod.spec.activeDeadlineSeconds, 3 + DEADLINE_MARGIN_S);
+            await handle.remove();
+            // A sandbox's timeout bounds each call, never the pod: it gets no deadline.
+            const box = await driver.startSandbox({ ...task([]), timeoutMs: 1_000 });
+            const boxPod = kube.store.list("pods", "default").find((p) =>
+              p.metadata.name.startsWith("pci-s-")
+            )!;
+            assert.equal(boxPod.spec.activeDeadlineSeconds, undefined);
+            await box.close();
           });
         },
       );

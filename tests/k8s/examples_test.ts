@@ -1,7 +1,6 @@
 /**
  * The example pipelines on the k8s driver, through the CLI, against the fake API server (the
- * kubeconfig through KUBECONFIG, as a user sets it). The services example needs services on k8s,
- * which this version does not have yet.
+ * kubeconfig through KUBECONFIG, as a user sets it).
  */
 
 import assert from "node:assert/strict";
@@ -14,7 +13,7 @@ const EXAMPLES = new URL("../../examples/", import.meta.url).pathname;
 
 Deno.test({
   name:
-    "k8s examples: hello-world, sandbox, host-directory, parallel, allow-failure, timeout, secrets, retry, groups, cache",
+    "k8s examples: hello-world, sandbox, host-directory, parallel, allow-failure, timeout, secrets, retry, groups, cache, services",
   ignore: ignoreKube,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -65,6 +64,12 @@ Deno.test({
       assert.equal(second.code, 0, second.stderr);
       assert.match(first.stdout, /cache miss: stored a new artifact/);
       assert.match(second.stdout, /cache hit: built at /);
+      const services = await example("services.ts");
+      assert.equal(services.code, 0, services.stderr + services.stdout);
+      assert.match(
+        services.stdout,
+        /the test task got \{"status":"ok"\} from http:\/\/web:8080\/health/,
+      );
       const pods = kube.store.list("pods", "default");
       assert.deepEqual(pods.map((p) => p.metadata.name), [], "pods left behind");
     } finally {

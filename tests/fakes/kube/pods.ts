@@ -675,6 +675,10 @@ export class PodRuntime {
         ...(memory ? { Memory: Math.round(memory), MemorySwap: Math.round(memory) } : {}),
         ...(cpu ? { NanoCpus: Math.round(cpu * 1e9) } : {}),
         NetworkMode: this.#network,
+        // hostAliases: the kubelet writes them into the pod's /etc/hosts.
+        ExtraHosts: (pod.spec.hostAliases ?? []).flatMap((alias: KubeObject) =>
+          (alias.hostnames ?? []).map((hostname: string) => `${hostname}:${alias.ip}`)
+        ),
       },
       NetworkingConfig: {
         EndpointsConfig: { [this.#network]: { Aliases: [pod.metadata.name, ...services] } },

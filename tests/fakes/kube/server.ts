@@ -27,6 +27,7 @@ import { DockerApi } from "./docker_api.ts";
 import { LogServer } from "./logs.ts";
 import { PodRuntime } from "./pods.ts";
 import { RemoteCommands } from "./remote_command.ts";
+import { handlePortForward } from "./port_forward.ts";
 import { rejectUpgrade } from "./websocket.ts";
 import {
   type KubeObject,
@@ -500,9 +501,26 @@ export async function startFakeKube(options: { readonly dir?: string } = {}): Pr
         JSON.stringify(new StatusError(401, "Unauthorized", "Unauthorized").toStatus()),
       );
     if (!auth.authenticate(req)) return unauthorized();
-    const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach)$/.exec(url.pathname);
+    const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach|portforward)$/
+      .exec(url.pathname);
     if (!m) {
       return rejectUpgrade(socket, 404, JSON.stringify(notFound("", url.pathname).toStatus()));
+    }
+    const refuse = (error: unknown) => {
+      const status = error instanceof StatusError
+        ? error
+        : new StatusError(500, "InternalError", (error as Error).message);
+      rejectUpgrade(socket, status.code, JSON.stringify(status.toStatus()));
+    };
+    if (m[3] === "portforward") {
+      try {
+        void handlePortForward(store, m[1], m[2], url.searchParams, req, socket, head).catch(
+          refuse,
+        );
+      } catch (error) {
+        refuse(error);
+      }
+      return;
     }
     try {
       remote.handle(m[3] as "exec" | "attach", m[1], m[2], url.searchParams, req, socket, head);
