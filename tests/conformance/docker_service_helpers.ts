@@ -9,7 +9,8 @@
 // @ts-types="npm:@types/dockerode@^3"
 import Docker from "dockerode";
 import { LABEL } from "../../drivers/docker/labels.ts";
-import { TEST_IMAGE } from "../docker/engine_fixture.ts";
+import { SERVICE_IMAGE, TEST_IMAGE } from "../docker/engine_fixture.ts";
+import type { ServiceConformanceOptions } from "./service_suite.ts";
 import type { HarnessResult } from "../helpers/pipeline_harness.ts";
 
 /** The run's containers still on the local engine, as `id kind`. */
@@ -36,3 +37,26 @@ const crasher = (name: string, delayS = 0) =>
 const client = (url: string) => task("client").image(IMAGE).run("wget", "-qO-", url);
 const urlOf = (svc: { name: string }) => "http://" + svc.name + ":" + PORT + "/";
 `;
+
+const sh = (script: string) => ({ image: TEST_IMAGE, command: ["sh", "-c", script] });
+
+/** The service suite's specs for drivers that run images (busybox and the test service image). */
+export const BUSYBOX_SERVICES: Pick<
+  ServiceConformanceOptions,
+  "port" | "server" | "crash" | "silent" | "imageDefaults" | "fetchTask"
+> = {
+  port: () => Promise.resolve(8080),
+  server: (port, delayS) =>
+    sh(
+      `sleep ${delayS}; mkdir -p /www; echo served > /www/index.html; echo listening; ` +
+        `exec httpd -f -p ${port} -h /www`,
+    ),
+  crash: (delayS) => sh(`sleep ${delayS}; echo about to crash; exit 3`),
+  silent: () => sh("exec sleep 60"),
+  imageDefaults: {
+    spec: { image: SERVICE_IMAGE },
+    port: 8080,
+    printed: "entrypoint ran with CMD 8080",
+  },
+  fetchTask: (url) => ({ image: TEST_IMAGE, command: ["wget", "-qO-", url] }),
+};

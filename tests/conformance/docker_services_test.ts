@@ -10,8 +10,9 @@ import { dockerFactory } from "../../drivers/docker/factory.ts";
 import { LABEL } from "../../drivers/docker/labels.ts";
 import { openEngine } from "../../drivers/docker/engine.ts";
 import { resolveEngineAddress } from "../../drivers/docker/engine_address.ts";
-import { assertEngine, ignoreDocker, SERVICE_IMAGE, TEST_IMAGE } from "../docker/engine_fixture.ts";
+import { assertEngine, ignoreDocker, TEST_IMAGE } from "../docker/engine_fixture.ts";
 import { defineServiceConformance } from "./service_suite.ts";
+import { BUSYBOX_SERVICES } from "./docker_service_helpers.ts";
 
 Deno.test({
   name: "docker services: the local engine answers and the test image exists",
@@ -19,26 +20,11 @@ Deno.test({
   fn: assertEngine,
 });
 
-const sh = (script: string) => ({ image: TEST_IMAGE, command: ["sh", "-c", script] });
-
 if (!ignoreDocker) {
   defineServiceConformance({
     name: "docker",
     createDriver: (ctx) => dockerFactory.create({}, ctx),
-    port: () => Promise.resolve(8080),
-    server: (port, delayS) =>
-      sh(
-        `sleep ${delayS}; mkdir -p /www; echo served > /www/index.html; echo listening; ` +
-          `exec httpd -f -p ${port} -h /www`,
-      ),
-    crash: (delayS) => sh(`sleep ${delayS}; echo about to crash; exit 3`),
-    silent: () => sh("exec sleep 60"),
-    imageDefaults: {
-      spec: { image: SERVICE_IMAGE },
-      port: 8080,
-      printed: "entrypoint ran with CMD 8080",
-    },
-    fetchTask: (url) => ({ image: TEST_IMAGE, command: ["wget", "-qO-", url] }),
+    ...BUSYBOX_SERVICES,
     remains: async (_ctx, handle) => {
       const engine = await openEngine(resolveEngineAddress(undefined, Deno.env.toObject()));
       try {

@@ -11,16 +11,15 @@ import assert from "node:assert/strict";
 import { k8sFactory } from "../../drivers/k8s/factory.ts";
 import { LABEL, labelValue } from "../../drivers/k8s/names.ts";
 import { startFakeKube } from "../fakes/kube/server.ts";
-import { SERVICE_IMAGE, TEST_IMAGE } from "../docker/engine_fixture.ts";
+import { TEST_IMAGE } from "../docker/engine_fixture.ts";
 import { assertKube, ignoreKube } from "../k8s/fixture.ts";
 import { defineServiceConformance } from "./service_suite.ts";
+import { BUSYBOX_SERVICES } from "./docker_service_helpers.ts";
 import { waitReady } from "../../runner/readiness.ts";
 import { createTestContext } from "./context.ts";
 import { OutputCollector } from "./driver_suite.ts";
 
 Deno.test({ name: "k8s services: the local engine answers", ignore: ignoreKube, fn: assertKube });
-
-const sh = (script: string) => ({ image: TEST_IMAGE, command: ["sh", "-c", script] });
 
 if (!ignoreKube) {
   const kube = await startFakeKube();
@@ -32,20 +31,7 @@ if (!ignoreKube) {
   defineServiceConformance({
     name: "k8s",
     createDriver: (ctx) => k8sFactory.create(config, ctx),
-    port: () => Promise.resolve(8080),
-    server: (port, delayS) =>
-      sh(
-        `sleep ${delayS}; mkdir -p /www; echo served > /www/index.html; echo listening; ` +
-          `exec httpd -f -p ${port} -h /www`,
-      ),
-    crash: (delayS) => sh(`sleep ${delayS}; echo about to crash; exit 3`),
-    silent: () => sh("exec sleep 60"),
-    imageDefaults: {
-      spec: { image: SERVICE_IMAGE },
-      port: 8080,
-      printed: "entrypoint ran with CMD 8080",
-    },
-    fetchTask: (url) => ({ image: TEST_IMAGE, command: ["wget", "-qO-", url] }),
+    ...BUSYBOX_SERVICES,
     publishesPorts: false,
     remains: (_ctx, handle) =>
       Promise.resolve(
