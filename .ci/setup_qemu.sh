@@ -132,6 +132,10 @@ done
 EOF
 chmod 0755 "$root/init"
 
+# Builds killed half-way (their PID, the name's suffix, is gone).
+for stale in "$cache_root"/.build-[0-9a-f]*-[0-9]*; do
+  [ -d "$stale" ] && ! kill -0 "${stale##*-}" 2>/dev/null && rm -rf "$stale"
+done
 staging="$cache_root/.build-$hash-$$"
 rm -rf "$staging"
 mkdir -p "$staging"

@@ -65,6 +65,7 @@ const EXTRA: Record<string, Record<string, string>> = {
     kernel: "QEMU_KERNEL",
     initrd: "QEMU_INITRD",
     append: "QEMU_APPEND",
+    ssh_key: "QEMU_SSH_KEY",
   },
 };
 

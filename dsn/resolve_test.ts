@@ -79,6 +79,7 @@ const SPEC_DEFAULTS: Record<string, Record<string, unknown>> = {
     kernel: null,
     initrd: null,
     append: null,
+    ssh_key: null,
   },
   vz: { memory: 2048, cpus: 2, cache_dir: "/home/ci/.cache/ci/vz", image: null },
 };

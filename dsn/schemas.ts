@@ -463,7 +463,8 @@ function shapeOf(driver: DriverName, ctx: SchemaContext): Shape {
         ),
         boot_timeout: durationParam(
           {
-            description: "How long the guest may take to boot until its agent answers",
+            description:
+              "How long the guest may take until its agent answers and cloud-init is done",
             env: "QEMU_BOOT_TIMEOUT",
           },
           "5m",
@@ -485,6 +486,16 @@ function shapeOf(driver: DriverName, ctx: SchemaContext): Shape {
           { description: "Kernel command line for a directly booted kernel", env: "QEMU_APPEND" },
           undefined,
           "console=ttyS0 (x86_64) or console=ttyAMA0 (aarch64)",
+        ),
+        ssh_key: pathParam(
+          {
+            description:
+              "Public key file the cloud-init seed authorizes for SSH (root and the default user)",
+            env: "QEMU_SSH_KEY",
+          },
+          ctx,
+          undefined,
+          "(none; passwords stay locked)",
         ),
       };
     case "vz":

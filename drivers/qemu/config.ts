@@ -26,7 +26,9 @@ export interface QemuConfig {
   readonly initrd?: string;
   /** Its command line. */
   readonly append?: string;
-  /** How long the boot may take until the agent answers, in ms. */
+  /** A public key file the cloud-init seed authorizes for SSH. */
+  readonly sshKey?: string;
+  /** How long the boot may take until the agent answers and cloud-init is done, in ms. */
   readonly bootTimeoutMs: number;
   /** The host architecture (decides machine type and firmware). */
   readonly arch: "x86_64" | "aarch64";
@@ -52,6 +54,7 @@ export function qemuConfig(config: Readonly<Record<string, unknown>>): QemuConfi
     ...(text(config, "kernel") ? { kernel: text(config, "kernel") } : {}),
     ...(text(config, "initrd") ? { initrd: text(config, "initrd") } : {}),
     ...(text(config, "append") ? { append: text(config, "append") } : {}),
+    ...(text(config, "ssh_key") ? { sshKey: text(config, "ssh_key") } : {}),
     bootTimeoutMs: parseDuration(text(config, "boot_timeout") ?? "5m"),
     arch,
   };

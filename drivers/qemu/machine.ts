@@ -11,7 +11,7 @@ import { DriverError } from "../contract.ts";
 import type { QemuConfig } from "./config.ts";
 import { QgaClient } from "./qga.ts";
 import { QmpClient } from "./qmp.ts";
-import { makeSeedIso } from "./seed_iso.ts";
+import { makeSeedIso, readSshKeys } from "./seed_iso.ts";
 
 /** A host directory exported to the guest over 9p. */
 export interface Share {
@@ -89,7 +89,8 @@ export class Machine {
       disk = `${dir}/disk.qcow2`;
       await createOverlay(options.baseImage, disk);
       progress(`qemu: overlay on ${options.baseImage} (${seconds()})`);
-      seed = await makeSeedIso(dir, options.instanceId, options.shares);
+      const sshKeys = config.sshKey === undefined ? [] : await readSshKeys(config.sshKey);
+      seed = await makeSeedIso(dir, options.instanceId, options.shares, sshKeys);
     }
     const args = qemuArgs(config, dir, options.shares, disk, seed);
     let process: Deno.ChildProcess;
@@ -146,6 +147,7 @@ export class Machine {
         () => abort.abort(new Error("boot timeout")),
         Math.max(0, deadline - Date.now()),
       );
+      let phase: "agent" | "cloud-init" = "agent";
       try {
         const ready = (async () => {
           const [qmp, qga] = await Promise.allSettled([
@@ -162,6 +164,11 @@ export class Machine {
         gone.catch(() => {});
         const { qmp, qga } = await Promise.race([ready, gone]);
         progress(`qemu: guest agent ready (${seconds()})`);
+        if (seed !== undefined) {
+          phase = "cloud-init";
+          const cloudInit = await waitForCloudInit(qga, abort.signal);
+          if (cloudInit !== undefined) progress(`qemu: ${cloudInit} (${seconds()})`);
+        }
         const mounted = await mountShares(qga, options.shares);
         if (!mounted.ok) {
           progress(
@@ -177,9 +184,11 @@ export class Machine {
             "failed",
             `the VM's guest agent did not answer within ${
               Math.round(config.bootTimeoutMs / 1000)
-            } s (boot_timeout=); the guest needs qemu-guest-agent on the virtio-serial port org.qemu.guest_agent.0${
-              tail ? `; last console lines: ${tail}` : "; the serial console stayed empty"
-            }`,
+            } s (boot_timeout=): ${
+              phase === "cloud-init"
+                ? "its agent answered but cloud-init did not finish (see /var/log/cloud-init.log in the guest)"
+                : "the guest needs qemu-guest-agent on the virtio-serial port org.qemu.guest_agent.0"
+            }${tail ? `; last console lines: ${tail}` : "; the serial console stayed empty"}`,
           );
         }
         throw error;
@@ -318,6 +327,37 @@ export async function createOverlay(base: string, overlay: string): Promise<void
   }
 }
 
+/** What a boot-time shell script printed and how it ended. */
+interface ScriptResult {
+  readonly exitcode: number | undefined;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a shell script through the agent and polls (with backoff up to `maxWaitMs`) for its end. */
+async function runScript(
+  qga: QgaClient,
+  script: string,
+  maxWaitMs: number,
+  signal?: AbortSignal,
+): Promise<ScriptResult> {
+  const pid = await qga.exec({ path: "/bin/sh", args: ["-c", script], capture: true }, 10_000);
+  const text = (bytes: Uint8Array | undefined) =>
+    new TextDecoder().decode(bytes ?? new Uint8Array()).trim();
+  for (let wait = 5;; wait = Math.min(wait * 2, maxWaitMs)) {
+    const status = await qga.execStatus(pid, 10_000);
+    if (status.exited) {
+      return {
+        exitcode: status.exitcode,
+        stdout: text(status.stdout),
+        stderr: text(status.stderr),
+      };
+    }
+    if (signal?.aborted) throw signal.reason;
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
 /** Mounts every share in the guest through the agent (idempotent). */
 async function mountShares(
   qga: QgaClient,
@@ -327,14 +367,44 @@ async function mountShares(
   const script = shares.map((share) =>
     `mkdir -p '${share.mountPoint}' && { grep -qs ' ${share.mountPoint} ' /proc/mounts || mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 '${share.tag}' '${share.mountPoint}'; } || exit 1`
   ).join("\n");
-  const pid = await qga.exec({ path: "/bin/sh", args: ["-c", script], capture: true }, 10_000);
-  for (let wait = 5;; wait = Math.min(wait * 2, 100)) {
-    const status = await qga.execStatus(pid, 10_000);
-    if (status.exited) {
-      const message = new TextDecoder().decode(status.stderr ?? new Uint8Array()).trim();
-      return { ok: status.exitcode === 0, message: message || `exit ${status.exitcode}` };
-    }
-    await new Promise((resolve) => setTimeout(resolve, wait));
+  const result = await runScript(qga, script, 100);
+  return { ok: result.exitcode === 0, message: result.stderr || `exit ${result.exitcode}` };
+}
+
+/**
+ * The guest-side wait for cloud-init: a shell loop (no Python process polling under emulation)
+ * until cloud-init wrote its final result, which it prints; `absent` or `disabled` when there
+ * is nothing to wait for.
+ */
+export const CLOUD_INIT_WAIT = [
+  "command -v cloud-init >/dev/null 2>&1 || { echo absent; exit 0; }",
+  "while [ ! -e /run/cloud-init/result.json ]; do",
+  "  if [ -e /etc/cloud/cloud-init.disabled ] || [ -e /run/cloud-init/disabled ]; then echo disabled; exit 0; fi",
+  "  sleep 0.5",
+  "done",
+  "cat /run/cloud-init/result.json",
+].join("\n");
+
+/** Waits until cloud-init is done; returns its progress line (undefined: no cloud-init). */
+async function waitForCloudInit(qga: QgaClient, signal: AbortSignal): Promise<string | undefined> {
+  const result = await runScript(qga, CLOUD_INIT_WAIT, 500, signal);
+  return cloudInitSummary(result.stdout);
+}
+
+/** The progress line for what the cloud-init wait printed (`result.json`, or absent/disabled). */
+export function cloudInitSummary(printed: string): string | undefined {
+  if (printed === "absent" || printed === "disabled") return undefined;
+  try {
+    const result = JSON.parse(printed) as { v1?: { datasource?: unknown; errors?: unknown } };
+    const errors = Array.isArray(result.v1?.errors) ? result.v1.errors.map(String) : [];
+    const source = typeof result.v1?.datasource === "string" ? ` (${result.v1.datasource})` : "";
+    return errors.length === 0
+      ? `cloud-init done${source}`
+      : `cloud-init done with ${errors.length} error(s)${source}: ${
+        errors.join("; ").replace(/\s+/g, " ").slice(0, 300)
+      }`;
+  } catch {
+    return "cloud-init done (its result.json did not parse)";
   }
 }
 

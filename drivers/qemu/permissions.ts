@@ -39,9 +39,9 @@ export function qemuPermissions(
     HOME: env("HOME"),
   });
   const slots = slotRoot(env("TMPDIR") ?? "/tmp", Deno.uid());
-  const inputs = [config.image, config.kernel, config.initrd].filter((p): p is string =>
-    p !== undefined
-  );
+  const inputs = [config.image, config.kernel, config.initrd, config.sshKey].filter((
+    p,
+  ): p is string => p !== undefined);
   // Only the ISO tools installed: Deno reports names it cannot resolve on PATH.
   const dirs = (env("PATH") ?? "/usr/bin:/bin").split(":").filter((dir) => dir.startsWith("/"));
   const isoTools = ISO_TOOLS.map((tool) => tool.name).filter((name) =>
@@ -70,7 +70,7 @@ export function qemuPermissions(
         ...dirs,
       ],
       reason:
-        "the cached image, the run's shared volumes and the namespace's caches (state directory), the VM's sockets in a private temporary directory, the base image and kernel given, and PATH to find the ISO tool",
+        "the cached image, the run's shared volumes and the namespace's caches (state directory), the VM's sockets in a private temporary directory, the base image, kernel and SSH public key given, and PATH to find the ISO tool",
     },
     {
       permission: "write",
