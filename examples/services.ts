@@ -2,7 +2,7 @@
 // A server the tests talk to, as GitLab CI's `services:`, GitHub Actions' `services:` or Dagger's
 // `asService()`: busybox httpd started as a service, ready once its /health answers, used by a
 // test task, and stopped at the end of the `await using` block (or when the pipeline ends).
-// On docker and k8s the task reaches it by its name (web:8080); on native the
+// On docker, k8s and fly the task reaches it by its name (web:8080); on native the
 // service is a host process and the task uses the port it listens on (hostPort). With
 // --service-driver=docker a native run's service is a container instead: the native task
 // reaches it at 127.0.0.1:hostPort(8080), the port docker published (its name does not resolve
@@ -11,6 +11,7 @@
 //   pocketci run --driver=native examples/services.ts -- 18080   (busybox on the host, a free port)
 //   pocketci run --driver=native --service-driver=docker examples/services.ts
 //   pocketci run --driver=k8s examples/services.ts
+//   pocketci run --driver=fly:app=my-ci examples/services.ts
 import { pipeline, service, task } from "pocketci";
 
 export default pipeline("services", async (ctx) => {

@@ -84,7 +84,7 @@ export class RunServices {
     if (driver.startService === undefined) {
       throw new DriverError(
         "unsupported",
-        `the ${driver.name} driver does not run services yet; pick the docker or native driver (or remove service("${request.name}"))`,
+        `the ${driver.name} driver does not run services yet; pick a driver that does (docker, native, k8s, fly, digitalocean, hetzner), add --service-driver=docker, or remove service("${request.name}")`,
       );
     }
     deps.signal.throwIfAborted();

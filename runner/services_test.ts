@@ -106,6 +106,6 @@ Deno.test("services: a driver without startService refuses service() in one line
   });
   await assert.rejects(
     () => services.start(request),
-    /^DriverError: the qemu driver does not run services yet; pick the docker or native driver \(or remove service\("db"\)\)$/,
+    /^DriverError: the qemu driver does not run services yet; pick a driver that does \(docker, native, k8s, fly, digitalocean, hetzner\), add --service-driver=docker, or remove service\("db"\)$/,
   );
 });

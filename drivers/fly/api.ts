@@ -11,6 +11,9 @@ import { ApiClient, ApiError, isNotFound } from "../machines/api_client.ts";
 /** The default API base URL (`FLY_API_URL` overrides it). */
 export const FLY_API_URL = "https://api.machines.dev";
 
+/** The default base URL of Fly's platform API, which serves app logs (`FLY_LOGS_URL` overrides it). */
+export const FLY_LOGS_URL = "https://api.fly.io";
+
 /** A machine as the API returns it (the fields the driver reads). */
 export interface FlyMachine {
   /** Machine ID. */
@@ -21,6 +24,8 @@ export interface FlyMachine {
   readonly state: string;
   /** Region. */
   readonly region?: string;
+  /** Its address on the organization's private network (6PN, IPv6). */
+  readonly private_ip?: string;
   /** Its config (metadata included). */
   readonly config?: { readonly metadata?: Readonly<Record<string, string>> };
   /** Events, newest first. */
@@ -57,6 +62,18 @@ export interface FlyVolume {
   readonly created_at?: string;
 }
 
+/** One line of an app's logs. */
+export interface FlyLogLine {
+  /** The text, without a line end. */
+  readonly message: string;
+  /** `info`, `warning`, `error` ... */
+  readonly level: string;
+  /** The machine that printed it. */
+  readonly instance: string;
+  /** Who made it: `app` for the machine's own output. */
+  readonly provider: string;
+}
+
 /** What `exec` returns. */
 export interface FlyExecResult {
   /** Exit code. */
@@ -73,10 +90,43 @@ const enc = encodeURIComponent;
 export class FlyApi {
   /** The JSON client. */
   readonly client: ApiClient;
+  /** The client of the platform API (app logs); absent: logs are not read. */
+  readonly logsClient: ApiClient | undefined;
 
-  /** Wraps a client. */
-  constructor(client: ApiClient) {
+  /** Wraps a client of the Machines API and, for app logs, one of the platform API. */
+  constructor(client: ApiClient, logsClient?: ApiClient) {
     this.client = client;
+    this.logsClient = logsClient;
+  }
+
+  /**
+   * One page of a machine's log lines after `nextToken` ("" for the start), and the token for
+   * the next page (unchanged when the page is empty).
+   */
+  async logs(
+    app: string,
+    instance: string,
+    nextToken: string,
+  ): Promise<{ lines: FlyLogLine[]; nextToken: string }> {
+    if (this.logsClient === undefined) throw new Error("no client for Fly's logs API");
+    const reply = await this.logsClient.request<{
+      data?: { attributes?: Record<string, unknown> }[];
+      meta?: { next_token?: unknown };
+    }>("GET", `/api/v1/apps/${enc(app)}/logs`, {
+      query: { instance, ...(nextToken === "" ? {} : { next_token: nextToken }) },
+    });
+    const lines = (reply?.data ?? []).map((entry) => {
+      const a = entry.attributes ?? {};
+      const meta = a.meta as { event?: { provider?: unknown } } | undefined;
+      return {
+        message: typeof a.message === "string" ? a.message : "",
+        level: typeof a.level === "string" ? a.level : "info",
+        instance: typeof a.instance === "string" ? a.instance : "",
+        provider: typeof meta?.event?.provider === "string" ? meta.event.provider : "",
+      };
+    });
+    const next = reply?.meta?.next_token;
+    return { lines, nextToken: typeof next === "string" && next !== "" ? next : nextToken };
   }
 
   /** Creates an app in an organization. */

@@ -13,7 +13,7 @@ import {
   type ResourceRecord,
 } from "../contract.ts";
 import { ApiClient } from "../machines/api_client.ts";
-import { FLY_API_URL, FlyApi } from "./api.ts";
+import { FLY_API_URL, FLY_LOGS_URL, FlyApi } from "./api.ts";
 import { FlyDriver } from "./driver.ts";
 import { presetGuest } from "./guest.ts";
 
@@ -58,12 +58,17 @@ export function ephemeralAppName(namespace: string): string {
   return clean.slice(0, 63).replace(/-+$/, "");
 }
 
-/** A client for the API. */
+/** The platform API base URL (app logs): `FLY_LOGS_URL`, else Fly's. */
+export function flyLogsUrl(): string {
+  return Deno.env.get("FLY_LOGS_URL") || FLY_LOGS_URL;
+}
+
+/** A client for the Machines API and the logs API. */
 export function flyApi(token: string, signal?: AbortSignal): FlyApi {
   const backoff = Number(Deno.env.get("POCKETCI_FLY_BACKOFF_MS") ?? "") || 1000;
-  return new FlyApi(
-    new ApiClient({ provider: "Fly", baseUrl: flyApiUrl(), token, backoffMs: backoff, signal }),
-  );
+  const client = (baseUrl: string) =>
+    new ApiClient({ provider: "Fly", baseUrl, token, backoffMs: backoff, signal });
+  return new FlyApi(client(flyApiUrl()), client(flyLogsUrl()));
 }
 
 /** Creates the driver, and the ephemeral app when no app is configured. */

@@ -2,7 +2,9 @@
  * The Fly Machines driver: one machine per task (`auto_destroy`, restart `no`, the size preset
  * overridden by the task's limits, metadata naming namespace, run and task), whose whole output
  * is read back through `exec` (see scripts.ts and job.ts); sandboxes as machines driven with
- * `exec`; one Fly volume per logical volume and cache, serialised between machines.
+ * `exec`; services as machines running their image's own entrypoint, reached by name through
+ * hosts lines (see service.ts); one Fly volume per logical volume and cache, serialised between
+ * machines.
  *
  * @module
  */
@@ -19,6 +21,8 @@ import {
   type OutputSink,
   type ResourceRecord,
   type SandboxHandle,
+  type ServiceHandle,
+  type ServiceSpec,
   type TaskHandle,
   type TaskSpec,
   UnsupportedError,
@@ -36,11 +40,13 @@ import {
   cachePrefix,
   cacheVolumeName,
   encode64,
+  HELPER_IMAGE,
   runVolumeName,
   VolumeHelper,
   VolumeLocks,
 } from "./volumes.ts";
 import { addCacheIndex, readCacheIndex } from "./cache_index.ts";
+import { FlyService, NetProbe } from "./service.ts";
 
 /** The default working directory in a machine. */
 export const WORKSPACE = "/workspace";
@@ -76,6 +82,9 @@ export function flyCapabilities(ephemeral: boolean): DriverCapabilities {
     images: true,
   };
 }
+
+/** A service name: a DNS label (it becomes a hosts line in other machines). */
+const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** Volumes need a region; without one in the DSN they go to Fly's `iad`. */
 const DEFAULT_VOLUME_REGION = "iad";
@@ -143,6 +152,9 @@ export class FlyDriver implements Driver {
   readonly #tracked = new Set<Tracked>();
   readonly #volumes = new Map<string, { handle: VolumeHandle; record: ResourceRecord }>();
   readonly #listed = new Set<string>();
+  /** The run's running services: name → private address (every later machine resolves it). */
+  readonly #serviceHosts = new Map<string, string>();
+  readonly #probe: NetProbe;
   #closed = false;
   #sandboxes = 0;
 
@@ -153,6 +165,7 @@ export class FlyDriver implements Driver {
     this.#settings = settings;
     this.capabilities = flyCapabilities(settings.ephemeral);
     presetGuest(settings.size);
+    this.#probe = new NetProbe(() => this.#startProbeHelper());
   }
 
   get #region(): string {
@@ -209,7 +222,7 @@ export class FlyDriver implements Driver {
    */
   async #launch(
     spec: TaskSpec,
-    exec: string[],
+    init: { exec?: string[]; entrypoint?: string[]; cmd?: string[] },
     files: { guest_path: string; raw_value: string }[],
   ): Promise<{ id: string; record: ResourceRecord; unlock: () => void }> {
     const mounts = this.#mounts(spec);
@@ -233,13 +246,13 @@ export class FlyDriver implements Driver {
         ...(this.#settings.region || mounts.length > 0 ? { region: this.#region } : {}),
         config: {
           image: spec.image,
-          init: { exec },
+          init,
           env: { ...spec.env },
           guest,
           restart: { policy: "no" },
           auto_destroy: true,
           mounts,
-          files: [...scriptFiles(), ...files],
+          files: [...scriptFiles(), ...this.#hostsFile(), ...files],
           metadata: this.#metadata(spec.id),
         },
       }).catch(async (error) => {
@@ -282,13 +295,9 @@ export class FlyDriver implements Driver {
       : [{ guest_path: `${TASK_JOB_DIR}/stdin`, raw_value: encode64(spec.stdin) }];
     // An explicit entrypoint comes first; without one the image's is not used (as in containers).
     const argv = [...(spec.entrypoint ?? []), ...spec.command];
-    const { id, record, unlock } = await this.#launch(spec, [
-      "/bin/sh",
-      `${FLY_DIR}/run.sh`,
-      "task",
-      workDir,
-      ...argv,
-    ], files);
+    const { id, record, unlock } = await this.#launch(spec, {
+      exec: ["/bin/sh", `${FLY_DIR}/run.sh`, "task", workDir, ...argv],
+    }, files);
     const task = new FlyTask(spec.id);
     task.machine = id;
     task.sinks.add(output);
@@ -598,7 +607,7 @@ export class FlyDriver implements Driver {
     const workDir = absolute(spec.workDir, WORKSPACE);
     const { id, record, unlock } = await this.#launch(
       spec,
-      ["/bin/sh", `${FLY_DIR}/run.sh`, "sandbox", workDir],
+      { exec: ["/bin/sh", `${FLY_DIR}/run.sh`, "sandbox", workDir] },
       [],
     );
     const app = this.#settings.app;
@@ -697,6 +706,149 @@ export class FlyDriver implements Driver {
         this.#tracked.delete(tracked);
       },
     };
+  }
+
+  /** The hosts lines of the run's services, as a `config.files` entry (none without services). */
+  #hostsFile(): { guest_path: string; raw_value: string }[] {
+    if (this.#serviceHosts.size === 0) return [];
+    const lines = [...this.#serviceHosts].map(([name, ip]) => `${ip} ${name}\n`).join("");
+    return [{ guest_path: `${FLY_DIR}/hosts`, raw_value: btoa(lines) }];
+  }
+
+  /** Starts the probe helper machine (recorded first, destroyed by close). */
+  async #startProbeHelper(): Promise<VolumeHelper> {
+    this.#checkOpen();
+    const name = this.#machineName("probe");
+    const record: ResourceRecord = {
+      kind: "machine",
+      id: name,
+      driver: "fly",
+      runId: this.#ctx.runId,
+      namespace: this.#ctx.namespace,
+      createdAt: new Date().toISOString(),
+      detail: { app: this.#settings.app },
+    };
+    await this.#ctx.record(record);
+    let helper: VolumeHelper;
+    try {
+      helper = await VolumeHelper.start(
+        this.#api,
+        this.#settings.app,
+        name,
+        undefined,
+        this.#settings.region,
+        this.#metadata("probe-helper"),
+      );
+    } catch (error) {
+      await this.#destroyNamed(name);
+      await this.#ctx.forget(record).catch(() => {});
+      throw machineError(error, HELPER_IMAGE);
+    }
+    const tracked: Tracked = {
+      record,
+      kill: async () => {
+        await helper.destroy();
+        await this.#ctx.forget(record);
+      },
+      done: Promise.resolve(),
+    };
+    this.#tracked.add(tracked);
+    return helper;
+  }
+
+  /**
+   * Starts a service machine with its image's own entrypoint and command (or the spec's) and
+   * waits until Fly reports it started; its name resolves in every machine started after it.
+   */
+  async startService(spec: ServiceSpec, output: OutputSink): Promise<ServiceHandle> {
+    this.#checkOpen();
+    if (spec.ports.length > 0) {
+      throw new DriverError(
+        "invalid",
+        `service ${spec.name}: the fly driver publishes no port on this host (.ports(${
+          spec.ports.join(", ")
+        })); tasks reach the service at ${spec.name}:<port>, so drop .ports() or run the services with --service-driver=docker`,
+      );
+    }
+    if (!SERVICE_NAME.test(spec.name)) {
+      // The name goes into other machines' /etc/hosts: never anything but a DNS label.
+      throw new DriverError(
+        "invalid",
+        `service name ${
+          JSON.stringify(spec.name)
+        } is not a DNS label ([a-z0-9-], at most 63, no leading or trailing -)`,
+      );
+    }
+    if (this.#serviceHosts.has(spec.name)) {
+      throw new DriverError("invalid", `a service named ${spec.name} is already running`);
+    }
+    if (spec.workDir !== undefined) {
+      throw new DriverError(
+        "invalid",
+        `service ${spec.name}: a Fly service runs in its image's WORKDIR (Fly has no working directory setting); drop .workDir() from the service`,
+      );
+    }
+    const asTask: TaskSpec = { ...spec, command: spec.command ?? [] };
+    this.#checkSpec(asTask, true);
+    const init = {
+      ...(spec.entrypoint === undefined ? {} : { entrypoint: [...spec.entrypoint] }),
+      ...(spec.command === undefined ? {} : { cmd: [...spec.command] }),
+    };
+    const { id, record, unlock } = await this.#launch(asTask, init, []);
+    const app = this.#settings.app;
+    let finished: Promise<void> | undefined;
+    const finish = () => finished ??= this.#finishMachine(id, record, unlock);
+    const task = new FlyTask(spec.id);
+    task.machine = id;
+    let ip = "";
+    try {
+      ip = await this.#startedAddress(id);
+    } catch (error) {
+      await finish().catch(() => {});
+      throw machineError(error, spec.image);
+    }
+    if (ip !== "") this.#serviceHosts.set(spec.name, ip);
+    const service = new FlyService(spec.id, id, ip, {
+      api: this.#api,
+      app,
+      waitSeconds: this.#settings.waitSeconds,
+      probe: this.#probe,
+      stopMachine: (graceMs) => this.#stopMachine(task, graceMs),
+      finish,
+      onEnded: () => {
+        if (this.#serviceHosts.get(spec.name) === ip) this.#serviceHosts.delete(spec.name);
+      },
+    }, output);
+    const tracked: Tracked = {
+      record,
+      machine: id,
+      kill: () => service.stop(0),
+      done: service.wait().catch(() => {}),
+    };
+    this.#tracked.add(tracked);
+    // A service that ended by itself is destroyed at once (auto_destroy), and forgotten.
+    void service.wait().then(finish, finish).catch(() => {}).finally(() =>
+      this.#tracked.delete(tracked)
+    );
+    return service;
+  }
+
+  /**
+   * Waits until the machine started and returns its private address; "" when it stopped
+   * before starting (a crash the service's `wait()` then reports with its output).
+   */
+  async #startedAddress(id: string): Promise<string> {
+    const app = this.#settings.app;
+    for (;;) {
+      try {
+        if (await this.#api.waitState(app, id, "started", this.#settings.waitSeconds)) break;
+      } catch (error) {
+        if (error instanceof ApiError && (error.status === 400 || error.status === 404)) return "";
+        throw error;
+      }
+    }
+    const machine = await this.#api.getMachine(app, id);
+    return machine.private_ip ?? "";
   }
 
   /** Destroys every machine and volume of the run (and the app when it is the driver's). */

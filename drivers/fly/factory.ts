@@ -16,7 +16,7 @@ import type {
   PermissionNeed,
 } from "../contract.ts";
 import { flyCapabilities } from "./driver.ts";
-import { FLY_API_URL } from "./api.ts";
+import { FLY_API_URL, FLY_LOGS_URL } from "./api.ts";
 
 /** The `net` value for the API base URL (`host:port`). */
 export function apiHost(url: string): string {
@@ -25,18 +25,20 @@ export function apiHost(url: string): string {
   return `${parsed.hostname}:${port}`;
 }
 
-/** The permissions for a configuration, given the API URL in effect. */
-export function flyPermissions(apiUrl: string): PermissionNeed[] {
+/** The permissions for a configuration, given the API URLs in effect. */
+export function flyPermissions(apiUrl: string, logsUrl: string = FLY_LOGS_URL): PermissionNeed[] {
   return [
     {
       permission: "net",
-      values: [apiHost(apiUrl)],
-      reason: "the Fly Machines API (apps, machines, volumes, exec); nothing else is contacted",
+      values: [...new Set([apiHost(apiUrl), apiHost(logsUrl)])],
+      reason:
+        "the Fly Machines API (apps, machines, volumes, exec) and Fly's logs API (services' output); nothing else is contacted",
     },
     {
       permission: "env",
       values: [
         "FLY_API_URL",
+        "FLY_LOGS_URL",
         "FLY_API_TOKEN",
         "FLY_APP",
         "FLY_REGION",
@@ -44,7 +46,7 @@ export function flyPermissions(apiUrl: string): PermissionNeed[] {
         "POCKETCI_FLY_WAIT_SECONDS",
         "POCKETCI_FLY_BACKOFF_MS",
       ],
-      reason: "the API URL override and the DSN's environment defaults",
+      reason: "the API URL overrides and the DSN's environment defaults",
     },
   ];
 }
@@ -57,7 +59,11 @@ function ephemeral(config: Readonly<Record<string, unknown>>): boolean {
 export const flyFactory: DriverFactory = {
   name: "fly",
   capabilities: (config) => flyCapabilities(ephemeral(config)),
-  permissions: (): PermissionNeed[] => flyPermissions(Deno.env.get("FLY_API_URL") || FLY_API_URL),
+  permissions: (): PermissionNeed[] =>
+    flyPermissions(
+      Deno.env.get("FLY_API_URL") || FLY_API_URL,
+      Deno.env.get("FLY_LOGS_URL") || FLY_LOGS_URL,
+    ),
   async create(config: Readonly<Record<string, unknown>>, context: DriverContext): Promise<Driver> {
     const { createFlyDriver } = await import("./create.ts");
     return await createFlyDriver(config, context);

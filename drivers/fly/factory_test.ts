@@ -5,14 +5,18 @@ import { cacheVolumeName, runVolumeName, VolumeLocks } from "./volumes.ts";
 import { ephemeralAppName, flyConfig } from "./create.ts";
 import { DriverError } from "../contract.ts";
 
-Deno.test("fly permissions: net to the API host only (FLY_API_URL's host and port when set)", () => {
+Deno.test("fly permissions: net to the API hosts only (FLY_API_URL's and FLY_LOGS_URL's when set)", () => {
   assert.equal(apiHost("https://api.machines.dev"), "api.machines.dev:443");
   assert.equal(apiHost("http://127.0.0.1:4567/"), "127.0.0.1:4567");
-  const needs = flyPermissions("http://127.0.0.1:4567");
-  assert.deepEqual(needs.filter((n) => n.permission === "net").map((n) => n.values), [[
-    "127.0.0.1:4567",
+  const net = (needs: ReturnType<typeof flyPermissions>) =>
+    needs.filter((n) => n.permission === "net").map((n) => n.values);
+  assert.deepEqual(net(flyPermissions("https://api.machines.dev")), [[
+    "api.machines.dev:443",
+    "api.fly.io:443",
   ]]);
-  assert.deepEqual(needs.map((n) => n.permission).sort(), ["env", "net"]);
+  const local = flyPermissions("http://127.0.0.1:4567", "http://127.0.0.1:4567");
+  assert.deepEqual(net(local), [["127.0.0.1:4567"]]);
+  assert.deepEqual(local.map((n) => n.permission).sort(), ["env", "net"]);
 });
 
 Deno.test("fly config: token required, size checked, org defaults to personal", () => {

@@ -12,7 +12,8 @@
  *   SIGTERM/SIGINT forwarded to the command, then it waits until the driver has read everything
  *   (`DIR/release`, at most 10 minutes after the exit) and exits with the command's status, so the
  *   machine's exit event carries the task's exit code (and Fly's `oom_killed`).
- *   `run.sh sandbox WORKDIR` keeps a sandbox machine up until it is stopped.
+ *   `run.sh sandbox WORKDIR` keeps a sandbox machine up until it is stopped. Both first append
+ *   `/.pocketci/hosts` (the run's services: `ADDRESS NAME` lines) to `/etc/hosts`.
  * - `read.sh DIR OUT_OFFSET ERR_OFFSET MAX` prints `STATUS NOTFOUND OUT_SIZE ERR_SIZE`, then the
  *   next at most MAX bytes of each stream from the offsets, base64-encoded, separated by a `.`
  *   line. The status is read before the sizes, so once it is set the sizes are final.
@@ -57,6 +58,7 @@ while [ ! -e "$d/pid" ] && [ ! -e "$d/status" ]; do sleep 0.05; done
 
 const RUN_SH = `mode=$1; wd=$2; shift 2
 d=${TASK_JOB_DIR}
+if [ -f ${FLY_DIR}/hosts ]; then cat ${FLY_DIR}/hosts >>/etc/hosts 2>/dev/null; fi
 if [ "$mode" = sandbox ]; then
   mkdir -p "$wd"
   trap 'exit 143' TERM INT

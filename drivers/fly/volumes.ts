@@ -86,25 +86,28 @@ export class VolumeHelper {
     this.#id = id;
   }
 
-  /** Starts a helper (the caller holds the volume's lock and recorded `name`). */
+  /**
+   * Starts a helper (the caller holds the volume's lock and recorded `name`); without a volume
+   * it is a plain machine on the app's private network (the services' probe helper).
+   */
   static async start(
     api: FlyApi,
     app: string,
     name: string,
-    volumeId: string,
-    region: string,
+    volumeId: string | undefined,
+    region: string | undefined,
     metadata: Record<string, string>,
   ): Promise<VolumeHelper> {
     const machine = await api.createMachine(app, {
       name,
-      region,
+      ...(region === undefined ? {} : { region }),
       config: {
         image: HELPER_IMAGE,
         init: { exec: ["sleep", "2147483647"] },
         guest: { cpu_kind: "shared", cpus: 1, memory_mb: 256 },
         restart: { policy: "no" },
         auto_destroy: true,
-        mounts: [{ volume: volumeId, path: "/v" }],
+        mounts: volumeId === undefined ? [] : [{ volume: volumeId, path: "/v" }],
         metadata,
       },
     });

@@ -1,6 +1,6 @@
 /**
- * The pipeline conformance suite on the fly driver against the fake Machines API
- * (tests/fakes/fly) in an existing app (so caches are claimed and checked).
+ * The pipeline conformance suites (tasks and services) on the fly driver against the fake
+ * Machines API (tests/fakes/fly) in an existing app (so caches are claimed and checked).
  *
  * @module
  */
@@ -15,6 +15,8 @@ import {
   TEST_IMAGE,
 } from "../fly/fake_fixture.ts";
 import { definePipelineConformance } from "./pipeline_suite.ts";
+import { definePipelineServiceConformance } from "./pipeline_services_suite.ts";
+import { NETWORK_SERVICE_HELPERS } from "./docker_service_helpers.ts";
 
 const app = "pocketci-pipelines";
 const fake = ignoreFly ? undefined : startFake();
@@ -26,6 +28,25 @@ definePipelineConformance({
   capabilities: flyCapabilities(false),
   absoluteMounts: true,
   ignore: ignoreFly,
+});
+
+definePipelineServiceConformance({
+  driver: `fly:token=${FAKE_TOKEN},app=${app},region=ord`,
+  ignore: ignoreFly,
+  port: () => Promise.resolve(8080),
+  helpers: NETWORK_SERVICE_HELPERS,
+  remains: (result) => {
+    const start = result.events.find((event) => event.type === "run.start");
+    if (start?.type !== "run.start") throw new Error("the run has no run.start event");
+    return Promise.resolve(
+      fake!.liveMachines()
+        .filter((machine) =>
+          (machine.config.metadata as Record<string, string> | undefined)?.pocketci_run ===
+            start.runId
+        )
+        .map((machine) => machine.name),
+    );
+  },
 });
 
 Deno.test({

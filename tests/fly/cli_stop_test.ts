@@ -38,6 +38,7 @@ async function project() {
     env: {
       POCKETCI_STATE_DIR: `${dir}/.state`,
       FLY_API_URL: fake!.url,
+      FLY_LOGS_URL: fake!.url,
       FLY_API_TOKEN: FAKE_TOKEN,
     },
   };

@@ -2,7 +2,7 @@
  * The example pipelines on the fly driver through the CLI, against the fake Machines API in an
  * existing app (so the cache examples keep their caches): hello-world, host-directory, parallel,
  * allow-failure, timeout, secrets, sandbox, cache (then `pocketci gc --cache-ttl` removing it),
- * retry and groups. services.ts is left out: the fly driver has no services yet.
+ * retry, groups and services (a service machine reached by name from a task machine).
  *
  * @module
  */
@@ -47,7 +47,7 @@ async function copyExamples(): Promise<string> {
   return dir;
 }
 
-const ENV = () => ({ FLY_API_URL: fake!.url, FLY_API_TOKEN: FAKE_TOKEN });
+const ENV = () => ({ FLY_API_URL: fake!.url, FLY_LOGS_URL: fake!.url, FLY_API_TOKEN: FAKE_TOKEN });
 
 async function example(
   dir: string,
@@ -131,6 +131,21 @@ test("retry and groups", async () => {
       await example(dir, "groups.ts", ["--timestamps"], { ...NO_FOLDING, GITHUB_ACTIONS: "true" }),
     );
     checkGroupsJson(await example(dir, "groups.ts", ["--json"]));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+test("services: the task machine reaches the service machine by its name", async () => {
+  assertEngine();
+  const dir = await copyExamples();
+  try {
+    const services = await example(dir, "services.ts");
+    assert.equal(services.code, 0, services.stderr + services.stdout);
+    assert.match(
+      services.stdout,
+      /the test task got \{"status":"ok"\} from http:\/\/web:8080\/health/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

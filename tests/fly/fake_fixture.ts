@@ -1,6 +1,7 @@
 /**
  * Shared set-up for the fly tests: the fake Machines API (tests/fakes/fly) on the local Docker
- * engine, started once per test file, with `FLY_API_URL` pointing the driver at it. In CI a
+ * engine, started once per test file, with `FLY_API_URL` and `FLY_LOGS_URL` pointing the driver
+ * at it. In CI a
  * missing engine fails the tests (tests/docker/engine_fixture.ts).
  *
  * @module
@@ -24,6 +25,7 @@ export const FAKE_TOKEN = "fly-test-token";
 export function startFake(maxWaitSeconds = 60): FakeFly {
   const fake = new FakeFly({ token: FAKE_TOKEN, maxWaitSeconds });
   Deno.env.set("FLY_API_URL", fake.url);
+  Deno.env.set("FLY_LOGS_URL", fake.url);
   Deno.env.set("POCKETCI_FLY_BACKOFF_MS", "50");
   return fake;
 }
@@ -41,7 +43,7 @@ export function context(): Promise<TestContext> {
   return createTestContext();
 }
 
-/** The containers and Docker volumes `fake` made that are still on the engine. */
+/** The containers, Docker volumes and networks `fake` made that are still on the engine. */
 export async function fakeLeftovers(fake: FakeFly): Promise<string[]> {
   const list = async (args: string[]) => {
     const out = await new Deno.Command("docker", { args, stdout: "piped", stderr: "null" })
@@ -52,6 +54,7 @@ export async function fakeLeftovers(fake: FakeFly): Promise<string[]> {
   return [
     ...await list(["ps", "-a", "-q", "--filter", `label=${label}`]),
     ...await list(["volume", "ls", "-q", "--filter", `label=${label}`]),
+    ...await list(["network", "ls", "-q", "--filter", `label=${label}`]),
   ];
 }
 

@@ -22,9 +22,18 @@
  *   a Docker volume; a volume attaches to one machine at a time (a second machine mounting it
  *   while the first is not destroyed is a 422 saying so), and one attached to a machine cannot
  *   be deleted;
+ * - `init`: `exec` replaces the image's ENTRYPOINT and CMD; without it `entrypoint` and `cmd`
+ *   replace them one by one (a replaced entrypoint drops the image's CMD, as in OCI runtimes);
+ * - private networking: every machine of the fake is a container on one Docker network of its
+ *   own, and `private_ip` is its address there (Fly's is an IPv6 6PN address), so machines reach
+ *   each other by it;
+ * - app logs (`GET /api/v1/apps/{app}/logs?instance=<machine>&next_token=<t>`, on Fly's
+ *   `api.fly.io`): the machines' output lines as `{data: [{id, attributes: {timestamp, message,
+ *   level, instance, region, meta: {event: {provider: "app"}}}}], meta: {next_token}}`, stdout at
+ *   level `info`, stderr at `error`, kept after the machine is destroyed;
  * - faults: {@link FakeFly.faults} makes chosen requests answer 429 or 5xx.
  *
- * Not reproduced: regions' placement, the GraphQL API, logs, private networking.
+ * Not reproduced: regions' placement, the GraphQL API, DNS names on the private network.
  *
  * @module
  */
@@ -91,6 +100,20 @@ export interface FakeMachine {
   readonly createdAt: string;
   /** Settles once it is destroyed and its container removed. */
   destroying?: Promise<void>;
+  /** Its address on the fake's private network. */
+  privateIp?: string;
+  /** Settles once every output line of its container was taken into the app's logs. */
+  logsDone?: Promise<void>;
+}
+
+/** One app log line of the fake. */
+interface FakeLogLine {
+  readonly id: string;
+  readonly timestamp: string;
+  readonly message: string;
+  readonly level: "info" | "error";
+  readonly instance: string;
+  readonly region: string;
 }
 
 /** A volume of the fake. */
@@ -116,6 +139,7 @@ interface FakeApp {
   readonly org: string;
   readonly machines: Map<string, FakeMachine>;
   readonly volumes: Map<string, FakeVolume>;
+  readonly logs: FakeLogLine[];
 }
 
 class HttpError extends Error {
@@ -211,6 +235,7 @@ export class FakeFly {
   maxWaitSeconds: number;
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #pending = new Set<Promise<unknown>>();
+  #network: Promise<string> | undefined;
 
   /** Starts the server on 127.0.0.1. */
   constructor(options: FakeFlyOptions = {}) {
@@ -229,7 +254,7 @@ export class FakeFly {
 
   /** Adds an app, as if made with `fly apps create` (an existing app for the driver). */
   addApp(name: string, org = "personal"): void {
-    this.apps.set(name, { name, org, machines: new Map(), volumes: new Map() });
+    this.apps.set(name, { name, org, machines: new Map(), volumes: new Map(), logs: [] });
   }
 
   /** Requests matching a method and path. */
@@ -252,7 +277,29 @@ export class FakeFly {
   async close(): Promise<void> {
     for (const app of [...this.apps.values()]) await this.#deleteApp(app);
     await Promise.allSettled([...this.#pending]);
+    if (this.#network !== undefined) {
+      const network = await this.#network.catch(() => undefined);
+      if (network !== undefined) await docker(["network", "rm", network]);
+    }
     await this.#server.shutdown();
+  }
+
+  /** The fake's private network (a Docker network made at the first machine). */
+  #privateNetwork(): Promise<string> {
+    this.#network ??= (async () => {
+      const name = `fakefly-6pn-${this.instance}`;
+      await dockerOk([
+        "network",
+        "create",
+        "--label",
+        FAKE_FLY_LABEL,
+        "--label",
+        `${FAKE_FLY_INSTANCE_LABEL}=${this.instance}`,
+        name,
+      ]);
+      return name;
+    })();
+    return this.#network;
   }
 
   async #serve(request: Request): Promise<Response> {
@@ -325,6 +372,12 @@ export class FakeFly {
     body: unknown,
   ): Promise<{ status: number; body?: unknown }> {
     const parts = path.split("/").filter((p) => p !== "");
+    if (
+      parts[0] === "api" && parts[1] === "v1" && parts[2] === "apps" && parts[4] === "logs" &&
+      parts.length === 5 && method === "GET"
+    ) {
+      return this.#logs(this.#app(decodeURIComponent(parts[3])), query);
+    }
     if (parts[0] !== "v1" || parts[1] !== "apps") throw new HttpError(404, "not found");
     const b = (body ?? {}) as Record<string, unknown>;
     if (parts.length === 2 && method === "POST") return this.#createApp(b);
@@ -382,7 +435,13 @@ export class FakeFly {
       throw new HttpError(400, "org_slug is required");
     }
     if (this.apps.has(name)) throw new HttpError(422, `app name "${name}" is already taken`);
-    this.apps.set(name, { name, org: b.org_slug, machines: new Map(), volumes: new Map() });
+    this.apps.set(name, {
+      name,
+      org: b.org_slug,
+      machines: new Map(),
+      volumes: new Map(),
+      logs: [],
+    });
     return { status: 201, body: { id: name, created_at: Date.now() } };
   }
 
@@ -472,6 +531,13 @@ export class FakeFly {
       init?.exec !== undefined &&
       (!Array.isArray(init.exec) || init.exec.some((a) => typeof a !== "string"))
     ) throw new HttpError(400, "config.init.exec must be an array of strings");
+    for (const key of ["entrypoint", "cmd"]) {
+      const value = init?.[key];
+      if (
+        value !== undefined &&
+        (!Array.isArray(value) || value.some((a) => typeof a !== "string"))
+      ) throw new HttpError(400, `config.init.${key} must be an array of strings`);
+    }
     const env = config.env as Record<string, unknown> | undefined;
     if (env !== undefined && Object.values(env).some((v) => typeof v !== "string")) {
       throw new HttpError(400, "config.env values must be strings");
@@ -554,6 +620,8 @@ export class FakeFly {
       "--label",
       `${FAKE_FLY_INSTANCE_LABEL}=${this.instance}`,
       "--init=false",
+      "--network",
+      await this.#privateNetwork(),
     ];
     if (guest) args.push("--memory", `${guest.memory_mb}m`, "--cpus", String(guest.cpus));
     for (const [k, v] of Object.entries((config.env ?? {}) as Record<string, string>)) {
@@ -566,10 +634,13 @@ export class FakeFly {
         `type=volume,src=${app.volumes.get(mount.volume)!.dockerName},dst=${mount.path}`,
       );
     }
-    const exec = (config.init as { exec?: string[] } | undefined)?.exec;
-    if (exec !== undefined && exec.length > 0) {
-      args.push("--entrypoint", exec[0], image, ...exec.slice(1));
-    } else args.push(image);
+    const init = (config.init ?? {}) as { exec?: string[]; entrypoint?: string[]; cmd?: string[] };
+    if (init.exec !== undefined && init.exec.length > 0) {
+      args.push("--entrypoint", init.exec[0], image, ...init.exec.slice(1));
+    } else if (init.entrypoint !== undefined && init.entrypoint.length > 0) {
+      args.push("--entrypoint", init.entrypoint[0], image, ...init.entrypoint.slice(1));
+      args.push(...(init.cmd ?? []));
+    } else args.push(image, ...(init.cmd ?? []));
     const created = await docker(args);
     if (created.code !== 0) {
       for (const volume of volumes) volume.attachedTo = undefined;
@@ -598,6 +669,13 @@ export class FakeFly {
       // Fly's init reports a command that cannot start as an exit with a non-zero code.
       this.#stoppedWith(app, machine, 127, false, undefined);
     } else {
+      machine.logsDone = this.#collectLogs(app, machine);
+      machine.privateIp = await dockerOk([
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        machine.container,
+      ]).catch(() => undefined);
       machine.state = "started";
       machine.events.unshift({ type: "start", status: "started", timestamp: Date.now() });
       const watch = this.#watch(app, machine);
@@ -640,7 +718,8 @@ export class FakeFly {
   }
 
   async #destroyNow(app: FakeApp, machine: FakeMachine): Promise<void> {
-    if (machine.state === "started" || machine.state === "stopping") {
+    const forcedWhileRunning = machine.state === "started" || machine.state === "stopping";
+    if (forcedWhileRunning) {
       // A forced destroy kills the running machine: flyd records the exit first.
       machine.events.unshift(exitEvent(137, false, 9));
     }
@@ -651,7 +730,72 @@ export class FakeFly {
       const volume = app.volumes.get(id);
       if (volume?.attachedTo === machine.id) volume.attachedTo = undefined;
     }
-    if (machine.container) await docker(["rm", "-f", "-v", machine.container]);
+    if (machine.container) {
+      if (machine.logsDone !== undefined && !forcedWhileRunning) {
+        // Like Fly's log shipping: what a stopped machine printed is kept.
+        await Promise.race([machine.logsDone, new Promise((r) => setTimeout(r, 5000))]);
+      }
+      await docker(["rm", "-f", "-v", machine.container]);
+      await machine.logsDone;
+    }
+  }
+
+  /** Follows a machine's container output into the app's logs, one entry per line. */
+  async #collectLogs(app: FakeApp, machine: FakeMachine): Promise<void> {
+    const child = new Deno.Command("docker", {
+      args: ["logs", "--follow", machine.container!],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const follow = async (stream: ReadableStream<Uint8Array>, level: "info" | "error") => {
+      let rest = "";
+      const push = (message: string) =>
+        app.logs.push({
+          id: `${Date.now()}-${app.logs.length}`,
+          timestamp: new Date().toISOString(),
+          message,
+          level,
+          instance: machine.id,
+          region: machine.region,
+        });
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+        const lines = (rest + text).split("\n");
+        rest = lines.pop()!;
+        for (const line of lines) push(line);
+      }
+      if (rest !== "") push(rest);
+    };
+    await Promise.all([follow(child.stdout, "info"), follow(child.stderr, "error"), child.status]);
+  }
+
+  /** `GET /api/v1/apps/{app}/logs`: up to 100 lines after `next_token`, of one instance or all. */
+  #logs(app: FakeApp, query: URLSearchParams): { status: number; body?: unknown } {
+    const token = query.get("next_token") ?? "";
+    const start = token === "" ? 0 : Number(token);
+    if (!Number.isInteger(start) || start < 0) throw new HttpError(400, "invalid next_token");
+    const instance = query.get("instance") ?? "";
+    const region = query.get("region") ?? "";
+    const page: Record<string, unknown>[] = [];
+    let at = start;
+    for (; at < app.logs.length && page.length < 100; at++) {
+      const line = app.logs[at];
+      if (instance !== "" && line.instance !== instance) continue;
+      if (region !== "" && line.region !== region) continue;
+      page.push({
+        id: line.id,
+        type: "logs",
+        attributes: {
+          timestamp: line.timestamp,
+          message: line.message,
+          level: line.level,
+          instance: line.instance,
+          region: line.region,
+          meta: { event: { provider: "app" } },
+        },
+      });
+    }
+    return { status: 200, body: { data: page, meta: { next_token: String(at) } } };
   }
 
   async #wait(
@@ -756,7 +900,7 @@ export class FakeFly {
       state: m.state,
       region: m.region,
       instance_id: m.id.toUpperCase(),
-      private_ip: "fdaa::1",
+      private_ip: m.privateIp ?? "",
       config: m.config,
       events: m.events,
       created_at: m.createdAt,

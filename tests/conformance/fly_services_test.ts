@@ -1,0 +1,84 @@
+/**
+ * The service conformance checks on the fly driver against the fake Machines API: services are
+ * machines running the image's own ENTRYPOINT and CMD, their output read from the app logs API,
+ * probed through a helper machine on the app's private network (TCP, HTTP) and `exec`, and
+ * reached by tasks at their name (hosts lines). The last test checks nothing was left.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { flyFactory } from "../../drivers/fly/factory.ts";
+import { assertEngine } from "../docker/engine_fixture.ts";
+import {
+  FAKE_TOKEN,
+  fakeLeftovers,
+  ignoreFly,
+  startFake,
+  TEST_IMAGE,
+} from "../fly/fake_fixture.ts";
+import { DriverError } from "../../drivers/contract.ts";
+import { createTestContext } from "./context.ts";
+import { defineServiceConformance } from "./service_suite.ts";
+import { BUSYBOX_SERVICES } from "./docker_service_helpers.ts";
+
+Deno.test({
+  name: "fly services: the local engine answers (the fake's machines)",
+  ignore: ignoreFly,
+  fn: assertEngine,
+});
+
+if (!ignoreFly) {
+  const fake = startFake();
+  const app = "pocketci-services";
+  fake.addApp(app);
+  const config = { token: FAKE_TOKEN, app, region: "ord", size: "shared-cpu-1x" };
+  defineServiceConformance({
+    name: "fly",
+    createDriver: (ctx) => flyFactory.create(config, ctx),
+    ...BUSYBOX_SERVICES,
+    publishesPorts: false,
+    remains: (_ctx, handle) =>
+      Promise.resolve(
+        fake.liveMachines()
+          .filter((machine) =>
+            (machine.config.metadata as Record<string, string> | undefined)?.pocketci_task ===
+              handle.id
+          )
+          .map((machine) => machine.name),
+      ),
+  });
+  Deno.test("fly services: a name that is not a DNS label never reaches another machine's /etc/hosts", async () => {
+    const ctx = await createTestContext();
+    const driver = await flyFactory.create(config, ctx);
+    try {
+      const before = fake.count("POST", /\/machines$/);
+      await assert.rejects(
+        () =>
+          driver.startService!({
+            id: "evil",
+            name: "db\n10.0.0.1 api.machines.dev",
+            image: TEST_IMAGE,
+            command: ["sleep", "60"],
+            env: {},
+            mounts: [],
+            ports: [],
+          }, () => {}),
+        (error: unknown) =>
+          error instanceof DriverError && error.code === "invalid" &&
+          /is not a DNS label/.test(error.message) && !error.message.includes("\n"),
+      );
+      assert.equal(fake.count("POST", /\/machines$/), before, "a machine was created");
+    } finally {
+      assert.deepEqual((await driver.close()).failed, []);
+      await ctx.dispose();
+    }
+  });
+
+  Deno.test("fly services: the fake is left with no machine, container or network", async () => {
+    const machines = fake.liveMachines().map((m) => `${m.app}/${m.name}`);
+    await fake.close();
+    assert.deepEqual(machines, []);
+    assert.deepEqual(await fakeLeftovers(fake), []);
+  });
+}
