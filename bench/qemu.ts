@@ -5,7 +5,9 @@
  *   included), median of 3;
  * - per-command overhead in a booted VM: 30 sequential sandbox execs of `true` and 30 tasks
  *   (start, wait, remove) against 30 raw guest-agent round trips (`guest-exec /bin/true`, then
- *   `guest-exec-status` polled every millisecond until it exited). Goal: <= 1.2x.
+ *   `guest-exec-status` polled every millisecond until it exited). Goal: <= 1.2x. Then what
+ *   the wrapper's steps cost as raw round trips of a shell doing each (the shell alone is the
+ *   floor of any shell-based wrapper).
  *
  * Run with `deno task bench` or `deno run -A --unstable-worker-options bench/qemu.ts`.
  *
@@ -93,30 +95,53 @@ async function driverExecs(): Promise<{ exec: number; task: number }> {
   }
 }
 
-async function rawRoundTrips(): Promise<number> {
+/** Median of raw agent round trips running `path args` (exec, then status polled every ms). */
+async function roundTrips(machine: Machine, path: string, args: string[]): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i <= EXECS; i++) {
+    const started = performance.now();
+    const pid = await machine.qga.exec({ path, args, capture: false }, 10_000);
+    while (!(await machine.qga.execStatus(pid, 10_000)).exited) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    if (i > 0) times.push(performance.now() - started);
+  }
+  return median(times);
+}
+
+/**
+ * What the wrapper's steps cost in the guest, each as a raw round trip of a shell doing it:
+ * the floor any shell-based wrapper pays is the `sh -c :` line.
+ */
+const WRAPPER_STEPS: readonly [string, string[]][] = [
+  ["sh -c : (a shell that does nothing)", ["-c", ":"]],
+  ["sh, then true in the background and wait", ["-c", "true & wait $!"]],
+  ["sh, then setsid true in the background and wait", ["-c", "setsid true & wait $!"]],
+  ["sh, then one small write to a file on the 9p share", ["-c", "echo 1 > /mnt/pocketci/x"]],
+];
+
+async function rawRoundTrips(): Promise<{ raw: number; steps: [string, number][] }> {
   const dir = await acquireSlot(slotRoot(tempDir(), Deno.uid()), "bench");
+  const share = await Deno.makeTempDir({ prefix: "pocketci-bench-share-" });
   const machine = await Machine.boot({
     config: qemuConfig(guestConfig()),
     dir,
-    shares: [],
+    shares: [{ tag: "pocketci", hostPath: share, mountPoint: "/mnt/pocketci" }],
     instanceId: "bench",
     progress: () => {},
     started: () => Promise.resolve(),
   });
   try {
-    const times: number[] = [];
-    for (let i = 0; i <= EXECS; i++) {
-      const started = performance.now();
-      const pid = await machine.qga.exec({ path: "/bin/true", args: [], capture: false }, 10_000);
-      while (!(await machine.qga.execStatus(pid, 10_000)).exited) {
-        await new Promise((resolve) => setTimeout(resolve, 1));
-      }
-      if (i > 0) times.push(performance.now() - started);
+    const raw = await roundTrips(machine, "/bin/true", []);
+    const steps: [string, number][] = [];
+    for (const [label, args] of WRAPPER_STEPS) {
+      steps.push([label, await roundTrips(machine, "/bin/sh", args)]);
     }
-    return median(times);
+    return { raw, steps };
   } finally {
     await machine.shutdown();
     await Deno.remove(dir, { recursive: true });
+    await Deno.remove(share, { recursive: true });
   }
 }
 
@@ -135,9 +160,12 @@ if (import.meta.main) {
         (median(first) / 1000).toFixed(2)
       } s of ${first.map((ms) => (ms / 1000).toFixed(2)).join(", ")}`,
     );
-    const raw = await rawRoundTrips();
+    const { raw, steps } = await rawRoundTrips();
     const { exec, task } = await driverExecs();
     console.log(`raw guest-exec + guest-exec-status round trip: median ${raw.toFixed(1)} ms`);
+    for (const [label, ms] of steps) {
+      console.log(`  raw round trip of ${label}: ${ms.toFixed(1)} ms = ${(ms / raw).toFixed(2)}x`);
+    }
     console.log(
       `sandbox exec of true: median ${exec.toFixed(1)} ms = ${
         (exec / raw).toFixed(2)

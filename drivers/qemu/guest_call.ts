@@ -1,7 +1,8 @@
 /**
  * One command run in the guest through the wrapper (see `wrapper.ts`): started with
- * `guest-exec`, its output followed from the files on the 9p share as they grow, its end
- * noticed from the `status` file (or by polling `guest-exec-status` with backoff when the
+ * `guest-exec`, its output followed from the files on the 9p share as they grow, its end and
+ * exit status taken from the `status` file (the agent is asked once a second in case the
+ * wrapper died without writing it, and by polling `guest-exec-status` with backoff when the
  * guest has no share), and stopped by signalling its process group through the agent.
  *
  * @module
@@ -194,10 +195,17 @@ export class GuestCall {
           await this.#finish({ code: 137, signal: 9 }, buffer);
           break;
         }
-        const statusWritten = await Deno.stat(`${host}/status`).then(() => true, () => false);
-        if (statusWritten || Date.now() - lastAgentCheck > 1000) {
+        // The wrapper's own record of the exit: the call ends without another agent round
+        // trip, and the agent forgets the wrapper process in the background.
+        const written = await Deno.readTextFile(`${host}/status`).catch(() => undefined);
+        if (written !== undefined && /^\d+\n$/.test(written)) {
+          this.#reap();
+          await this.#finish(statusOf(Number(written)), buffer);
+          break;
+        }
+        if (Date.now() - lastAgentCheck > 1000) {
           lastAgentCheck = Date.now();
-          const status = await this.#waitAgent(!statusWritten);
+          const status = await this.#waitAgent(true);
           if (status !== undefined) {
             await this.#finish(status, buffer);
             break;
@@ -231,6 +239,21 @@ export class GuestCall {
       }
     })().catch(() => this.#finishNow({ code: 137, signal: 9 }));
     return Promise.resolve();
+  }
+
+  /**
+   * Lets the agent forget the ended wrapper (it keeps every exited process until its status is
+   * read once), off the call's path: a few delayed queries, errors ignored.
+   */
+  #reap(): void {
+    const qga = this.#ctx.qga;
+    const pid = this.#pid;
+    void (async () => {
+      for (let wait = 20; wait < 5000; wait *= 4) {
+        await sleep(wait);
+        if ((await qga.execStatus(pid, AGENT_TIMEOUT_MS)).exited) return;
+      }
+    })().catch(() => {});
   }
 
   /**

@@ -9,8 +9,9 @@
  * 4. starts it with `setsid` (its own session and process group, with the original stdin)
  *    and writes its PID to `pid`, so the host can signal the whole group; the wrapper's own
  *    stderr then goes to /dev/null (the shell would report "Killed" for a signalled job);
- * 5. waits for it, kills what is left of its group, writes the status to `status` and exits
- *    with it (128+N for a death by signal N).
+ * 5. waits for it, kills what is left of its group, writes the status to `status` (one
+ *    `write` of digits and a newline: the host takes the file only once the newline is there,
+ *    so no rename, which would cost a process) and exits with it (128+N for a death by signal N).
  * Without an I/O directory (no 9p share in the guest) step 1 is skipped and the agent's
  * captured output is used instead.
  *
@@ -46,7 +47,7 @@ exec 3<&- 2>/dev/null
 wait "$pid"
 st=$?
 kill -KILL -- "-$pid" 2>/dev/null
-[ -z "$io" ] || { echo "$st" > "$io/status.tmp" && mv "$io/status.tmp" "$io/status"; }
+[ -z "$io" ] || echo "$st" > "$io/status"
 exit "$st"`;
 
 /** Where a call's files live and what it runs. */
