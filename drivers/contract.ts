@@ -525,3 +525,19 @@ export interface DriverFactory {
     context: DriverContext,
   ): Promise<DriverMaintenance>;
 }
+
+/**
+ * The error of a driver whose services cannot publish ports on the runner's host (they run
+ * elsewhere): tasks reach them by name instead.
+ */
+export function noHostPorts(
+  driver: string,
+  spec: Pick<ServiceSpec, "name" | "ports">,
+): DriverError {
+  return new DriverError(
+    "invalid",
+    `service ${spec.name}: the ${driver} driver publishes no port on this host (.ports(${
+      spec.ports.join(", ")
+    })); tasks reach the service at ${spec.name}:<port>, so drop .ports() or run the services with --service-driver=docker`,
+  );
+}

@@ -18,6 +18,7 @@ import {
   DriverError,
   type ExecSpec,
   type ExitStatus,
+  noHostPorts,
   type OutputSink,
   type ResourceRecord,
   type SandboxHandle,
@@ -180,6 +181,19 @@ export class FlyDriver implements Driver {
     };
   }
 
+  /** The journal record of a machine the run is about to create (by name: Fly names the ID). */
+  #machineRecord(name: string): ResourceRecord {
+    return {
+      kind: "machine",
+      id: name,
+      driver: "fly",
+      runId: this.#ctx.runId,
+      namespace: this.#ctx.namespace,
+      createdAt: new Date().toISOString(),
+      detail: { app: this.#settings.app },
+    };
+  }
+
   #machineName(id: string): string {
     const clean = `${this.#ctx.runId}-${id}`.toLowerCase().replace(/[^a-z0-9-]+/g, "-");
     return `ci-${clean}`.slice(0, 63).replace(/-+$/, "");
@@ -229,15 +243,7 @@ export class FlyDriver implements Driver {
     const guest = guestFor(this.#settings.size, spec.limits);
     const unlock = await this.#locks.acquire(mounts.map((m) => m.volume));
     const name = this.#machineName(spec.id);
-    const record: ResourceRecord = {
-      kind: "machine",
-      id: name,
-      driver: "fly",
-      runId: this.#ctx.runId,
-      namespace: this.#ctx.namespace,
-      createdAt: new Date().toISOString(),
-      detail: { app: this.#settings.app },
-    };
+    const record = this.#machineRecord(name);
     try {
       this.#checkOpen();
       await this.#ctx.record(record);
@@ -521,15 +527,7 @@ export class FlyDriver implements Driver {
     }
     const unlock = await this.#locks.acquire([volume.id]);
     const name = this.#machineName(`helper-${++this.#sandboxes}`);
-    const record: ResourceRecord = {
-      kind: "machine",
-      id: name,
-      driver: "fly",
-      runId: this.#ctx.runId,
-      namespace: this.#ctx.namespace,
-      createdAt: new Date().toISOString(),
-      detail: { app: this.#settings.app },
-    };
+    const record = this.#machineRecord(name);
     try {
       await this.#ctx.record(record);
       const helper = await VolumeHelper.start(
@@ -719,15 +717,7 @@ export class FlyDriver implements Driver {
   async #startProbeHelper(): Promise<VolumeHelper> {
     this.#checkOpen();
     const name = this.#machineName("probe");
-    const record: ResourceRecord = {
-      kind: "machine",
-      id: name,
-      driver: "fly",
-      runId: this.#ctx.runId,
-      namespace: this.#ctx.namespace,
-      createdAt: new Date().toISOString(),
-      detail: { app: this.#settings.app },
-    };
+    const record = this.#machineRecord(name);
     await this.#ctx.record(record);
     let helper: VolumeHelper;
     try {
@@ -762,14 +752,7 @@ export class FlyDriver implements Driver {
    */
   async startService(spec: ServiceSpec, output: OutputSink): Promise<ServiceHandle> {
     this.#checkOpen();
-    if (spec.ports.length > 0) {
-      throw new DriverError(
-        "invalid",
-        `service ${spec.name}: the fly driver publishes no port on this host (.ports(${
-          spec.ports.join(", ")
-        })); tasks reach the service at ${spec.name}:<port>, so drop .ports() or run the services with --service-driver=docker`,
-      );
-    }
+    if (spec.ports.length > 0) throw noHostPorts("fly", spec);
     if (!SERVICE_NAME.test(spec.name)) {
       // The name goes into other machines' /etc/hosts: never anything but a DNS label.
       throw new DriverError(

@@ -13,6 +13,7 @@ import {
   type Driver,
   type DriverContext,
   DriverError,
+  noHostPorts,
   type OutputSink,
   type ResourceKind,
   type ResourceRecord,
@@ -386,14 +387,7 @@ export class K8sDriver implements Driver {
   }
 
   async #startService(spec: ServiceSpec, output: OutputSink): Promise<ServiceHandle> {
-    if (spec.ports.length > 0) {
-      throw new DriverError(
-        "invalid",
-        `service ${spec.name}: the k8s driver publishes no port on this host (.ports(${
-          spec.ports.join(", ")
-        })); tasks reach the service at ${spec.name}:<port>, so drop .ports() or run the services with --service-driver=docker`,
-      );
-    }
+    if (spec.ports.length > 0) throw noHostPorts("k8s", spec);
     if (this.#services.has(spec.name)) {
       throw new DriverError("invalid", `a service named ${spec.name} is already running`);
     }

@@ -11,16 +11,15 @@ import Docker from "dockerode";
 import { LABEL } from "../../drivers/docker/labels.ts";
 import { SERVICE_IMAGE, TEST_IMAGE } from "../docker/engine_fixture.ts";
 import type { ServiceConformanceOptions } from "./service_suite.ts";
-import type { HarnessResult } from "../helpers/pipeline_harness.ts";
+import { type HarnessResult, runIdOf } from "../helpers/pipeline_harness.ts";
 
 /** The run's containers still on the local engine, as `id kind`. */
 export async function runContainers(result: HarnessResult): Promise<string[]> {
-  const start = result.events.find((event) => event.type === "run.start");
-  if (start?.type !== "run.start") throw new Error("the run has no run.start event");
+  const runId = runIdOf(result);
   const docker = new Docker({ socketPath: "/var/run/docker.sock" });
   const containers = await docker.listContainers({
     all: true,
-    filters: { label: [`${LABEL.run}=${start.runId}`] },
+    filters: { label: [`${LABEL.run}=${runId}`] },
   });
   return containers.map((container) => `${container.Id} ${container.Labels[LABEL.kind]}`);
 }

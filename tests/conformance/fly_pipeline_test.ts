@@ -16,6 +16,7 @@ import {
 } from "../fly/fake_fixture.ts";
 import { definePipelineConformance } from "./pipeline_suite.ts";
 import { definePipelineServiceConformance } from "./pipeline_services_suite.ts";
+import { runIdOf } from "../helpers/pipeline_harness.ts";
 import { NETWORK_SERVICE_HELPERS } from "./docker_service_helpers.ts";
 
 const app = "pocketci-pipelines";
@@ -36,13 +37,12 @@ definePipelineServiceConformance({
   port: () => Promise.resolve(8080),
   helpers: NETWORK_SERVICE_HELPERS,
   remains: (result) => {
-    const start = result.events.find((event) => event.type === "run.start");
-    if (start?.type !== "run.start") throw new Error("the run has no run.start event");
+    const runId = runIdOf(result);
     return Promise.resolve(
       fake!.liveMachines()
         .filter((machine) =>
           (machine.config.metadata as Record<string, string> | undefined)?.pocketci_run ===
-            start.runId
+            runId
         )
         .map((machine) => machine.name),
     );

@@ -13,6 +13,7 @@ import { startFakeKube } from "../fakes/kube/server.ts";
 import { ignoreKube } from "../k8s/fixture.ts";
 import { definePipelineConformance } from "./pipeline_suite.ts";
 import { definePipelineServiceConformance } from "./pipeline_services_suite.ts";
+import { runIdOf } from "../helpers/pipeline_harness.ts";
 import { NETWORK_SERVICE_HELPERS } from "./docker_service_helpers.ts";
 
 const kube = ignoreKube ? undefined : await startFakeKube();
@@ -42,11 +43,10 @@ definePipelineServiceConformance({
   port: () => Promise.resolve(8080),
   helpers: NETWORK_SERVICE_HELPERS,
   remains: (result) => {
-    const start = result.events.find((event) => event.type === "run.start");
-    if (start?.type !== "run.start") throw new Error("the run has no run.start event");
+    const runId = runIdOf(result);
     return Promise.resolve(
       kube!.store.list("pods", "default")
-        .filter((pod) => pod.metadata.labels?.[LABEL.run] === labelValue(start.runId))
+        .filter((pod) => pod.metadata.labels?.[LABEL.run] === labelValue(runId))
         .map((pod) => pod.metadata.name as string),
     );
   },

@@ -130,6 +130,13 @@ export async function runPipelineSource(
   return { outcome, events, stdout, stderr, dir, stateDir, logs };
 }
 
+/** The run ID from a harness result's `run.start` event (throws when there is none). */
+export function runIdOf(result: { readonly events: readonly RunEvent[] }): string {
+  const start = result.events.find((event) => event.type === "run.start");
+  if (start?.type !== "run.start") throw new Error("the run has no run.start event");
+  return start.runId;
+}
+
 /** The `task.end` events, by task name (last one wins). */
 export function endsByName(
   events: readonly RunEvent[],
