@@ -249,8 +249,9 @@ export interface SandboxHandle {
  *   through a network holder, which sits on the same network) resolve it with the engine's DNS;
  * - k8s: a pod plus a ClusterIP Service of the same name in the run's namespace, so the
  *   cluster DNS resolves `name` from the run's pods (`name.<namespace>.svc` in full);
- * - Fly Machines: a machine in the run's app on its private network; every machine the run
- *   starts after it gets a `/etc/hosts` line mapping `name` to its private address;
+ * - Fly Machines: a machine in the run's app on its private network; every task and sandbox
+ *   machine the run starts after it gets a `/etc/hosts` line mapping `name` to its private
+ *   address;
  * - drivers whose tasks run on the host (native): no network of their own; tasks reach the
  *   service on `127.0.0.1:hostPort(port)`, and `hostPort(port)` is `port` itself.
  */

@@ -72,10 +72,15 @@ Deno.test("planned permissions follow the configuration", async () => {
   );
   const fly = await getDriverFactory("fly");
   const flyNet = fly.permissions({ token: "x" }).find((need) => need.permission === "net");
+  const hostOf = (url: string) => {
+    const parsed = new URL(url);
+    return `${parsed.hostname}:${parsed.port || (parsed.protocol === "https:" ? "443" : "80")}`;
+  };
   assert.deepEqual(flyNet?.values, [
-    new URL(Deno.env.get("FLY_API_URL") || "https://api.machines.dev").host.includes(":")
-      ? new URL(Deno.env.get("FLY_API_URL")!).host
-      : "api.machines.dev:443",
+    ...new Set([
+      hostOf(Deno.env.get("FLY_API_URL") || "https://api.machines.dev"),
+      hostOf(Deno.env.get("FLY_LOGS_URL") || "https://api.fly.io"),
+    ]),
   ]);
 });
 

@@ -120,7 +120,7 @@ interface Tracked {
   readonly record: ResourceRecord;
   machine?: string;
   readonly kill: () => Promise<void>;
-  readonly done: Promise<unknown>;
+  done: Promise<unknown>;
 }
 
 /** One task machine and its history of output (for `attachTask`). */
@@ -156,6 +156,9 @@ export class FlyDriver implements Driver {
   /** The run's running services: name → private address (every later machine resolves it). */
   readonly #serviceHosts = new Map<string, string>();
   readonly #probe: NetProbe;
+  readonly #probeHelpers = new Map<VolumeHelper, Tracked>();
+  /** Volumes a running service holds (a Fly volume attaches to one machine): volume → service. */
+  readonly #serviceVolumes = new Map<string, string>();
   #closed = false;
   #sandboxes = 0;
 
@@ -166,7 +169,10 @@ export class FlyDriver implements Driver {
     this.#settings = settings;
     this.capabilities = flyCapabilities(settings.ephemeral);
     presetGuest(settings.size);
-    this.#probe = new NetProbe(() => this.#startProbeHelper());
+    this.#probe = new NetProbe(
+      () => this.#startProbeHelper(),
+      (helper) => this.#discardProbeHelper(helper),
+    );
   }
 
   get #region(): string {
@@ -218,6 +224,7 @@ export class FlyDriver implements Driver {
   }
 
   #mounts(spec: TaskSpec): { volume: string; path: string }[] {
+    for (const mount of spec.mounts) this.#refuseServiceVolume(mount.volume);
     return spec.mounts.map((mount) => {
       const known = this.#volumes.get(mount.volume.id);
       if (known === undefined && !this.#listed.has(mount.volume.id)) {
@@ -228,6 +235,21 @@ export class FlyDriver implements Driver {
       }
       return { volume: mount.volume.id, path: absolute(mount.path, WORKSPACE) };
     });
+  }
+
+  /**
+   * A volume a running service holds cannot be attached to another machine until the service
+   * stops (Fly attaches a volume to one machine): waiting for it would wait for the end of the
+   * run, so it is an error at once.
+   */
+  #refuseServiceVolume(volume: VolumeHandle): void {
+    const holder = this.#serviceVolumes.get(volume.id);
+    if (holder !== undefined) {
+      throw new DriverError(
+        "invalid",
+        `volume "${volume.name}" is attached to service ${holder}'s machine, and a Fly volume attaches to one machine at a time; stop the service first, or give the service a volume of its own`,
+      );
+    }
   }
 
   /**
@@ -525,6 +547,7 @@ export class FlyDriver implements Driver {
     if (known === undefined) {
       throw new DriverError("not_found", `volume "${volume.name}" is not known to this run`);
     }
+    this.#refuseServiceVolume(volume);
     const unlock = await this.#locks.acquire([volume.id]);
     const name = this.#machineName(`helper-${++this.#sandboxes}`);
     const record = this.#machineRecord(name);
@@ -716,7 +739,7 @@ export class FlyDriver implements Driver {
   /** Starts the probe helper machine (recorded first, destroyed by close). */
   async #startProbeHelper(): Promise<VolumeHelper> {
     this.#checkOpen();
-    const name = this.#machineName("probe");
+    const name = this.#machineName(`probe-${++this.#sandboxes}`);
     const record = this.#machineRecord(name);
     await this.#ctx.record(record);
     let helper: VolumeHelper;
@@ -734,32 +757,48 @@ export class FlyDriver implements Driver {
       await this.#ctx.forget(record).catch(() => {});
       throw machineError(error, HELPER_IMAGE);
     }
+    let destroyed: Promise<void> | undefined;
     const tracked: Tracked = {
       record,
-      kill: async () => {
-        await helper.destroy();
-        await this.#ctx.forget(record);
-      },
+      kill: () =>
+        destroyed ??= (async () => {
+          await helper.destroy();
+          await this.#ctx.forget(record);
+          this.#tracked.delete(tracked);
+        })(),
       done: Promise.resolve(),
     };
     this.#tracked.add(tracked);
+    this.#probeHelpers.set(helper, tracked);
+    if (this.#closed) {
+      await tracked.kill().catch(() => {});
+      throw new DriverError("unavailable", "the fly driver is closed");
+    }
     return helper;
+  }
+
+  /** Destroys a probe helper that stopped answering. */
+  async #discardProbeHelper(helper: VolumeHelper): Promise<void> {
+    const tracked = this.#probeHelpers.get(helper);
+    this.#probeHelpers.delete(helper);
+    await tracked?.kill();
   }
 
   /**
    * Starts a service machine with its image's own entrypoint and command (or the spec's) and
-   * waits until Fly reports it started; its name resolves in every machine started after it.
+   * waits until Fly reports it started; its name resolves in every task and sandbox machine
+   * started after it.
    */
   async startService(spec: ServiceSpec, output: OutputSink): Promise<ServiceHandle> {
     this.#checkOpen();
     if (spec.ports.length > 0) throw noHostPorts("fly", spec);
-    if (!SERVICE_NAME.test(spec.name)) {
+    if (!SERVICE_NAME.test(spec.name) || spec.name === "localhost") {
       // The name goes into other machines' /etc/hosts: never anything but a DNS label.
       throw new DriverError(
         "invalid",
         `service name ${
           JSON.stringify(spec.name)
-        } is not a DNS label ([a-z0-9-], at most 63, no leading or trailing -)`,
+        } is not a DNS label other than localhost ([a-z0-9-], at most 63, no leading or trailing -)`,
       );
     }
     if (this.#serviceHosts.has(spec.name)) {
@@ -778,20 +817,43 @@ export class FlyDriver implements Driver {
       ...(spec.command === undefined ? {} : { cmd: [...spec.command] }),
     };
     const { id, record, unlock } = await this.#launch(asTask, init, []);
+    const volumes = spec.mounts.map((mount) => mount.volume.id);
+    for (const volume of volumes) this.#serviceVolumes.set(volume, spec.name);
     const app = this.#settings.app;
     let finished: Promise<void> | undefined;
-    const finish = () => finished ??= this.#finishMachine(id, record, unlock);
+    const finish = () =>
+      finished ??= this.#finishMachine(id, record, () => {
+        for (const volume of volumes) {
+          if (this.#serviceVolumes.get(volume) === spec.name) this.#serviceVolumes.delete(volume);
+        }
+        unlock();
+      });
     const task = new FlyTask(spec.id);
     task.machine = id;
+    // Tracked from now on, so a close() while the machine starts destroys it.
+    let service: FlyService | undefined;
+    const tracked: Tracked = {
+      record,
+      machine: id,
+      kill: async () => {
+        if (service !== undefined) return await service.stop(0);
+        await this.#stopMachine(task, 0).catch(() => {});
+        await finish();
+      },
+      done: Promise.resolve(),
+    };
+    this.#tracked.add(tracked);
     let ip = "";
     try {
       ip = await this.#startedAddress(id);
+      this.#checkOpen();
     } catch (error) {
       await finish().catch(() => {});
+      this.#tracked.delete(tracked);
       throw machineError(error, spec.image);
     }
     if (ip !== "") this.#serviceHosts.set(spec.name, ip);
-    const service = new FlyService(spec.id, id, ip, {
+    service = new FlyService(spec.id, id, ip, {
       api: this.#api,
       app,
       waitSeconds: this.#settings.waitSeconds,
@@ -801,17 +863,14 @@ export class FlyDriver implements Driver {
       onEnded: () => {
         if (this.#serviceHosts.get(spec.name) === ip) this.#serviceHosts.delete(spec.name);
       },
+      warn: (message) => this.#ctx.warn(message),
     }, output);
-    const tracked: Tracked = {
-      record,
-      machine: id,
-      kill: () => service.stop(0),
-      done: service.wait().catch(() => {}),
-    };
-    this.#tracked.add(tracked);
-    // A service that ended by itself is destroyed at once (auto_destroy), and forgotten.
-    void service.wait().then(finish, finish).catch(() => {}).finally(() =>
-      this.#tracked.delete(tracked)
+    tracked.done = service.wait().catch(() => {});
+    // A service that ended by itself is destroyed at once (auto_destroy) and forgotten; a
+    // destroy that fails stays tracked, so close() tries again and reports it.
+    void service.wait().catch(() => {}).then(finish).then(
+      () => this.#tracked.delete(tracked),
+      () => {},
     );
     return service;
   }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { FlyApi, FlyLogLine } from "./api.ts";
-import { exchangeConnection, LogFollower, NetProbe } from "./service.ts";
+import { exchangeConnection, isPlatformLine, LogFollower, NetProbe } from "./service.ts";
 import type { VolumeHelper } from "./volumes.ts";
 
 function line(message: string, extra: Partial<FlyLogLine> = {}): FlyLogLine {
@@ -39,8 +39,8 @@ Deno.test("fly service logs: the machine's own app lines in order, error/warning
   assert.deepEqual(tokens.slice(0, 3), ["", "1", "2"], "each page continues from the last token");
 });
 
-Deno.test("fly service logs: after the stop every page left is read until an empty one", async () => {
-  const late = logsApi([[line("a")], [line("b")]]);
+Deno.test("fly service logs: after the stop, pages are read until the log stays quiet", async () => {
+  const late = logsApi([[line("a")], [], [line("b")]]);
   const lines: string[] = [];
   await new LogFollower(
     late.api,
@@ -49,8 +49,67 @@ Deno.test("fly service logs: after the stop every page left is read until an emp
     (_s, chunk) => lines.push(new TextDecoder().decode(chunk)),
     () => true,
   ).done;
-  assert.deepEqual(lines, ["a\n", "b\n"]);
-  assert.deepEqual(late.tokens, ["", "1", "2"]);
+  assert.deepEqual(lines, ["a\n", "b\n"], "a line after an empty page was lost");
+  assert.deepEqual(late.tokens.slice(0, 4), ["", "1", "2", "3"]);
+});
+
+Deno.test("fly service logs: refresh() resolves after one fetch even while the service keeps printing", async () => {
+  let n = 0;
+  const api = {
+    logs: (_app: string, _instance: string, _token: string) =>
+      Promise.resolve({ lines: [line(`line ${++n}`)], nextToken: String(n) }),
+  } as unknown as FlyApi;
+  let stopped = false;
+  const follower = new LogFollower(api, "app", "m1", () => {}, () => stopped);
+  const before = n;
+  await follower.refresh();
+  assert.ok(n > before, "no page was fetched");
+  // A refresh given an aborted signal does not wait at all.
+  await follower.refresh(AbortSignal.abort());
+  // A machine that keeps printing after its stop is drained for at most 10 s, then done.
+  stopped = true;
+  await follower.done;
+});
+
+Deno.test("fly service logs: a logs API that keeps failing is one warning, never a rejection", async () => {
+  let calls = 0;
+  const api = {
+    logs: () => {
+      calls++;
+      return Promise.reject(new Error("401 unauthorized"));
+    },
+  } as unknown as FlyApi;
+  const warnings: string[] = [];
+  let stopped = false;
+  const follower = new LogFollower(api, "app", "m1", () => {}, () => stopped, (message) => {
+    warnings.push(message);
+  });
+  for (let i = 0; i < 6; i++) await follower.refresh();
+  stopped = true;
+  await follower.done;
+  assert.ok(calls >= 5);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /reading the logs of machine m1 keeps failing \(401 unauthorized\)/);
+});
+
+Deno.test("fly service logs: Fly's init and kernel lines are not the service's output", () => {
+  for (
+    const platform of [
+      " INFO Starting init (commit: 1234)...",
+      " INFO Preparing to run: `docker-entrypoint.sh postgres` as postgres",
+      " INFO Main child exited normally with code: 1",
+      " INFO Starting clean up.",
+      "[    1.234567] reboot: Restarting system",
+      " WARN hallpass exited, pid: 305, status: signal: 15 (SIGTERM)",
+    ]
+  ) assert.ok(isPlatformLine(platform), platform);
+  for (
+    const own of [
+      "LOG:  database system is ready to accept connections",
+      "INFO server started on :8080",
+      "Starting init of the cache",
+    ]
+  ) assert.ok(!isPlatformLine(own), own);
 });
 
 Deno.test("fly probe: addresses and the probe's bytes reach the helper as arguments, never as shell text", async () => {
@@ -94,4 +153,18 @@ Deno.test("fly probe: a connection is one exchange of what was written before th
   assert.equal(text, "pong");
   assert.deepEqual(requests, ["ping"]);
   connection.close();
+});
+
+Deno.test("fly service logs: init's 'Main child exited' line ends the drain without waiting for quiet", async () => {
+  const api = logsApi([[line("bye"), line(" INFO Main child exited normally with code: 3")]]);
+  const lines: string[] = [];
+  await new LogFollower(
+    api.api,
+    "app",
+    "m1",
+    (_s, chunk) => lines.push(new TextDecoder().decode(chunk)),
+    () => true,
+  ).done;
+  assert.deepEqual(lines, ["bye\n"]);
+  assert.deepEqual(api.tokens, [""], "it fetched again after the exit line");
 });

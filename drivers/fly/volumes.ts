@@ -122,8 +122,13 @@ export class VolumeHelper {
   }
 
   /** Runs a command; a non-zero exit is an error with its stderr. */
-  async run(command: readonly string[], what: string, idempotent = true): Promise<string> {
-    const result = await this.#api.exec(this.#app, this.#id, command, idempotent);
+  async run(
+    command: readonly string[],
+    what: string,
+    idempotent = true,
+    timeoutSeconds?: number,
+  ): Promise<string> {
+    const result = await this.#api.exec(this.#app, this.#id, command, idempotent, timeoutSeconds);
     if (result.exit_code !== 0) {
       const detail = (result.stderr ?? "").trim().split("\n")[0];
       throw new DriverError(

@@ -75,6 +75,51 @@ if (!ignoreFly) {
     }
   });
 
+  Deno.test("fly services: a task mounting a volume a running service holds fails at once, naming the service", async () => {
+    const ctx = await createTestContext();
+    const driver = await flyFactory.create(config, ctx);
+    try {
+      const volume = await driver.createVolume({ name: "pgdata", kind: "volume" });
+      const svc = await driver.startService!({
+        id: "pg",
+        name: "pg",
+        image: TEST_IMAGE,
+        command: ["sleep", "60"],
+        env: {},
+        mounts: [{ volume, path: "/data" }],
+        ports: [],
+      }, () => {});
+      await assert.rejects(
+        () =>
+          driver.startTask({
+            id: "uses-pgdata",
+            name: "uses-pgdata",
+            image: TEST_IMAGE,
+            command: ["true"],
+            env: {},
+            mounts: [{ volume, path: "/data" }],
+          }, () => {}),
+        (error: unknown) =>
+          error instanceof DriverError && error.code === "invalid" &&
+          /volume "pgdata" is attached to service pg's machine/.test(error.message),
+      );
+      await svc.stop(0);
+      const task = await driver.startTask({
+        id: "after-pg",
+        name: "after-pg",
+        image: TEST_IMAGE,
+        command: ["true"],
+        env: {},
+        mounts: [{ volume, path: "/data" }],
+      }, () => {});
+      assert.equal((await task.wait()).code, 0, "the volume is free once the service stopped");
+      await task.remove();
+    } finally {
+      assert.deepEqual((await driver.close()).failed, []);
+      await ctx.dispose();
+    }
+  });
+
   Deno.test("fly services: the fake is left with no machine, container or network", async () => {
     const machines = fake.liveMachines().map((m) => `${m.app}/${m.name}`);
     await fake.close();

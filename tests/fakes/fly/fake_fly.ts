@@ -29,8 +29,10 @@
  *   each other by it;
  * - app logs (`GET /api/v1/apps/{app}/logs?instance=<machine>&next_token=<t>`, on Fly's
  *   `api.fly.io`): the machines' output lines as `{data: [{id, attributes: {timestamp, message,
- *   level, instance, region, meta: {event: {provider: "app"}}}}], meta: {next_token}}`, stdout at
- *   level `info`, stderr at `error`, kept after the machine is destroyed;
+ *   level, instance, region, meta: {event: {provider: "app"}}}}], meta: {next_token}}`, all at
+ *   level `info` (stdout and stderr alike), with init's own lines ("Starting init", "Main child
+ *   exited ...") among them, each visible only {@link FakeFlyOptions.logDelayMs} after it was
+ *   printed (Fly's log pipeline), and kept after the machine is destroyed;
  * - faults: {@link FakeFly.faults} makes chosen requests answer 429 or 5xx.
  *
  * Not reproduced: regions' placement, the GraphQL API, DNS names on the private network.
@@ -44,6 +46,8 @@ export interface FakeFlyOptions {
   readonly token?: string;
   /** The longest `wait` timeout in seconds (Fly: 60); larger requests are capped. */
   readonly maxWaitSeconds?: number;
+  /** How long a machine's output line takes to show in the logs API (default 300 ms). */
+  readonly logDelayMs?: number;
 }
 
 /** An injected failure: the next `times` requests matching get `status`. */
@@ -108,6 +112,8 @@ export interface FakeMachine {
 
 /** One app log line of the fake. */
 interface FakeLogLine {
+  /** When the logs API shows it (Fly's log pipeline takes a moment). */
+  readonly visibleAt: number;
   readonly id: string;
   readonly timestamp: string;
   readonly message: string;
@@ -233,6 +239,8 @@ export class FakeFly {
   readonly instance: string = hex(6);
   /** The cap on `wait` timeouts, in seconds. */
   maxWaitSeconds: number;
+  /** How long a log line takes to show in the logs API, in ms. */
+  logDelayMs: number;
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #pending = new Set<Promise<unknown>>();
   #network: Promise<string> | undefined;
@@ -241,6 +249,7 @@ export class FakeFly {
   constructor(options: FakeFlyOptions = {}) {
     this.token = options.token ?? "fly-test-token";
     this.maxWaitSeconds = options.maxWaitSeconds ?? 60;
+    this.logDelayMs = options.logDelayMs ?? 300;
     this.#server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen: () => {} },
       (request) => this.#serve(request),
@@ -703,6 +712,10 @@ export class FakeFly {
   ): void {
     if (machine.state === "destroyed") return;
     machine.state = "stopped";
+    if (machine.logsDone !== undefined) {
+      this.#platformLog(app, machine, ` INFO Main child exited normally with code: ${code}`);
+      this.#platformLog(app, machine, " INFO Starting clean up.");
+    }
     machine.events.unshift(exitEvent(code, oom, signal));
     machine.markStopped?.();
     if (machine.config.auto_destroy === true) {
@@ -741,7 +754,26 @@ export class FakeFly {
   }
 
   /** Follows a machine's container output into the app's logs, one entry per line. */
-  async #collectLogs(app: FakeApp, machine: FakeMachine): Promise<void> {
+  #collectLogs(app: FakeApp, machine: FakeMachine): Promise<void> {
+    this.#platformLog(app, machine, " INFO Starting init (commit: fake)...");
+    this.#platformLog(app, machine, ` INFO Preparing to run: \`${machine.config.image}\` as root`);
+    return this.#followLogs(app, machine);
+  }
+
+  /** A line of Fly's init in the app's logs. */
+  #platformLog(app: FakeApp, machine: FakeMachine, message: string): void {
+    app.logs.push({
+      visibleAt: Date.now() + this.logDelayMs,
+      id: `${Date.now()}-${app.logs.length}`,
+      timestamp: new Date().toISOString(),
+      message,
+      level: "info",
+      instance: machine.id,
+      region: machine.region,
+    });
+  }
+
+  async #followLogs(app: FakeApp, machine: FakeMachine): Promise<void> {
     const child = new Deno.Command("docker", {
       args: ["logs", "--follow", machine.container!],
       stdin: "null",
@@ -752,6 +784,7 @@ export class FakeFly {
       let rest = "";
       const push = (message: string) =>
         app.logs.push({
+          visibleAt: Date.now() + this.logDelayMs,
           id: `${Date.now()}-${app.logs.length}`,
           timestamp: new Date().toISOString(),
           message,
@@ -766,7 +799,8 @@ export class FakeFly {
       }
       if (rest !== "") push(rest);
     };
-    await Promise.all([follow(child.stdout, "info"), follow(child.stderr, "error"), child.status]);
+    // Fly ships everything a machine prints at level info, its init's own lines included.
+    await Promise.all([follow(child.stdout, "info"), follow(child.stderr, "info"), child.status]);
   }
 
   /** `GET /api/v1/apps/{app}/logs`: up to 100 lines after `next_token`, of one instance or all. */
@@ -780,6 +814,7 @@ export class FakeFly {
     let at = start;
     for (; at < app.logs.length && page.length < 100; at++) {
       const line = app.logs[at];
+      if (line.visibleAt > Date.now()) break;
       if (instance !== "" && line.instance !== instance) continue;
       if (region !== "" && line.region !== region) continue;
       page.push({
