@@ -831,7 +831,7 @@ export class FlyDriver implements Driver {
     const task = new FlyTask(spec.id);
     task.machine = id;
     // Tracked from now on, so a close() while the machine starts destroys it.
-    let service: FlyService | undefined;
+    let service: FlyService | undefined = undefined;
     const tracked: Tracked = {
       record,
       machine: id,
