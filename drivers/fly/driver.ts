@@ -736,39 +736,44 @@ export class FlyDriver implements Driver {
     return [{ guest_path: `${FLY_DIR}/hosts`, raw_value: btoa(lines) }];
   }
 
-  /** Starts the probe helper machine (recorded first, destroyed by close). */
+  /**
+   * Starts the probe helper machine: recorded and tracked before it is created, so a close()
+   * while it starts (a probe given up when its service crashed) waits for it and destroys it.
+   */
   async #startProbeHelper(): Promise<VolumeHelper> {
     this.#checkOpen();
     const name = this.#machineName(`probe-${++this.#sandboxes}`);
     const record = this.#machineRecord(name);
     await this.#ctx.record(record);
-    let helper: VolumeHelper;
-    try {
-      helper = await VolumeHelper.start(
-        this.#api,
-        this.#settings.app,
-        name,
-        undefined,
-        this.#settings.region,
-        this.#metadata("probe-helper"),
-      );
-    } catch (error) {
-      await this.#destroyNamed(name);
-      await this.#ctx.forget(record).catch(() => {});
-      throw machineError(error, HELPER_IMAGE);
-    }
+    const starting = VolumeHelper.start(
+      this.#api,
+      this.#settings.app,
+      name,
+      undefined,
+      this.#settings.region,
+      this.#metadata("probe-helper"),
+    );
     let destroyed: Promise<void> | undefined;
     const tracked: Tracked = {
       record,
       kill: () =>
         destroyed ??= (async () => {
-          await helper.destroy();
+          const helper = await starting.catch(() => undefined);
+          if (helper !== undefined) await helper.destroy();
+          else await this.#destroyNamed(name);
           await this.#ctx.forget(record);
           this.#tracked.delete(tracked);
         })(),
       done: Promise.resolve(),
     };
     this.#tracked.add(tracked);
+    let helper: VolumeHelper;
+    try {
+      helper = await starting;
+    } catch (error) {
+      await tracked.kill().catch(() => {});
+      throw machineError(error, HELPER_IMAGE);
+    }
     this.#probeHelpers.set(helper, tracked);
     if (this.#closed) {
       await tracked.kill().catch(() => {});

@@ -120,6 +120,36 @@ if (!ignoreFly) {
     }
   });
 
+  Deno.test("fly services: close() while the probe helper is still starting (a probe given up) destroys it", async () => {
+    const ctx = await createTestContext();
+    const driver = await flyFactory.create(config, ctx);
+    const svc = await driver.startService!({
+      id: "gives-up",
+      name: "gives-up",
+      image: TEST_IMAGE,
+      command: ["sleep", "60"],
+      env: {},
+      mounts: [],
+      ports: [],
+    }, () => {});
+    const abort = new AbortController();
+    const probe = svc.dial(8080, abort.signal);
+    abort.abort();
+    await probe.then(() => assert.fail("the aborted probe connected"), () => {});
+    const report = await driver.close();
+    await ctx.dispose();
+    assert.deepEqual(report.failed, []);
+    const left = fake.liveMachines().filter((machine) =>
+      (machine.config.metadata as Record<string, string> | undefined)?.pocketci_run ===
+        ctx.runId
+    );
+    assert.deepEqual(left.map((machine) => machine.name), [], "the run left machines behind");
+    assert.ok(
+      report.removed.some((record) => record.id.includes("probe")),
+      "the probe helper was not part of the close report",
+    );
+  });
+
   Deno.test("fly services: the fake is left with no machine, container or network", async () => {
     const machines = fake.liveMachines().map((m) => `${m.app}/${m.name}`);
     await fake.close();
